@@ -1,0 +1,181 @@
+import { z } from 'zod';
+
+/**
+ * The only module that reads `process.env`. Every component receives the parsed
+ * config (or the slice it needs) through its factory, never the environment.
+ */
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().min(0);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const EnvSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: port.default(8000),
+  CHATTER_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+  ),
+  DATABASE_POOL_SIZE: positiveInt.max(100).default(10),
+  DATABASE_STATEMENT_TIMEOUT_MS: positiveInt.default(30_000),
+  CHATTER_DATA_DIR: z.string().min(1).default('./.chatter'),
+  CHATTER_INSTANCE_ID: optionalString,
+  SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+  // Run actor (see src/runtime).
+  RUN_TIMEOUT_MS: positiveInt.default(120_000),
+  MODEL_CALL_TIMEOUT_MS: positiveInt.default(60_000),
+  MODEL_MAX_RETRIES: nonNegativeInt.max(10).default(3),
+  MODEL_RETRY_BASE_MS: positiveInt.default(500),
+  TOOL_CALL_LIMIT: positiveInt.default(10),
+  // Providers.
+  DEFAULT_PROVIDER: z.enum(['local', 'openai', 'anthropic']).default('local'),
+  DEFAULT_MODEL: optionalString,
+  LOCAL_MODEL_LATENCY_MS: nonNegativeInt.default(15),
+  OPENAI_API_KEY: optionalString,
+  OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
+  ANTHROPIC_API_KEY: optionalString,
+  ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
+  // Telemetry (standard OpenTelemetry variables).
+  OTEL_SERVICE_NAME: z.string().min(1).default('chatter'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url().optional()),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalString.pipe(z.url().optional()),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+  OTEL_TRACES_SAMPLER: z
+    .enum([
+      'always_on',
+      'always_off',
+      'traceidratio',
+      'parentbased_always_on',
+      'parentbased_always_off',
+      'parentbased_traceidratio',
+    ])
+    .default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
+  METRICS_ENABLED: bool.default(true),
+});
+
+export type Env = z.input<typeof EnvSchema>;
+
+export type Config = {
+  readonly host: string;
+  readonly port: number;
+  readonly environment: 'development' | 'test' | 'production';
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly database: {
+    readonly url: string | undefined;
+    readonly dataDir: string;
+    readonly poolSize: number;
+    readonly statementTimeoutMs: number;
+  };
+  readonly instanceId: string | undefined;
+  readonly shutdownTimeoutMs: number;
+  readonly runtime: {
+    readonly runTimeoutMs: number;
+    readonly modelCallTimeoutMs: number;
+    readonly maxRetries: number;
+    readonly retryBaseMs: number;
+    readonly toolCallLimit: number;
+  };
+  readonly providers: {
+    readonly defaultProvider: 'local' | 'openai' | 'anthropic';
+    readonly defaultModel: string | undefined;
+    readonly localLatencyMs: number;
+    readonly openai: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
+    readonly anthropic: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
+  };
+  readonly telemetry: {
+    readonly serviceName: string;
+    readonly otlpTracesEndpoint: string | undefined;
+    readonly otlpProtocol: 'http/protobuf' | 'http/json';
+    readonly sampler: z.output<typeof EnvSchema>['OTEL_TRACES_SAMPLER'];
+    readonly samplerArg: number | undefined;
+    readonly metricsEnabled: boolean;
+  };
+};
+
+/** A configuration value that cannot be used; the message names every bad variable. */
+export class ConfigError extends Error {
+  public readonly issues: readonly string[];
+
+  public constructor(issues: readonly string[]) {
+    super(`Invalid configuration:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+const tracesEndpoint = (env: z.output<typeof EnvSchema>): string | undefined => {
+  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined) {
+    return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  }
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined) {
+    return `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`;
+  }
+  return undefined;
+};
+
+/**
+ * Parses and validates the configuration.
+ *
+ * @throws ConfigError naming each variable whose value is invalid.
+ */
+export const loadConfig = (env: Readonly<Record<string, string | undefined>> = process.env): Config => {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = issue.path.join('.');
+        const value = env[name];
+        return `${name}=${value === undefined ? '(unset)' : JSON.stringify(value)}: ${issue.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    environment: e.CHATTER_ENV,
+    logLevel: e.LOG_LEVEL,
+    database: {
+      url: e.DATABASE_URL,
+      dataDir: e.CHATTER_DATA_DIR,
+      poolSize: e.DATABASE_POOL_SIZE,
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    },
+    instanceId: e.CHATTER_INSTANCE_ID,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    runtime: {
+      runTimeoutMs: e.RUN_TIMEOUT_MS,
+      modelCallTimeoutMs: e.MODEL_CALL_TIMEOUT_MS,
+      maxRetries: e.MODEL_MAX_RETRIES,
+      retryBaseMs: e.MODEL_RETRY_BASE_MS,
+      toolCallLimit: e.TOOL_CALL_LIMIT,
+    },
+    providers: {
+      defaultProvider: e.DEFAULT_PROVIDER,
+      defaultModel: e.DEFAULT_MODEL,
+      localLatencyMs: e.LOCAL_MODEL_LATENCY_MS,
+      openai: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL },
+      anthropic: { apiKey: e.ANTHROPIC_API_KEY, baseUrl: e.ANTHROPIC_BASE_URL },
+    },
+    telemetry: {
+      serviceName: e.OTEL_SERVICE_NAME,
+      otlpTracesEndpoint: tracesEndpoint(e),
+      otlpProtocol: e.OTEL_EXPORTER_OTLP_PROTOCOL,
+      sampler: e.OTEL_TRACES_SAMPLER,
+      samplerArg: e.OTEL_TRACES_SAMPLER_ARG,
+      metricsEnabled: e.METRICS_ENABLED,
+    },
+  };
+};

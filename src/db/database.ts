@@ -1,0 +1,89 @@
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { createPool, type DatabasePool } from 'slonik';
+import { createResultParserInterceptor } from './result-parser-interceptor.js';
+import { createTypeParsers } from './type-parsers.js';
+
+export type DatabaseKind = 'postgres' | 'pglite';
+
+export type Database = {
+  readonly kind: DatabaseKind;
+  readonly pool: DatabasePool;
+  /** The URL slonik connects to (for PGlite, the loopback socket server). */
+  readonly connectionUri: string;
+  /** Ends the pool, then (PGlite) stops the socket server and closes the database files. */
+  readonly close: () => Promise<void>;
+};
+
+export type DatabaseOptions = {
+  /** A PostgreSQL server; unset → embedded PGlite. */
+  readonly url?: string | undefined;
+  /** Where PGlite keeps its files; `memory://` keeps nothing. */
+  readonly dataDir: string;
+  readonly poolSize: number;
+  readonly statementTimeoutMs?: number;
+};
+
+const createSlonikPool = async (
+  connectionUri: string,
+  options: DatabaseOptions,
+): Promise<DatabasePool> =>
+  createPool(connectionUri, {
+    interceptors: [createResultParserInterceptor()],
+    typeParsers: createTypeParsers(),
+    maxPoolSize: options.poolSize,
+    statementTimeout: options.statementTimeoutMs ?? 30_000,
+    connectionTimeout: 5_000,
+    // No session state is ever set, so the default `DISCARD ALL` on every release
+    // is a wasted round trip (and on PGlite it would reset the one shared session).
+    resetConnection: async () => {},
+  });
+
+const startPglite = async (options: DatabaseOptions): Promise<Database> => {
+  let dataUri = 'memory://';
+  if (options.dataDir !== 'memory://') {
+    const directory = resolve(options.dataDir, 'pgdata');
+    await mkdir(directory, { recursive: true });
+    dataUri = directory;
+  }
+  const pglite = await PGlite.create(dataUri);
+  // PGlite is a single session; the socket server multiplexes the pool's
+  // connections onto it and keeps a transaction's statements together.
+  const server = new PGLiteSocketServer({
+    db: pglite,
+    host: '127.0.0.1',
+    port: 0,
+    maxConnections: options.poolSize + 2,
+  });
+  await server.start();
+  const connectionUri = `postgres://postgres@${server.getServerConn()}/postgres`;
+  const pool = await createSlonikPool(connectionUri, options);
+  return {
+    kind: 'pglite',
+    pool,
+    connectionUri,
+    close: async () => {
+      await pool.end();
+      await server.stop();
+      await pglite.close();
+    },
+  };
+};
+
+/**
+ * Opens the database: the PostgreSQL server at `url`, or an embedded PGlite stored
+ * under `dataDir` when no URL is given. Both are reached through slonik with the same
+ * SQL, row validation and type parsers.
+ */
+export const openDatabase = async (options: DatabaseOptions): Promise<Database> => {
+  if (options.url === undefined) {
+    return startPglite(options);
+  }
+  const pool = await createSlonikPool(options.url, options);
+  return { kind: 'postgres', pool, connectionUri: options.url, close: () => pool.end() };
+};
+
+/** PGlite's data folder inside the service's data dir (for docs and tests). */
+export const pgliteDataPath = (dataDir: string): string => join(dataDir, 'pgdata');

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    environment: 'node',
+    pool: 'forks',
+    // Each file opens its own database (a PGlite instance or a fresh PostgreSQL
+    // database); PGlite's WASM start-up makes the first hook slow.
+    hookTimeout: 60_000,
+    testTimeout: 30_000,
+    reporters: ['default'],
+  },
+});
