@@ -26,6 +26,15 @@ export type DatabaseOptions = {
   readonly statementTimeoutMs?: number;
 };
 
+/** Closing twice (a test, then a shutdown hook) must not fail the second time. */
+const once = (close: () => Promise<void>): (() => Promise<void>) => {
+  let closing: Promise<void> | undefined;
+  return () => {
+    closing ??= close();
+    return closing;
+  };
+};
+
 const createSlonikPool = async (
   connectionUri: string,
   options: DatabaseOptions,
@@ -64,11 +73,11 @@ const startPglite = async (options: DatabaseOptions): Promise<Database> => {
     kind: 'pglite',
     pool,
     connectionUri,
-    close: async () => {
+    close: once(async () => {
       await pool.end();
       await server.stop();
       await pglite.close();
-    },
+    }),
   };
 };
 
@@ -82,7 +91,7 @@ export const openDatabase = async (options: DatabaseOptions): Promise<Database> 
     return startPglite(options);
   }
   const pool = await createSlonikPool(options.url, options);
-  return { kind: 'postgres', pool, connectionUri: options.url, close: () => pool.end() };
+  return { kind: 'postgres', pool, connectionUri: options.url, close: once(() => pool.end()) };
 };
 
 /** PGlite's data folder inside the service's data dir (for docs and tests). */

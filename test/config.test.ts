@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('loadConfig', () => {
+  it('defaults to 127.0.0.1:8000 on embedded PGlite under ./.chatter', () => {
+    const config = loadConfig({});
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.port).toBe(8000);
+    expect(config.database.url).toBeUndefined();
+    expect(config.database.dataDir).toBe('./.chatter');
+    expect(config.providers.defaultProvider).toBe('local');
+  });
+
+  it('treats an empty DATABASE_URL as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '' }).database.url).toBeUndefined();
+  });
+
+  it('reads a PostgreSQL URL and numeric settings', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgresql://u@db:5432/chatter', PORT: '9000', DATABASE_POOL_SIZE: '4' });
+    expect(config.database.url).toBe('postgresql://u@db:5432/chatter');
+    expect(config.port).toBe(9000);
+    expect(config.database.poolSize).toBe(4);
+  });
+
+  it('derives the OTLP traces endpoint from the base endpoint', () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318/' }).telemetry.otlpTracesEndpoint).toBe(
+      'http://jaeger:4318/v1/traces',
+    );
+    expect(loadConfig({}).telemetry.otlpTracesEndpoint).toBeUndefined();
+  });
+
+  it('names every bad variable with its value in one error', () => {
+    let caught: unknown;
+    try {
+      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud' });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const error = caught as ConfigError;
+    expect(error.issues).toHaveLength(3);
+    expect(error.message).toContain('PORT="eighty"');
+    expect(error.message).toContain('DATABASE_URL="mysql://x": must be a postgres:// or postgresql:// URL');
+    expect(error.message).toContain('LOG_LEVEL="loud"');
+  });
+
+  it('rejects out-of-range ports and pool sizes', () => {
+    expect(() => loadConfig({ PORT: '70000' })).toThrow(ConfigError);
+    expect(() => loadConfig({ DATABASE_POOL_SIZE: '0' })).toThrow(/DATABASE_POOL_SIZE/);
+  });
+});
