@@ -1,0 +1,222 @@
+import type { Attributes, AttributeValue } from '@opentelemetry/api';
+import { hrTimeToMilliseconds } from '@opentelemetry/core';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { ulid } from 'ulid';
+import * as semconv from '../semconv.js';
+
+/** Token buckets as stored (null: the provider reported no usage). */
+export type RecordUsage = {
+  readonly inputUncached: number;
+  readonly cacheRead: number;
+  readonly cacheWrite: number;
+  readonly output: number;
+  readonly reasoning: number;
+};
+
+export type ModelCallRecord = {
+  readonly id: string;
+  readonly sequence: number;
+  readonly provider: string;
+  readonly requestModel: string;
+  readonly responseModel: string | null;
+  readonly usage: RecordUsage | null;
+  readonly costUsd: number | null;
+  readonly priceId: string | null;
+  readonly latencyMs: number;
+  readonly timeToFirstChunkMs: number | null;
+  readonly finishReason: string | null;
+  readonly usageSource: 'provider' | 'estimated' | 'missing';
+  readonly error: string | null;
+  readonly startedAt: number;
+};
+
+export type ToolCallRecord = {
+  readonly id: string;
+  readonly sequence: number;
+  readonly tool: string;
+  readonly arguments: unknown;
+  readonly resultSize: number | null;
+  readonly durationMs: number;
+  readonly error: string | null;
+  readonly startedAt: number;
+};
+
+export type EventRecord = {
+  readonly id: string;
+  readonly type: string;
+  readonly priority: 'low' | 'normal' | 'high' | 'critical';
+  readonly data: Record<string, AttributeValue>;
+  readonly at: number;
+};
+
+/**
+ * Everything the database keeps about one finished run, built from its spans alone.
+ * Plain JSON, so it can be spooled to disk and replayed.
+ */
+export type RunRecord = {
+  readonly version: 1;
+  readonly runId: string;
+  readonly userId: string;
+  readonly conversationId: string | null;
+  readonly workflow: string;
+  readonly status: string;
+  readonly terminalReason: string | null;
+  readonly error: string | null;
+  readonly provider: string;
+  readonly model: string;
+  readonly correlationId: string;
+  readonly traceId: string;
+  readonly instanceId: string | null;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+  readonly usage: RecordUsage;
+  readonly costUsd: number;
+  readonly costUnknown: boolean;
+  readonly usageMissingCalls: number;
+  readonly modelCallCount: number;
+  readonly toolCallCount: number;
+  readonly output: string | null;
+  readonly userMessageId: string | null;
+  readonly assistantMessageId: string | null;
+  readonly modelCalls: readonly ModelCallRecord[];
+  readonly toolCalls: readonly ToolCallRecord[];
+  readonly events: readonly EventRecord[];
+};
+
+const str = (attributes: Attributes, key: string): string | null => {
+  const value = attributes[key];
+  return typeof value === 'string' ? value : null;
+};
+
+const num = (attributes: Attributes, key: string): number | null => {
+  const value = attributes[key];
+  return typeof value === 'number' ? value : null;
+};
+
+const usageOf = (attributes: Attributes): RecordUsage | null => {
+  const input = num(attributes, semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS);
+  const output = num(attributes, semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS);
+  if (input === null || output === null) {
+    return null;
+  }
+  const cacheRead = num(attributes, semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) ?? 0;
+  const cacheWrite = num(attributes, semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) ?? 0;
+  return {
+    inputUncached: num(attributes, semconv.ATTR_UNCACHED_INPUT_TOKENS) ?? Math.max(0, input - cacheRead - cacheWrite),
+    cacheRead,
+    cacheWrite,
+    output,
+    reasoning: num(attributes, semconv.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) ?? 0,
+  };
+};
+
+const ms = (span: ReadableSpan, which: 'startTime' | 'endTime'): number => Math.round(hrTimeToMilliseconds(span[which]));
+
+const HIGH_PRIORITY = new Set<string>([
+  semconv.EVENT_WORKFLOW_FAILED,
+  semconv.EVENT_WORKFLOW_TIMED_OUT,
+  semconv.EVENT_WORKFLOW_INTERRUPTED,
+  semconv.EVENT_BUDGET_EXCEEDED,
+  semconv.EVENT_USAGE_MISSING,
+  semconv.EVENT_PRICE_UNKNOWN,
+]);
+
+export const isRootRunSpan = (span: ReadableSpan): boolean =>
+  span.attributes[semconv.ATTR_GEN_AI_OPERATION_NAME] === semconv.OPERATION_INVOKE_WORKFLOW;
+
+export const runIdOf = (span: ReadableSpan): string | null => str(span.attributes, semconv.ATTR_RUN_ID);
+
+/** Builds a run's record from its ended root span and the child spans that ended before it. */
+export const buildRunRecord = (root: ReadableSpan, children: readonly ReadableSpan[]): RunRecord => {
+  const a = root.attributes;
+  const runId = str(a, semconv.ATTR_RUN_ID) ?? '';
+  const modelCalls = children
+    .filter((span) => span.attributes[semconv.ATTR_GEN_AI_OPERATION_NAME] === semconv.OPERATION_CHAT)
+    .map((span): ModelCallRecord => {
+      const c = span.attributes;
+      const usage = usageOf(c);
+      const reasons = c[semconv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS];
+      const source = str(c, semconv.ATTR_USAGE_SOURCE);
+      return {
+        id: ulid(ms(span, 'startTime')),
+        sequence: num(c, semconv.ATTR_MODEL_CALL_SEQUENCE) ?? 0,
+        provider: str(c, semconv.ATTR_GEN_AI_PROVIDER_NAME) ?? 'unknown',
+        requestModel: str(c, semconv.ATTR_GEN_AI_REQUEST_MODEL) ?? 'unknown',
+        responseModel: str(c, semconv.ATTR_GEN_AI_RESPONSE_MODEL),
+        usage,
+        costUsd: num(c, semconv.ATTR_GEN_AI_USAGE_COST),
+        priceId: str(c, semconv.ATTR_PRICE_ID),
+        latencyMs: ms(span, 'endTime') - ms(span, 'startTime'),
+        timeToFirstChunkMs: num(c, semconv.ATTR_TIME_TO_FIRST_CHUNK_MS),
+        finishReason: Array.isArray(reasons) && typeof reasons[0] === 'string' ? reasons[0] : null,
+        usageSource: usage === null ? 'missing' : source === 'estimated' ? 'estimated' : 'provider',
+        error: span.status.code === 2 ? (span.status.message ?? 'error') : null,
+        startedAt: ms(span, 'startTime'),
+      };
+    })
+    .sort((x, y) => x.sequence - y.sequence);
+  const toolCalls = children
+    .filter((span) => span.attributes[semconv.ATTR_GEN_AI_OPERATION_NAME] === semconv.OPERATION_EXECUTE_TOOL)
+    .map((span): ToolCallRecord => {
+      const c = span.attributes;
+      const rawArguments = str(c, semconv.ATTR_CONTENT_TOOL_ARGUMENTS);
+      let parsed: unknown;
+      try {
+        parsed = rawArguments === null ? null : JSON.parse(rawArguments);
+      } catch {
+        parsed = rawArguments;
+      }
+      return {
+        id: ulid(ms(span, 'startTime')),
+        sequence: num(c, semconv.ATTR_TOOL_CALL_SEQUENCE) ?? 0,
+        tool: str(c, semconv.ATTR_GEN_AI_TOOL_NAME) ?? 'unknown',
+        arguments: parsed,
+        resultSize: num(c, semconv.ATTR_TOOL_RESULT_SIZE),
+        durationMs: ms(span, 'endTime') - ms(span, 'startTime'),
+        error: span.status.code === 2 ? (span.status.message ?? 'error') : null,
+        startedAt: ms(span, 'startTime'),
+      };
+    })
+    .sort((x, y) => x.sequence - y.sequence);
+  const events = root.events.map(
+    (event): EventRecord => ({
+      id: ulid(Math.round(hrTimeToMilliseconds(event.time))),
+      type: event.name,
+      priority: HIGH_PRIORITY.has(event.name) ? 'high' : 'normal',
+      data: Object.fromEntries(
+        Object.entries(event.attributes ?? {}).filter((entry): entry is [string, AttributeValue] => entry[1] !== undefined),
+      ),
+      at: Math.round(hrTimeToMilliseconds(event.time)),
+    }),
+  );
+  const usage = usageOf(a) ?? { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
+  return {
+    version: 1,
+    runId,
+    userId: str(a, semconv.ATTR_USER_ID) ?? '',
+    conversationId: str(a, semconv.ATTR_GEN_AI_CONVERSATION_ID),
+    workflow: str(a, semconv.ATTR_WORKFLOW_NAME) ?? 'unknown',
+    status: str(a, semconv.ATTR_RUN_STATUS) ?? 'failed',
+    terminalReason: str(a, semconv.ATTR_RUN_TERMINAL_REASON),
+    error: str(a, semconv.ATTR_RUN_ERROR),
+    provider: str(a, semconv.ATTR_GEN_AI_PROVIDER_NAME) ?? 'unknown',
+    model: str(a, semconv.ATTR_GEN_AI_REQUEST_MODEL) ?? 'unknown',
+    correlationId: str(a, semconv.ATTR_CORRELATION_ID) ?? '',
+    traceId: root.spanContext().traceId,
+    instanceId: str(a, semconv.ATTR_RUN_INSTANCE_ID),
+    startedAt: ms(root, 'startTime'),
+    finishedAt: ms(root, 'endTime'),
+    usage,
+    costUsd: num(a, semconv.ATTR_GEN_AI_USAGE_COST) ?? 0,
+    costUnknown: a[semconv.ATTR_RUN_COST_UNKNOWN] === true,
+    usageMissingCalls: num(a, semconv.ATTR_RUN_USAGE_MISSING_CALLS) ?? 0,
+    modelCallCount: num(a, semconv.ATTR_RUN_MODEL_CALLS) ?? 0,
+    toolCallCount: num(a, semconv.ATTR_RUN_TOOL_CALLS) ?? 0,
+    output: str(a, semconv.ATTR_CONTENT_OUTPUT),
+    userMessageId: str(a, semconv.ATTR_USER_MESSAGE_ID),
+    assistantMessageId: str(a, semconv.ATTR_ASSISTANT_MESSAGE_ID),
+    modelCalls,
+    toolCalls,
+    events,
+  };
+};

@@ -1,0 +1,68 @@
+import { sql, type DatabasePool } from 'slonik';
+import { ulid } from 'ulid';
+import { z } from 'zod';
+
+export type BeginTurnInput = {
+  readonly conversationId: string;
+  readonly userId: string;
+  readonly content: string;
+  readonly runId: string;
+  readonly workflow: string;
+  readonly provider: string;
+  readonly model: string;
+  readonly correlationId: string;
+  readonly instanceId: string;
+  readonly input?: Record<string, unknown>;
+};
+
+const UserMessageRow = z.object({
+  id: z.string(),
+  sequence_number: z.number(),
+  created_at: z.string(),
+});
+
+/** The conversation a turn was asked for does not exist (or is not the user's). */
+export class ConversationNotFoundError extends Error {
+  public constructor(conversationId: string) {
+    super(`conversation ${conversationId} not found`);
+    this.name = 'ConversationNotFoundError';
+  }
+}
+
+/**
+ * Saves the user's message and the run's `running` row in one transaction, with the
+ * conversation's message_count moved in the same transaction (its token and cost
+ * totals do not change: a user message carries no usage).
+ *
+ * @throws ConversationNotFoundError when the conversation is not the user's.
+ */
+export const beginTurn = async (
+  pool: DatabasePool,
+  turn: BeginTurnInput,
+): Promise<{ userMessageId: string; sequenceNumber: number; createdAt: string }> =>
+  pool.transaction(async (tx) => {
+    const locked = await tx.maybeOneFirst(sql.type(z.object({ id: z.string() }))`
+      UPDATE conversations
+      SET message_count = message_count + 1, last_message_at = now(), updated_at = now()
+      WHERE id = ${turn.conversationId} AND user_id = ${turn.userId} AND status <> 'deleted'
+      RETURNING id`);
+    if (locked === null) {
+      throw new ConversationNotFoundError(turn.conversationId);
+    }
+    const message = await tx.one(sql.type(UserMessageRow)`
+      INSERT INTO messages (id, conversation_id, role, content, sequence_number, run_id, correlation_id, created_at)
+      VALUES (
+        ${ulid()}, ${turn.conversationId}, 'user', ${turn.content},
+        (SELECT COALESCE(MAX(sequence_number), -1) + 1 FROM messages WHERE conversation_id = ${turn.conversationId}),
+        NULL, ${turn.correlationId}, now()
+      )
+      RETURNING id, sequence_number, created_at`);
+    await tx.query(sql.unsafe`
+      INSERT INTO workflow_runs (id, user_id, conversation_id, workflow, status, provider, model, input,
+                                 correlation_id, instance_id, started_at, last_heartbeat_at)
+      VALUES (${turn.runId}, ${turn.userId}, ${turn.conversationId}, ${turn.workflow}, 'running', ${turn.provider},
+              ${turn.model}, ${sql.jsonb({ user_message_id: message.id, ...(turn.input ?? {}) } as never)},
+              ${turn.correlationId}, ${turn.instanceId}, now(), now())`);
+    await tx.query(sql.unsafe`UPDATE messages SET run_id = ${turn.runId} WHERE id = ${message.id}`);
+    return { userMessageId: message.id, sequenceNumber: message.sequence_number, createdAt: message.created_at };
+  });

@@ -1,0 +1,141 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Tracer } from '@opentelemetry/api';
+import type { SpanExporter, SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import type { Logger } from 'pino';
+import { ulid } from 'ulid';
+import { DatabaseWriterSpanProcessor } from '../otel/processors/database-writer-span-processor.js';
+import { createTracerProvider, registerContext } from '../otel/tracing.js';
+import type { Config } from './config.js';
+import type { Database } from './db/database.js';
+import { createGraph } from './graphs/build-graph.js';
+import { getTemplate } from './graphs/templates.js';
+import { RunRecordWriter } from './persistence/run-record-writer.js';
+import { loadShippedPrices } from './providers/pricing.js';
+import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
+import { createTokenCounter } from './providers/token-counter.js';
+import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
+import { createPriceBook } from './runtime/price-book.js';
+import { RunRuntime, type ChatModelFactory } from './runtime/run-runtime.js';
+import { createToolRegistry } from './tools/tool-registry.js';
+import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
+
+export type Services = {
+  readonly instanceId: string;
+  readonly providers: ProviderRegistry;
+  readonly runtime: RunRuntime;
+  readonly writer: RunRecordWriter;
+  readonly tracerProvider: TracerProvider;
+  readonly tracer: Tracer;
+  /** Flushes telemetry and stops the writer (after the runtime has drained). */
+  readonly close: () => Promise<void>;
+};
+
+export type ServicesOptions = {
+  readonly config: Config;
+  readonly db: Database;
+  readonly logger: Logger;
+  /** Span processors besides the database writer (metrics, analytics). */
+  readonly processors?: readonly SpanProcessor[];
+  /** Extra span exporters (tests: an in-memory exporter). */
+  readonly exporters?: readonly SpanExporter[];
+  readonly now?: () => number;
+  readonly random?: () => number;
+  /** Replaces the provider registry's models (tests: a scripted model). */
+  readonly createChatModel?: ChatModelFactory;
+  /** Where records wait while the database is down; defaults under CHATTER_DATA_DIR. */
+  readonly spoolDir?: string;
+};
+
+/**
+ * The composition root: builds the telemetry pipeline (spans → database writer,
+ * metrics, analytics, OTLP) and the run runtime on top of it.
+ */
+export const createServices = async (options: ServicesOptions): Promise<Services> => {
+  const { config, db, logger } = options;
+  registerContext();
+  const instanceId = config.instanceId ?? `chatter-${ulid().toLowerCase()}`;
+
+  await syncShippedPrices(db.pool, loadShippedPrices().prices);
+  const { shipped, operator } = await loadPrices(db.pool);
+  const prices = createPriceBook(shipped, operator);
+
+  const spoolDir =
+    options.spoolDir ??
+    (config.database.dataDir === 'memory://' ? join(tmpdir(), `chatter-spool-${instanceId}`) : join(config.database.dataDir, 'spool'));
+  const writer = new RunRecordWriter({
+    pool: db.pool,
+    spoolPath: join(spoolDir, 'run-records.jsonl'),
+    deadLetterPath: join(spoolDir, 'dead-letter.jsonl'),
+    logger: logger.child({ component: 'run-record-writer' }),
+  });
+  await writer.start();
+
+  const tracerProvider = createTracerProvider({
+    serviceName: config.telemetry.serviceName,
+    serviceVersion: SERVICE_VERSION,
+    sampler: config.telemetry.sampler,
+    samplerArg: config.telemetry.samplerArg,
+    otlpTracesEndpoint: config.telemetry.otlpTracesEndpoint,
+    processors: [new DatabaseWriterSpanProcessor({ sink: writer }), ...(options.processors ?? [])],
+    exporters: options.exporters ?? [],
+  });
+  const tracer = tracerProvider.getTracer(SERVICE_NAME, SERVICE_VERSION);
+
+  const providers = createProviderRegistry({
+    defaultProvider: config.providers.defaultProvider,
+    ...(config.providers.defaultModel === undefined ? {} : { defaultModel: config.providers.defaultModel }),
+    local: { latencyMs: config.providers.localLatencyMs },
+    openai: {
+      ...(config.providers.openai.apiKey === undefined ? {} : { apiKey: config.providers.openai.apiKey }),
+      ...(config.providers.openai.baseUrl === undefined ? {} : { baseUrl: config.providers.openai.baseUrl }),
+    },
+    anthropic: {
+      ...(config.providers.anthropic.apiKey === undefined ? {} : { apiKey: config.providers.anthropic.apiKey }),
+      ...(config.providers.anthropic.baseUrl === undefined ? {} : { baseUrl: config.providers.anthropic.baseUrl }),
+    },
+  });
+  const tools = createToolRegistry();
+
+  const runtime = new RunRuntime({
+    tracer,
+    createChatModel:
+      options.createChatModel ??
+      ((request) =>
+        providers.createChatModel({
+        provider: request.provider,
+        model: request.model,
+        ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+          ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
+        })),
+    createGraph: (workflow, deps) =>
+      createGraph(getTemplate(workflow), {
+        model: deps.model,
+        tools,
+        toolCallLimit: deps.toolCallLimit,
+        invokeModel: deps.invokeModel,
+      }),
+    prices,
+    tokens: createTokenCounter(),
+    commits: writer,
+    limits: config.runtime,
+    instanceId,
+    logger: logger.child({ component: 'runtime' }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.random === undefined ? {} : { random: options.random }),
+  });
+
+  return {
+    instanceId,
+    providers,
+    runtime,
+    writer,
+    tracerProvider,
+    tracer,
+    close: async () => {
+      await tracerProvider.forceFlush();
+      await writer.shutdown();
+      await tracerProvider.shutdown();
+    },
+  };
+};
