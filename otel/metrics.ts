@@ -1,0 +1,102 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Meter } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { AggregationType, MeterProvider, type ViewOptions } from '@opentelemetry/sdk-metrics';
+import {
+  ATTR_SERVICE_NAME,
+  METRIC_OPERATION_DURATION,
+  METRIC_RUN_DURATION,
+  METRIC_TIME_TO_FIRST_CHUNK,
+  METRIC_TOKEN_USAGE,
+} from './semconv.js';
+
+/** Bucket boundaries of `gen_ai.client.token.usage`, as advised by the GenAI semconv. */
+export const TOKEN_USAGE_BOUNDARIES: readonly number[] = [
+  1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+];
+
+/**
+ * Bucket boundaries (seconds) of every duration histogram. The SDK default
+ * ([0, 5, 10, 25, …, 10000]) is made for milliseconds and would put every model call
+ * in one or two buckets.
+ */
+export const DURATION_BOUNDARIES_SECONDS: readonly number[] = [
+  0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/** The text exposition format the exporter writes (it only sends `text/plain`). */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+const METER_NAME = 'chatter';
+
+export type MetricsOptions = {
+  readonly serviceName: string;
+  /** false → no exporter: instruments still work but nothing is collected or served. */
+  readonly enabled: boolean;
+};
+
+export type Metrics = {
+  readonly meterProvider: MeterProvider;
+  /** The pull reader behind `GET /metrics`; undefined when metrics are disabled. */
+  readonly prometheus: PrometheusExporter | undefined;
+  /** The meter every span processor records on. */
+  readonly meter: Meter;
+  /**
+   * Writes the Prometheus text exposition of all metrics to `response` (404 when
+   * disabled). For Fastify: `reply.hijack(); metricsHandler(request.raw, reply.raw)`.
+   */
+  readonly metricsHandler: (request: IncomingMessage, response: ServerResponse) => void;
+};
+
+const histogramView = (instrumentName: string, boundaries: readonly number[]): ViewOptions => ({
+  instrumentName,
+  aggregation: {
+    type: AggregationType.EXPLICIT_BUCKET_HISTOGRAM,
+    options: { boundaries: [...boundaries], recordMinMax: true },
+  },
+});
+
+/** Views that replace the SDK's default bucket boundaries where they don't fit. */
+export const createMetricViews = (): ViewOptions[] => [
+  histogramView(METRIC_TOKEN_USAGE, TOKEN_USAGE_BOUNDARIES),
+  histogramView(METRIC_OPERATION_DURATION, DURATION_BOUNDARIES_SECONDS),
+  histogramView(METRIC_TIME_TO_FIRST_CHUNK, DURATION_BOUNDARIES_SECONDS),
+  histogramView(METRIC_RUN_DURATION, DURATION_BOUNDARIES_SECONDS),
+];
+
+/**
+ * The metrics SDK: a MeterProvider whose only reader is a Prometheus exporter that
+ * never opens its own port; the API serves its request handler at `GET /metrics`.
+ *
+ * Exemplars are not enabled: @opentelemetry/sdk-metrics 3.1 has no exemplar support
+ * (no exemplar filter or reservoir), and the Prometheus exporter does not write them.
+ */
+export const createMetrics = ({ serviceName, enabled }: MetricsOptions): Metrics => {
+  const prometheus = enabled ? new PrometheusExporter({ preventServerStart: true }) : undefined;
+  const meterProvider = new MeterProvider({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName }),
+    views: createMetricViews(),
+    readers: prometheus === undefined ? [] : [prometheus],
+  });
+  const metricsHandler = (request: IncomingMessage, response: ServerResponse): void => {
+    if (prometheus === undefined) {
+      response.statusCode = 404;
+      response.end('metrics are disabled\n');
+      return;
+    }
+    prometheus.getMetricsRequestHandler(request, response);
+    // The handler sets `text/plain` synchronously and writes the body once collection
+    // resolves, so the header can still be replaced here; Prometheus 3 wants the
+    // versioned media type to pick its text parser.
+    if (!response.headersSent) {
+      response.setHeader('content-type', PROMETHEUS_CONTENT_TYPE);
+    }
+  };
+  return {
+    meterProvider,
+    prometheus,
+    meter: meterProvider.getMeter(METER_NAME),
+    metricsHandler,
+  };
+};

@@ -1,0 +1,156 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { LATENCY_BOUNDS_MS, percentileFromBuckets } from './latency-histogram.js';
+
+/**
+ * A time range over the hourly rollups, matched on each row's hour start:
+ * `from <= bucket_start < to` (so the range has hour granularity).
+ */
+export type AnalyticsRange = {
+  readonly from: Date;
+  readonly to: Date;
+  /** One user's rows, or `null` for every user's (admins; the caller authorises). */
+  readonly userId: string | null;
+};
+
+const count = z.number().int().nonnegative();
+
+/** Sums for one UTC day × provider × model. Tokens are non-overlapping buckets (input = uncached). */
+export const DailyTotalsRowSchema = z.object({
+  day: z.string(),
+  provider: z.string(),
+  model: z.string(),
+  input_tokens: count,
+  cache_read_tokens: count,
+  cache_write_tokens: count,
+  output_tokens: count,
+  /** Part of output_tokens. */
+  reasoning_tokens: count,
+  /** All input tokens (input + cache read + cache write). */
+  prompt_tokens: count,
+  /** prompt_tokens + output_tokens. */
+  total_tokens: count,
+  cost: z.number(),
+  model_calls: count,
+  runs_total: count,
+  runs_by_status: z.record(z.string(), z.number()),
+  errors: count,
+  latency_sum_ms: count,
+  latency_count: count,
+});
+export type DailyTotalsRow = z.infer<typeof DailyTotalsRowSchema>;
+
+const LatencyBucketRow = z.object({ index: z.number().int(), count });
+const LatencySumsRow = z.object({ sum_ms: count, count });
+
+export type LatencySummary = {
+  readonly count: number;
+  readonly mean_ms: number | null;
+  /** Estimated from the histogram buckets: see {@link percentileFromBuckets}. */
+  readonly p50_ms: number | null;
+  readonly p95_ms: number | null;
+  readonly p99_ms: number | null;
+  /** Per-bucket counts; `le` is the bucket's upper bound in ms, null for the open last one. */
+  readonly buckets: readonly { readonly le: number | null; readonly count: number }[];
+};
+
+const rangeCondition = (range: AnalyticsRange, filter: { provider?: string; model?: string } = {}) =>
+  sql.join(
+    [
+      sql.fragment`bucket_start >= ${range.from.toISOString()}::timestamptz`,
+      sql.fragment`bucket_start < ${range.to.toISOString()}::timestamptz`,
+      ...(range.userId === null ? [] : [sql.fragment`user_id = ${range.userId}`]),
+      ...(filter.provider === undefined ? [] : [sql.fragment`provider = ${filter.provider}`]),
+      ...(filter.model === undefined ? [] : [sql.fragment`model = ${filter.model}`]),
+    ],
+    sql.fragment` AND `,
+  );
+
+/** Read side of the analytics rollups (analytics_hourly). */
+export const createAnalyticsQueries = (db: CommonQueryMethods) => ({
+  /** Totals per UTC day × provider × model over the range, ordered by day, provider, model. */
+  dailyTotals: async (range: AnalyticsRange): Promise<readonly DailyTotalsRow[]> =>
+    db.any(sql.type(DailyTotalsRowSchema)`
+      WITH rows AS (
+        SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, *
+        FROM analytics_hourly
+        WHERE ${rangeCondition(range)}
+      ),
+      statuses AS (
+        SELECT day, provider, model, jsonb_object_agg(key, total) AS runs_by_status
+        FROM (
+          SELECT r.day, r.provider, r.model, s.key, sum(s.value::bigint) AS total
+          FROM rows AS r CROSS JOIN LATERAL jsonb_each_text(r.runs_by_status) AS s
+          GROUP BY r.day, r.provider, r.model, s.key
+        ) AS per_status
+        GROUP BY day, provider, model
+      ),
+      sums AS (
+        SELECT day, provider, model,
+          sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+          sum(cache_write_tokens) AS cache_write_tokens, sum(output_tokens) AS output_tokens,
+          sum(reasoning_tokens) AS reasoning_tokens, sum(cost) AS cost,
+          sum(model_calls) AS model_calls, sum(runs_total) AS runs_total, sum(errors) AS errors,
+          sum(latency_sum_ms) AS latency_sum_ms, sum(latency_count) AS latency_count
+        FROM rows
+        GROUP BY day, provider, model
+      )
+      SELECT s.day, s.provider, s.model,
+        s.input_tokens::int8 AS input_tokens,
+        s.cache_read_tokens::int8 AS cache_read_tokens,
+        s.cache_write_tokens::int8 AS cache_write_tokens,
+        s.output_tokens::int8 AS output_tokens,
+        s.reasoning_tokens::int8 AS reasoning_tokens,
+        (s.input_tokens + s.cache_read_tokens + s.cache_write_tokens)::int8 AS prompt_tokens,
+        (s.input_tokens + s.cache_read_tokens + s.cache_write_tokens + s.output_tokens)::int8 AS total_tokens,
+        s.cost,
+        s.model_calls::int8 AS model_calls,
+        s.runs_total::int8 AS runs_total,
+        coalesce(st.runs_by_status, '{}'::jsonb) AS runs_by_status,
+        s.errors::int8 AS errors,
+        s.latency_sum_ms::int8 AS latency_sum_ms,
+        s.latency_count::int8 AS latency_count
+      FROM sums AS s
+      LEFT JOIN statuses AS st USING (day, provider, model)
+      ORDER BY s.day, s.provider, s.model
+    `),
+
+  /**
+   * Model call latency over the range: exact count and mean, and p50/p95/p99 estimated
+   * from the summed histogram buckets by linear interpolation within the bucket the
+   * quantile falls in (error at most that bucket's width; a quantile in the open last
+   * bucket is reported as its lower bound, 60 s).
+   */
+  latency: async (range: AnalyticsRange, filter: { provider?: string; model?: string } = {}): Promise<LatencySummary> => {
+    const condition = rangeCondition(range, filter);
+    const sums = await db.one(sql.type(LatencySumsRow)`
+      SELECT coalesce(sum(latency_sum_ms), 0)::int8 AS sum_ms, coalesce(sum(latency_count), 0)::int8 AS count
+      FROM analytics_hourly WHERE ${condition}
+    `);
+    const rows = await db.any(sql.type(LatencyBucketRow)`
+      SELECT (e.position - 1)::int4 AS index, sum(e.value::bigint)::int8 AS count
+      FROM analytics_hourly AS h
+      CROSS JOIN LATERAL jsonb_array_elements_text(h.latency_buckets) WITH ORDINALITY AS e(value, position)
+      WHERE ${condition}
+      GROUP BY e.position
+      ORDER BY e.position
+    `);
+    const counts = LATENCY_BOUNDS_MS.map(() => 0);
+    for (const row of rows) {
+      if (row.index < counts.length) counts[row.index] = row.count;
+    }
+    return {
+      count: sums.count,
+      mean_ms: sums.count === 0 ? null : sums.sum_ms / sums.count,
+      p50_ms: percentileFromBuckets(counts, 0.5),
+      p95_ms: percentileFromBuckets(counts, 0.95),
+      p99_ms: percentileFromBuckets(counts, 0.99),
+      buckets: LATENCY_BOUNDS_MS.map((bound, index) => ({
+        le: bound === Number.POSITIVE_INFINITY ? null : bound,
+        count: counts[index] ?? 0,
+      })),
+    };
+  },
+});
+
+export type AnalyticsQueries = ReturnType<typeof createAnalyticsQueries>;

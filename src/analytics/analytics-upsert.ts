@@ -1,0 +1,98 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { rollupToRecord, type Rollup } from './analytics-rollup.js';
+
+/*
+ * The SQL of the analytics store: one statement upserts a whole batch. Rows arrive as
+ * one jsonb array (cost as exact decimal text); on conflict every counter is added to
+ * the stored one, and the two jsonb columns are merged in SQL: runs_by_status by
+ * summing per status key, latency_buckets by summing element-wise.
+ */
+
+const upsertRollups = (rows: readonly Rollup[]) => sql.unsafe`
+  INSERT INTO analytics_hourly (
+    bucket_start, user_id, provider, model,
+    input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+    cost, model_calls, runs_total, runs_by_status, errors,
+    latency_sum_ms, latency_count, latency_buckets, updated_at
+  )
+  SELECT
+    r.bucket_start, r.user_id, r.provider, r.model,
+    r.input_tokens, r.cache_read_tokens, r.cache_write_tokens, r.output_tokens, r.reasoning_tokens,
+    r.cost, r.model_calls, r.runs_total, r.runs_by_status, r.errors,
+    r.latency_sum_ms, r.latency_count, r.latency_buckets, now()
+  FROM jsonb_to_recordset(${sql.jsonb(rows.map(rollupToRecord))}) AS r(
+    bucket_start timestamptz, user_id text, provider text, model text,
+    input_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint,
+    output_tokens bigint, reasoning_tokens bigint,
+    cost numeric, model_calls integer, runs_total integer, runs_by_status jsonb, errors integer,
+    latency_sum_ms bigint, latency_count integer, latency_buckets jsonb
+  )
+  ON CONFLICT (bucket_start, user_id, provider, model) DO UPDATE SET
+    input_tokens = analytics_hourly.input_tokens + EXCLUDED.input_tokens,
+    cache_read_tokens = analytics_hourly.cache_read_tokens + EXCLUDED.cache_read_tokens,
+    cache_write_tokens = analytics_hourly.cache_write_tokens + EXCLUDED.cache_write_tokens,
+    output_tokens = analytics_hourly.output_tokens + EXCLUDED.output_tokens,
+    reasoning_tokens = analytics_hourly.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    cost = analytics_hourly.cost + EXCLUDED.cost,
+    model_calls = analytics_hourly.model_calls + EXCLUDED.model_calls,
+    runs_total = analytics_hourly.runs_total + EXCLUDED.runs_total,
+    runs_by_status = (
+      SELECT coalesce(jsonb_object_agg(s.key, s.total), '{}'::jsonb)
+      FROM (
+        SELECT e.key, sum(e.value::bigint) AS total
+        FROM (
+          SELECT key, value FROM jsonb_each_text(analytics_hourly.runs_by_status)
+          UNION ALL
+          SELECT key, value FROM jsonb_each_text(EXCLUDED.runs_by_status)
+        ) AS e
+        GROUP BY e.key
+      ) AS s
+    ),
+    errors = analytics_hourly.errors + EXCLUDED.errors,
+    latency_sum_ms = analytics_hourly.latency_sum_ms + EXCLUDED.latency_sum_ms,
+    latency_count = analytics_hourly.latency_count + EXCLUDED.latency_count,
+    latency_buckets = (
+      SELECT coalesce(jsonb_agg(s.total ORDER BY s.position), '[]'::jsonb)
+      FROM (
+        SELECT e.position, sum(e.value::bigint) AS total
+        FROM (
+          SELECT a.position, a.value
+          FROM jsonb_array_elements_text(analytics_hourly.latency_buckets) WITH ORDINALITY AS a(value, position)
+          UNION ALL
+          SELECT b.position, b.value
+          FROM jsonb_array_elements_text(EXCLUDED.latency_buckets) WITH ORDINALITY AS b(value, position)
+        ) AS e
+        GROUP BY e.position
+      ) AS s
+    ),
+    updated_at = now()
+`;
+
+const XidRow = z.object({ xid: z.string() });
+const XactStatusRow = z.object({ status: z.string().nullable() });
+
+export type TransactionStatus = 'committed' | 'aborted' | 'in progress' | 'unknown';
+
+/**
+ * Upserts `rows` inside the caller's transaction and returns the transaction's id
+ * (taken first, so a failure after it can be resolved with {@link transactionStatus}).
+ */
+export const applyRollups = async (
+  tx: CommonQueryMethods,
+  rows: readonly Rollup[],
+  onTransactionId: (xid: string) => void,
+): Promise<void> => {
+  onTransactionId(await tx.oneFirst(sql.type(XidRow)`SELECT pg_current_xact_id()::text AS xid`));
+  await tx.query(upsertRollups(rows));
+};
+
+/**
+ * Whether transaction `xid` committed: PostgreSQL's answer to "did my COMMIT go
+ * through?" when the connection died before the reply. `unknown` when the server no
+ * longer knows (the id is older than its commit log).
+ */
+export const transactionStatus = async (pool: CommonQueryMethods, xid: string): Promise<TransactionStatus> => {
+  const status = await pool.oneFirst(sql.type(XactStatusRow)`SELECT pg_xact_status(${xid}::xid8) AS status`);
+  return status === 'committed' || status === 'aborted' || status === 'in progress' ? status : 'unknown';
+};
