@@ -1,11 +1,15 @@
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter, SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { Logger } from 'pino';
-import { ulid } from 'ulid';
+import { createMetrics, type Metrics } from '../otel/metrics.js';
+import { AnalyticsSpanProcessor } from '../otel/processors/analytics-span-processor.js';
 import { DatabaseWriterSpanProcessor } from '../otel/processors/database-writer-span-processor.js';
+import { MetricsSpanProcessor } from '../otel/processors/metrics-span-processor.js';
 import { createTracerProvider, registerContext } from '../otel/tracing.js';
+import { createAnalyticsFeed, type AnalyticsFeed } from './analytics/analytics-feed.js';
+import { createAnalyticsStore, type AnalyticsStore } from './analytics/analytics-store.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import { createGraph } from './graphs/build-graph.js';
@@ -15,13 +19,21 @@ import { loadShippedPrices } from './providers/pricing.js';
 import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
 import { createTokenCounter } from './providers/token-counter.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
+import { heartbeatRuns, interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
 import { createPriceBook } from './runtime/price-book.js';
 import { RunRuntime, type ChatModelFactory } from './runtime/run-runtime.js';
 import { createToolRegistry } from './tools/tool-registry.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
+const HEARTBEAT_INTERVAL_MS = 15_000;
+/** A run whose owner has not heartbeated for this long is taken as orphaned. */
+const HEARTBEAT_STALE_MS = 120_000;
+
 export type Services = {
   readonly instanceId: string;
+  readonly metrics: Metrics;
+  readonly analyticsFeed: AnalyticsFeed;
+  readonly analyticsStore: AnalyticsStore;
   readonly providers: ProviderRegistry;
   readonly runtime: RunRuntime;
   readonly writer: RunRecordWriter;
@@ -54,7 +66,8 @@ export type ServicesOptions = {
 export const createServices = async (options: ServicesOptions): Promise<Services> => {
   const { config, db, logger } = options;
   registerContext();
-  const instanceId = config.instanceId ?? `chatter-${ulid().toLowerCase()}`;
+  // Stable across restarts on one host, so a restarted instance recognises its own runs.
+  const instanceId = config.instanceId ?? hostname();
 
   await syncShippedPrices(db.pool, loadShippedPrices().prices);
   const { shipped, operator } = await loadPrices(db.pool);
@@ -69,7 +82,21 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     deadLetterPath: join(spoolDir, 'dead-letter.jsonl'),
     logger: logger.child({ component: 'run-record-writer' }),
   });
+  // Records spooled by an earlier process first, then whatever it left running.
   await writer.start();
+  const interrupted = await interruptOrphanedRuns(db.pool, {
+    instanceId,
+    staleAfterMs: HEARTBEAT_STALE_MS,
+    // An embedded database belongs to this one process: nothing else can own a run.
+    allRunning: db.kind === 'pglite',
+  });
+  if (interrupted.length > 0) {
+    logger.warn({ runs: interrupted.length }, 'runs left in flight by a stopped process were marked interrupted');
+  }
+
+  const metrics = createMetrics({ serviceName: config.telemetry.serviceName, enabled: config.telemetry.metricsEnabled });
+  const analyticsFeed = createAnalyticsFeed();
+  const analyticsStore = createAnalyticsStore({ pool: db.pool, meter: metrics.meter });
 
   const tracerProvider = createTracerProvider({
     serviceName: config.telemetry.serviceName,
@@ -77,7 +104,12 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     sampler: config.telemetry.sampler,
     samplerArg: config.telemetry.samplerArg,
     otlpTracesEndpoint: config.telemetry.otlpTracesEndpoint,
-    processors: [new DatabaseWriterSpanProcessor({ sink: writer }), ...(options.processors ?? [])],
+    processors: [
+      new DatabaseWriterSpanProcessor({ sink: writer }),
+      new MetricsSpanProcessor({ meter: metrics.meter }),
+      new AnalyticsSpanProcessor({ store: analyticsStore, feed: analyticsFeed, meter: metrics.meter }),
+      ...(options.processors ?? []),
+    ],
     exporters: options.exporters ?? [],
   });
   const tracer = tracerProvider.getTracer(SERVICE_NAME, SERVICE_VERSION);
@@ -125,17 +157,31 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     ...(options.random === undefined ? {} : { random: options.random }),
   });
 
+  const heartbeat = setInterval(() => {
+    heartbeatRuns(
+      db.pool,
+      runtime.active().map((run) => run.runId),
+    ).catch((error: unknown) => logger.warn({ err: error }, 'run heartbeat failed'));
+  }, HEARTBEAT_INTERVAL_MS);
+  heartbeat.unref();
+
   return {
     instanceId,
+    metrics,
+    analyticsFeed,
+    analyticsStore,
     providers,
     runtime,
     writer,
     tracerProvider,
     tracer,
     close: async () => {
+      clearInterval(heartbeat);
       await tracerProvider.forceFlush();
       await writer.shutdown();
+      // Shuts the processors down too: the analytics store makes its final flush.
       await tracerProvider.shutdown();
+      await metrics.meterProvider.shutdown();
     },
   };
 };

@@ -43,7 +43,8 @@ export const beginTurn = async (
   pool.transaction(async (tx) => {
     const locked = await tx.maybeOneFirst(sql.type(z.object({ id: z.string() }))`
       UPDATE conversations
-      SET message_count = message_count + 1, last_message_at = now(), updated_at = now()
+      SET message_count = message_count + 1, last_message_at = now(), updated_at = now(),
+          llm_provider = COALESCE(llm_provider, ${turn.provider}), llm_model = COALESCE(llm_model, ${turn.model})
       WHERE id = ${turn.conversationId} AND user_id = ${turn.userId} AND status <> 'deleted'
       RETURNING id`);
     if (locked === null) {

@@ -1,0 +1,39 @@
+import type { IncomingMessage } from 'node:http';
+import { propagation, trace, context as otelContext, type Context } from '@opentelemetry/api';
+import type {} from '@fastify/otel';
+import type { FastifyRequest } from 'fastify';
+import { ulid } from 'ulid';
+import { ATTR_CORRELATION_ID, BAGGAGE_CORRELATION_ID } from '../../otel/semconv.js';
+
+const VALID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+const header = (request: IncomingMessage, name: string): string | undefined => {
+  const value = request.headers[name];
+  return typeof value === 'string' && VALID.test(value) ? value : undefined;
+};
+
+/**
+ * The request's correlation id: `x-correlation-id`, else `x-request-id`, else a new
+ * ULID. Used as Fastify's request id, so every log line of the request carries it.
+ * A malformed header value is replaced rather than echoed.
+ */
+export const correlationIdOf = (request: IncomingMessage): string =>
+  header(request, 'x-correlation-id') ?? header(request, 'x-request-id') ?? ulid();
+
+/** Echoes the id and tags the request's span with it. */
+export const tagRequest = (request: FastifyRequest): void => {
+  trace.getActiveSpan()?.setAttribute(ATTR_CORRELATION_ID, request.id);
+};
+
+/**
+ * The context a run started by this request runs in: the request's span as parent,
+ * the correlation id as baggage (so it propagates to anything called downstream).
+ */
+export const runParentContext = (request: FastifyRequest): Context => {
+  const otel = typeof request.opentelemetry === 'function' ? request.opentelemetry() : undefined;
+  const active = otel?.instrumented === true && otel.context !== undefined ? otel.context : otelContext.active();
+  const baggage = (propagation.getBaggage(active) ?? propagation.createBaggage()).setEntry(BAGGAGE_CORRELATION_ID, {
+    value: request.id,
+  });
+  return propagation.setBaggage(active, baggage);
+};
