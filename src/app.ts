@@ -1,8 +1,20 @@
+import cookie from '@fastify/cookie';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { authPlugin } from './auth/auth-plugin.js';
+import { createAuthServices, type AuthServices } from './auth/auth-services.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
-import { registerErrorHandling } from './http/errors.js';
+import { registerApiDocs } from './http/api-docs.js';
+import { registerBodyGuard } from './http/body-guard.js';
+import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
+import { registerContractSchemas } from './http/schemas/contract-schemas.js';
+import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { authRoutes } from './routes/auth.js';
+import { conversationRoutes } from './routes/conversations.js';
 import { healthRoutes } from './routes/health.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
@@ -16,7 +28,12 @@ export type AppDependencies = {
   readonly config: Config;
   readonly db: Database;
   readonly logger: Logger;
+  /** Replaces the auth services built from `config` (tests: a simulated clock). */
+  readonly auth?: AuthServices;
 };
+
+/** The largest request body accepted; larger ones answer 413. */
+export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 /**
  * Builds the Fastify application: plugins, then routes. It does not listen, so tests
@@ -26,17 +43,65 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   const { config, db, logger } = dependencies;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    bodyLimit: 1024 * 1024,
-    // Validation errors name every failing field, as the contract's 422 body does.
-    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } },
+    bodyLimit: BODY_LIMIT_BYTES,
+    trustProxy: config.http.trustProxy,
+    // Longer path parameters than any schema allows (ids are ≤ 128) are a 414 from the router.
+    routerOptions: { maxParamLength: 256 },
+    frameworkErrors: frameworkErrorHandler,
+    // Validation errors name every failing field, as the contract's 422 body does;
+    // JSON bodies are validated without type coercion (see src/http/validation.ts).
+    ajv: { customOptions: AJV_OPTIONS },
+    schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
     disableRequestLogging: config.environment === 'test',
   });
   app.decorate('db', db);
   registerErrorHandling(app);
+  registerContractSchemas(app);
+
+  await app.register(helmet, {
+    // Swagger UI sets its own script/style hashes on /docs (staticCSP); the API answers JSON only.
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        scriptSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        // Only where the service is served over HTTPS.
+        upgradeInsecureRequests: config.environment === 'production' ? [] : null,
+      },
+    },
+  });
+  await app.register(cors, {
+    origin: config.http.corsOrigins.length === 0 ? false : [...config.http.corsOrigins],
+    // The refresh token travels as an HttpOnly cookie, so cross-origin calls carry credentials.
+    credentials: true,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['authorization', 'content-type', 'x-correlation-id'],
+    exposedHeaders: ['x-correlation-id', 'retry-after'],
+    maxAge: 600,
+  });
+  await app.register(cookie);
+  registerBodyGuard(app);
+  await registerApiDocs(app, { upgradeInsecureRequests: config.environment === 'production' });
+
+  const auth = dependencies.auth ?? createAuthServices({ config: config.auth, pool: db.pool });
+  if (config.auth.jwtSecretGenerated && config.environment !== 'test') {
+    logger.warn('JWT_SECRET is not set: using a random secret, so tokens will not survive a restart');
+  }
+  await app.register(authPlugin, { services: auth });
+
   await app.register(healthRoutes, {
     service: SERVICE_NAME,
     version: SERVICE_VERSION,
     environment: config.environment,
   });
+  await app.register(authRoutes, {
+    prefix: '/api/v1/auth',
+    services: auth,
+    secureCookies: config.environment === 'production',
+  });
+  await app.register(apiKeyRoutes, { prefix: '/api/v1/auth', services: auth });
+  await app.register(conversationRoutes, { prefix: '/api/v1/conversations' });
   return app;
 };

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -63,6 +64,28 @@ const EnvSchema = z.object({
     .default('parentbased_always_on'),
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
   METRICS_ENABLED: bool.default(true),
+  // Authentication.
+  JWT_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  ACCESS_TOKEN_TTL_SECONDS: positiveInt.max(86_400).default(1800),
+  REFRESH_TOKEN_TTL_SECONDS: positiveInt.default(7 * 24 * 3600),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: positiveInt.default(5),
+  LOGIN_MAX_FAILURES_PER_IP: positiveInt.default(20),
+  LOGIN_FAILURE_WINDOW_SECONDS: positiveInt.default(15 * 60),
+  // HTTP.
+  CORS_ORIGINS: optionalString.pipe(
+    z
+      .string()
+      .transform((value) => value.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''))
+      .pipe(
+        z.array(
+          z
+            .string()
+            .regex(/^https?:\/\/[^/*\s]+$/, 'must be comma-separated origins like https://app.example.com (no paths, no *)'),
+        ),
+      )
+      .optional(),
+  ),
+  TRUST_PROXY: bool.default(false),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -102,7 +125,32 @@ export type Config = {
     readonly samplerArg: number | undefined;
     readonly metricsEnabled: boolean;
   };
+  readonly auth: {
+    /** HS256 key of the access tokens. */
+    readonly jwtSecret: string;
+    /** True when JWT_SECRET was unset and a random one was made at start-up. */
+    readonly jwtSecretGenerated: boolean;
+    readonly accessTokenTtlSeconds: number;
+    readonly refreshTokenTtlSeconds: number;
+    readonly loginMaxFailuresPerAccount: number;
+    readonly loginMaxFailuresPerIp: number;
+    readonly loginFailureWindowSeconds: number;
+  };
+  readonly http: {
+    /** Origins allowed by CORS; empty → no cross-origin access. */
+    readonly corsOrigins: readonly string[];
+    /** Take the client address from X-Forwarded-For (behind a reverse proxy). */
+    readonly trustProxy: boolean;
+  };
 };
+
+/** Origins of the usual local frontend dev servers (Vite, Create React App, Next). */
+const DEVELOPMENT_CORS_ORIGINS = [
+  'http://localhost:3000',
+  'http://127.0.0.1:3000',
+  'http://localhost:5173',
+  'http://127.0.0.1:5173',
+];
 
 /** A configuration value that cannot be used; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -142,6 +190,11 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
     );
   }
   const e = parsed.data;
+  if (e.CHATTER_ENV === 'production' && e.JWT_SECRET === undefined) {
+    throw new ConfigError([
+      'JWT_SECRET=(unset): required in production (at least 32 random characters, e.g. `openssl rand -base64 48`)',
+    ]);
+  }
   return {
     host: e.HOST,
     port: e.PORT,
@@ -176,6 +229,20 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       sampler: e.OTEL_TRACES_SAMPLER,
       samplerArg: e.OTEL_TRACES_SAMPLER_ARG,
       metricsEnabled: e.METRICS_ENABLED,
+    },
+    auth: {
+      // Development and tests without a secret get a random one: tokens then die with the process.
+      jwtSecret: e.JWT_SECRET ?? randomBytes(48).toString('base64url'),
+      jwtSecretGenerated: e.JWT_SECRET === undefined,
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
+      loginMaxFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+      loginMaxFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
+      loginFailureWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+    },
+    http: {
+      corsOrigins: e.CORS_ORIGINS ?? (e.CHATTER_ENV === 'production' ? [] : DEVELOPMENT_CORS_ORIGINS),
+      trustProxy: e.TRUST_PROXY,
     },
   };
 };

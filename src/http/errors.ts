@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /** An error whose message is safe to show the client, with its HTTP status. */
 export class HttpError extends Error {
@@ -13,7 +13,18 @@ export class HttpError extends Error {
   }
 }
 
-type ValidationItem = { loc: (string | number)[]; msg: string; type: string };
+export type ValidationItem = { loc: (string | number)[]; msg: string; type: string };
+
+/** A check a JSON Schema cannot express failed: answered 422 in the same shape as schema errors. */
+export class RequestValidationError extends Error {
+  public readonly detail: readonly ValidationItem[];
+
+  public constructor(detail: readonly ValidationItem[]) {
+    super(detail.map((item) => item.msg).join('; '));
+    this.name = 'RequestValidationError';
+    this.detail = detail;
+  }
+}
 
 const locationOf = (context: string | undefined, instancePath: string, missing?: string): (string | number)[] => {
   const where = context === 'querystring' ? 'query' : (context ?? 'body');
@@ -45,6 +56,9 @@ export const registerErrorHandling = (app: FastifyInstance): void => {
       });
       return reply.status(422).send({ detail });
     }
+    if (error instanceof RequestValidationError) {
+      return reply.status(422).send({ detail: error.detail });
+    }
     if (error instanceof HttpError) {
       return reply.status(error.statusCode).send({ detail: error.message, code: error.code });
     }
@@ -53,12 +67,16 @@ export const registerErrorHandling = (app: FastifyInstance): void => {
       // Fastify's own client errors (body too large, bad JSON, unsupported media type).
       const code = error.code ?? 'client_error';
       const status422 = code === 'FST_ERR_CTP_INVALID_JSON_BODY' || code === 'FST_ERR_CTP_EMPTY_JSON_BODY';
+      const detail =
+        code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+          ? `Request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 1024 * 1024} bytes`
+          : error.message;
       return reply
         .status(status422 ? 422 : status)
         .send(
           status422
             ? { detail: [{ loc: ['body'], msg: error.message, type: 'json_invalid' }] }
-            : { detail: error.message, code },
+            : { detail, code },
         );
     }
     request.log.error({ err: error }, 'request failed');
@@ -66,4 +84,16 @@ export const registerErrorHandling = (app: FastifyInstance): void => {
   });
 
   app.setNotFoundHandler((_request, reply) => reply.status(404).send({ detail: 'Not Found' }));
+};
+
+/**
+ * Errors the router raises before any route (and so before the error handler) runs:
+ * answered in the same `{ detail, code }` shape as every other client error.
+ * Passed as Fastify's `frameworkErrors` option.
+ */
+export const frameworkErrorHandler = (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void => {
+  const status = error.statusCode ?? 400;
+  const detail =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path parameter is too long' : error.code === 'FST_ERR_BAD_URL' ? 'Malformed URL' : 'Bad request';
+  void reply.status(status).send({ detail, code: error.code ?? 'bad_request' });
 };

@@ -1,0 +1,19 @@
+import type { FastifyInstance } from 'fastify';
+import { AUTH_SCHEMAS } from './auth-schemas.js';
+import { ErrorResponseSchema, HTTPValidationErrorSchema, ValidationErrorSchema } from './common-schemas.js';
+import { CONVERSATION_SCHEMAS } from './conversation-schemas.js';
+
+/** Every shared schema, registered once at the root so all route plugins can `$ref` them. */
+export const CONTRACT_SCHEMAS = [
+  ValidationErrorSchema,
+  HTTPValidationErrorSchema,
+  ErrorResponseSchema,
+  ...AUTH_SCHEMAS,
+  ...CONVERSATION_SCHEMAS,
+] as const;
+
+export const registerContractSchemas = (app: FastifyInstance): void => {
+  for (const schema of CONTRACT_SCHEMAS) {
+    app.addSchema(schema);
+  }
+};

@@ -1,0 +1,50 @@
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+
+export const MessageRow = z.object({
+  id: z.string(),
+  conversation_id: z.string(),
+  role: z.enum(['user', 'assistant', 'system', 'tool']),
+  content: z.string(),
+  sequence_number: z.number().int(),
+  prompt_tokens: z.number().int().nullable(),
+  completion_tokens: z.number().int().nullable(),
+  total_tokens: z.number().int().nullable(),
+  cached_input_tokens: z.number().int().nullable(),
+  reasoning_tokens: z.number().int().nullable(),
+  cost: z.number().nullable(),
+  model_used: z.string().nullable(),
+  provider_used: z.string().nullable(),
+  finish_reason: z.string().nullable(),
+  response_time_ms: z.number().int().nullable(),
+  run_id: z.string().nullable(),
+  correlation_id: z.string().nullable(),
+  rating: z.number().nullable(),
+  rating_count: z.number().int(),
+  created_at: z.string(),
+});
+export type MessageRow = z.infer<typeof MessageRow>;
+
+const columns = sql.fragment`
+  id, conversation_id, role, content, sequence_number, prompt_tokens, completion_tokens, total_tokens,
+  cached_input_tokens, reasoning_tokens, cost, model_used, provider_used, finish_reason, response_time_ms,
+  run_id, correlation_id, rating, rating_count, created_at`;
+
+export type MessagesRepository = ReturnType<typeof createMessagesRepository>;
+
+/**
+ * Reads a conversation's messages in order. Messages are written by the run writers
+ * (src/repositories/turns-repository.ts and the span pipeline), never through the API.
+ * The caller checks that the conversation is visible to the user first.
+ */
+export const createMessagesRepository = (pool: DatabasePool) => ({
+  /** One page, oldest first; without a page, all of them. */
+  listByConversation: async (
+    conversationId: string,
+    page?: { limit: number; offset: number },
+  ): Promise<readonly MessageRow[]> =>
+    pool.any(sql.type(MessageRow)`
+      SELECT ${columns} FROM messages WHERE conversation_id = ${conversationId}
+      ORDER BY sequence_number ASC
+      ${page === undefined ? sql.fragment`` : sql.fragment`LIMIT ${page.limit} OFFSET ${page.offset}`}`),
+});
