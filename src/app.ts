@@ -1,6 +1,7 @@
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
+import { FastifyOtelInstrumentation } from '@fastify/otel';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin } from './auth/auth-plugin.js';
@@ -8,6 +9,7 @@ import { createAuthServices, type AuthServices } from './auth/auth-services.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import { registerApiDocs } from './http/api-docs.js';
+import { correlationIdOf, tagRequest } from './http/correlation.js';
 import { registerBodyGuard } from './http/body-guard.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
 import { registerContractSchemas } from './http/schemas/contract-schemas.js';
@@ -15,7 +17,10 @@ import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
 import { conversationRoutes } from './routes/conversations.js';
+import { chatRoutes } from './routes/chat.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
+import type { Services } from './services.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
 declare module 'fastify' {
@@ -30,6 +35,8 @@ export type AppDependencies = {
   readonly logger: Logger;
   /** Replaces the auth services built from `config` (tests: a simulated clock). */
   readonly auth?: AuthServices;
+  /** The runtime and telemetry; without them the app serves health, auth and conversations only. */
+  readonly services?: Services;
 };
 
 /** The largest request body accepted; larger ones answer 413. */
@@ -40,7 +47,7 @@ export const BODY_LIMIT_BYTES = 1024 * 1024;
  * drive it with `app.inject()` or listen on port 0 themselves.
  */
 export const buildApp = async (dependencies: AppDependencies): Promise<FastifyInstance> => {
-  const { config, db, logger } = dependencies;
+  const { config, db, logger, services } = dependencies;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -53,8 +60,21 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     ajv: { customOptions: AJV_OPTIONS },
     schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
     disableRequestLogging: config.environment === 'test',
+    // The correlation id is the request id: every log line of the request carries it.
+    genReqId: correlationIdOf,
+    requestIdLogLabel: 'correlation_id',
   });
   app.decorate('db', db);
+  if (services !== undefined) {
+    // First, so that the request span is the parent of everything the request does.
+    const instrumentation = new FastifyOtelInstrumentation({ registerOnInitialization: false });
+    instrumentation.setTracerProvider(services.tracerProvider);
+    await app.register(instrumentation.plugin());
+  }
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header('x-correlation-id', request.id);
+    tagRequest(request);
+  });
   registerErrorHandling(app);
   registerContractSchemas(app);
 
@@ -103,5 +123,9 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   });
   await app.register(apiKeyRoutes, { prefix: '/api/v1/auth', services: auth });
   await app.register(conversationRoutes, { prefix: '/api/v1/conversations' });
+  if (services !== undefined) {
+    await app.register(metricsRoutes, { metrics: services.metrics });
+    await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });
+  }
   return app;
 };

@@ -86,6 +86,9 @@ const EnvSchema = z.object({
       .optional(),
   ),
   TRUST_PROXY: bool.default(false),
+  CHAT_RATE_LIMIT_PER_MINUTE: positiveInt.default(30),
+  CHAT_STREAMING_RATE_LIMIT_PER_MINUTE: positiveInt.default(20),
+  CHAT_RATE_LIMIT_PER_HOUR: positiveInt.default(600),
 });
 
 export type Env = z.input<typeof EnvSchema>;
@@ -141,6 +144,12 @@ export type Config = {
     readonly corsOrigins: readonly string[];
     /** Take the client address from X-Forwarded-For (behind a reverse proxy). */
     readonly trustProxy: boolean;
+  };
+  /** Per-user chat request limits. */
+  readonly chatLimits: {
+    readonly chatPerMinute: number;
+    readonly streamingPerMinute: number;
+    readonly perHour: number;
   };
 };
 
@@ -243,6 +252,11 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
     http: {
       corsOrigins: e.CORS_ORIGINS ?? (e.CHATTER_ENV === 'production' ? [] : DEVELOPMENT_CORS_ORIGINS),
       trustProxy: e.TRUST_PROXY,
+    },
+    chatLimits: {
+      chatPerMinute: e.CHAT_RATE_LIMIT_PER_MINUTE,
+      streamingPerMinute: e.CHAT_STREAMING_RATE_LIMIT_PER_MINUTE,
+      perHour: e.CHAT_RATE_LIMIT_PER_HOUR,
     },
   };
 };

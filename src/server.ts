@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { loadMigrations, migrate } from './db/migrations.js';
 import { createLogger } from './logger.js';
+import { createServices } from './services.js';
 
 /**
  * Starts the service: config, database (PGlite when DATABASE_URL is unset),
@@ -25,7 +26,8 @@ const start = async (config: Config): Promise<void> => {
     throw error;
   }
 
-  const app = await buildApp({ config, db, logger });
+  const services = await createServices({ config, db, logger });
+  const app = await buildApp({ config, db, logger, services });
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) {
@@ -39,7 +41,12 @@ const start = async (config: Config): Promise<void> => {
     }, config.shutdownTimeoutMs);
     timer.unref();
     try {
-      await app.close();
+      // Stop accepting; give runs in flight half the time to finish, then interrupt
+      // them (their usage so far is kept), flush telemetry and the writer, close the pool.
+      const closing = app.close();
+      await services.runtime.shutdown(config.shutdownTimeoutMs / 4, config.shutdownTimeoutMs / 2);
+      await closing;
+      await services.close();
       await db.close();
       logger.info('stopped');
       process.exit(0);

@@ -17,7 +17,7 @@ import { getTemplate } from './graphs/templates.js';
 import { RunRecordWriter } from './persistence/run-record-writer.js';
 import { loadShippedPrices } from './providers/pricing.js';
 import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
-import { createTokenCounter } from './providers/token-counter.js';
+import { createTokenCounter, preloadTokenizer } from './providers/token-counter.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
 import { heartbeatRuns, interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
 import { createPriceBook } from './runtime/price-book.js';
@@ -66,6 +66,8 @@ export type ServicesOptions = {
 export const createServices = async (options: ServicesOptions): Promise<Services> => {
   const { config, db, logger } = options;
   registerContext();
+  // The bundled tokenizer takes a moment to build; not on the first request.
+  preloadTokenizer();
   // Stable across restarts on one host, so a restarted instance recognises its own runs.
   const instanceId = config.instanceId ?? hostname();
 

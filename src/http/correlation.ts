@@ -31,7 +31,7 @@ export const tagRequest = (request: FastifyRequest): void => {
  */
 export const runParentContext = (request: FastifyRequest): Context => {
   const otel = typeof request.opentelemetry === 'function' ? request.opentelemetry() : undefined;
-  const active = otel?.instrumented === true && otel.context !== undefined ? otel.context : otelContext.active();
+  const active = otel?.instrumented === true && otel.context !== null && otel.context !== undefined ? otel.context : otelContext.active();
   const baggage = (propagation.getBaggage(active) ?? propagation.createBaggage()).setEntry(BAGGAGE_CORRELATION_ID, {
     value: request.id,
   });

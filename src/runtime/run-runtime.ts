@@ -371,21 +371,33 @@ export class RunRuntime {
   }
 
   /**
-   * Stops taking runs and ends the live ones as `interrupted` (their usage so far is
-   * kept), waiting at most `timeoutMs` for their records.
+   * Stops taking runs, lets live ones finish for `graceMs`, then ends those still
+   * running as `interrupted` (their usage so far is kept) and waits at most
+   * `timeoutMs` more for their records.
    */
-  public async shutdown(timeoutMs: number): Promise<void> {
+  public async shutdown(timeoutMs: number, graceMs = 0): Promise<void> {
     this.closed = true;
-    const pending = [...this.runs.values()].map((run) => run.request.runId);
-    for (const runId of pending) {
+    const drained = (withinMs: number) =>
+      new Promise<boolean>((resolve) => {
+        const deadline = Date.now() + withinMs;
+        const check = () => {
+          if (this.byConversation.size === 0) {
+            resolve(true);
+          } else if (Date.now() >= deadline) {
+            resolve(false);
+          } else {
+            setTimeout(check, 10).unref();
+          }
+        };
+        check();
+      });
+    if (graceMs > 0 && (await drained(graceMs))) {
+      return;
+    }
+    for (const runId of [...this.runs.keys()]) {
       this.stop(runId, 'interrupt', 'shutdown');
     }
-    const deadline = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
-    const drained = new Promise<void>((resolve) => {
-      const check = () => (this.byConversation.size === 0 ? resolve() : setTimeout(check, 10).unref());
-      check();
-    });
-    await Promise.race([drained, deadline]);
+    await drained(timeoutMs);
   }
 
   private describe(run: LiveRun): ActiveRun {

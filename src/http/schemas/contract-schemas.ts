@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { AUTH_SCHEMAS } from './auth-schemas.js';
+import { CHAT_SCHEMAS } from './chat-schemas.js';
 import { ErrorResponseSchema, HTTPValidationErrorSchema, ValidationErrorSchema } from './common-schemas.js';
 import { CONVERSATION_SCHEMAS } from './conversation-schemas.js';
 
@@ -10,6 +11,7 @@ export const CONTRACT_SCHEMAS = [
   ErrorResponseSchema,
   ...AUTH_SCHEMAS,
   ...CONVERSATION_SCHEMAS,
+  ...CHAT_SCHEMAS,
 ] as const;
 
 export const registerContractSchemas = (app: FastifyInstance): void => {

@@ -1,0 +1,242 @@
+import type { Context } from '@opentelemetry/api';
+import { AIMessage, HumanMessage, SystemMessage, type BaseMessage } from '@langchain/core/messages';
+import { sql, type DatabasePool } from 'slonik';
+import { ulid } from 'ulid';
+import { z } from 'zod';
+import type { RunBudget } from '../../machines/workflow-run-types.js';
+import { getTemplate } from '../graphs/templates.js';
+import { HttpError } from '../http/errors.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
+import { createConversationsRepository, type ConversationRow } from '../repositories/conversations-repository.js';
+import { MessageRow } from '../repositories/messages-repository.js';
+import { beginTurn, ConversationNotFoundError } from '../repositories/turns-repository.js';
+import type { RunOutcome, RunRuntime } from '../runtime/run-runtime.js';
+
+export type ChatTurnRequest = {
+  readonly userId: string;
+  readonly message: string;
+  readonly conversationId?: string | null | undefined;
+  readonly provider?: string | null | undefined;
+  readonly model?: string | null | undefined;
+  readonly temperature?: number | null | undefined;
+  readonly maxTokens?: number | null | undefined;
+  readonly workflowTemplateName?: string | null | undefined;
+  readonly enableTools?: boolean | undefined;
+  readonly enableMemory?: boolean | undefined;
+  readonly contextLimit?: number | null | undefined;
+  readonly systemPromptOverride?: string | null | undefined;
+  readonly correlationId: string;
+  readonly parentContext?: Context | undefined;
+  readonly onToken?: ((text: string) => void) | undefined;
+  readonly streaming: boolean;
+  /** Called once the turn is saved and the run started (SSE sends its `start` chunk). */
+  readonly onStarted?: ((started: StartedTurn) => void) | undefined;
+};
+
+export type StartedTurn = {
+  readonly runId: string;
+  readonly conversationId: string;
+  readonly userMessageId: string;
+  readonly assistantMessageId: string;
+  readonly cancel: (reason: string) => boolean;
+};
+
+export type ChatTurnResult = {
+  readonly outcome: RunOutcome;
+  readonly conversation: ConversationRow;
+  readonly assistantMessage: MessageRow | null;
+  readonly started: StartedTurn;
+};
+
+const BudgetRow = z.object({
+  user_token_budget: z.number().nullable(),
+  user_cost_budget: z.number().nullable(),
+  user_tokens: z.number(),
+  user_cost: z.number(),
+});
+
+const minRemaining = (values: readonly (number | null)[]): number | null => {
+  const known = values.filter((value): value is number => value !== null);
+  return known.length === 0 ? null : Math.min(...known);
+};
+
+const HISTORY_LIMIT = 200;
+
+const toLangChain = (row: MessageRow): BaseMessage | null => {
+  switch (row.role) {
+    case 'user':
+      return new HumanMessage(row.content);
+    case 'assistant':
+      return row.content === '' ? null : new AIMessage(row.content);
+    case 'system':
+      return new SystemMessage(row.content);
+    default:
+      return null;
+  }
+};
+
+/** The database cannot take the user's message: nothing was saved (HTTP 503). */
+const unavailable = (error: unknown): HttpError =>
+  new HttpError(503, 'The service cannot save messages right now; please retry shortly', 'database_unavailable', {
+    cause: error,
+  });
+
+export type ChatServiceOptions = {
+  readonly pool: DatabasePool;
+  readonly runtime: RunRuntime;
+  readonly providers: ProviderRegistry;
+  readonly instanceId: string;
+};
+
+/**
+ * One chat turn: checks the request, saves the user's message with the run's row,
+ * runs the workflow and returns once the run's records are durable. Bad input fails
+ * before anything is written.
+ */
+export const createChatService = ({ pool, runtime, providers, instanceId }: ChatServiceOptions) => {
+  const conversations = createConversationsRepository(pool);
+
+  const budgetFor = async (userId: string, conversation: ConversationRow): Promise<RunBudget> => {
+    const row = await pool.one(sql.type(BudgetRow)`
+      SELECT token_budget AS user_token_budget, cost_budget_usd AS user_cost_budget,
+             total_tokens AS user_tokens, total_cost AS user_cost
+      FROM users WHERE id = ${userId}`);
+    const budget: RunBudget = {
+      tokensRemaining: minRemaining([
+        row.user_token_budget === null ? null : row.user_token_budget - row.user_tokens,
+        conversation.token_budget === null ? null : conversation.token_budget - conversation.total_tokens,
+      ]),
+      costRemainingUsd: minRemaining([
+        row.user_cost_budget === null ? null : row.user_cost_budget - row.user_cost,
+        conversation.cost_budget_usd === null ? null : conversation.cost_budget_usd - conversation.total_cost,
+      ]),
+    };
+    if ((budget.tokensRemaining ?? 1) <= 0 || (budget.costRemainingUsd ?? 1) <= 0) {
+      throw new HttpError(402, 'The token or cost budget for this conversation or account is used up', 'budget_exhausted');
+    }
+    return budget;
+  };
+
+  const history = async (conversation: ConversationRow, request: ChatTurnRequest): Promise<BaseMessage[]> => {
+    const limit = Math.min(request.contextLimit ?? HISTORY_LIMIT, HISTORY_LIMIT);
+    const rows =
+      request.enableMemory === false
+        ? []
+        : await pool.any(sql.type(MessageRow)`
+            SELECT * FROM (
+              SELECT id, conversation_id, role, content, sequence_number, prompt_tokens, completion_tokens,
+                     total_tokens, cached_input_tokens, reasoning_tokens, cost, model_used, provider_used,
+                     finish_reason, response_time_ms, run_id, correlation_id, rating, rating_count, created_at
+              FROM messages WHERE conversation_id = ${conversation.id}
+              ORDER BY sequence_number DESC LIMIT ${limit}
+            ) recent ORDER BY sequence_number ASC`);
+    const systemPrompt = request.systemPromptOverride ?? conversation.system_prompt;
+    return [
+      ...(systemPrompt === null || systemPrompt === undefined || systemPrompt === '' ? [] : [new SystemMessage(systemPrompt)]),
+      ...rows.map(toLangChain).filter((message): message is BaseMessage => message !== null),
+      new HumanMessage(request.message),
+    ];
+  };
+
+  const conversationFor = async (request: ChatTurnRequest): Promise<ConversationRow> => {
+    if (request.conversationId !== undefined && request.conversationId !== null) {
+      const found = await conversations.findById(request.conversationId);
+      if (found === null || found.user_id !== request.userId || found.status === 'deleted') {
+        throw new HttpError(404, 'Conversation not found', 'not_found');
+      }
+      return found;
+    }
+    const title = request.message.replace(/\s+/g, ' ').trim().slice(0, 80) || 'New conversation';
+    return conversations.create({
+      userId: request.userId,
+      title,
+      systemPrompt: request.systemPromptOverride ?? null,
+      temperature: request.temperature ?? null,
+      maxTokens: request.maxTokens ?? null,
+    });
+  };
+
+  const run = async (request: ChatTurnRequest): Promise<ChatTurnResult> => {
+    const workflow = request.workflowTemplateName ?? (request.enableTools === true ? 'chat_with_tools' : 'chat');
+    getTemplate(workflow); // unknown template → 4xx before anything is written
+    const conversationId = request.conversationId ?? undefined;
+    const existing =
+      conversationId === undefined ? undefined : await conversations.findById(conversationId).catch((error: unknown) => {
+        throw unavailable(error);
+      });
+    const { provider, model } = providers.resolve(
+      request.provider ?? existing?.llm_provider ?? undefined,
+      request.model ?? existing?.llm_model ?? undefined,
+    );
+    // A provider without credentials fails here, before the message is saved.
+    providers.createChatModel({ provider, model });
+
+    const conversation = await conversationFor(request);
+    const budget = await budgetFor(request.userId, conversation);
+    const messages = await history(conversation, request);
+    const runId = ulid();
+    const assistantMessageId = ulid();
+    const release = runtime.reserve(conversation.id, runId);
+    let userMessageId: string;
+    try {
+      ({ userMessageId } = await beginTurn(pool, {
+        conversationId: conversation.id,
+        userId: request.userId,
+        content: request.message,
+        runId,
+        workflow,
+        provider,
+        model,
+        correlationId: request.correlationId,
+        instanceId,
+        input: { streaming: request.streaming },
+      }));
+    } catch (error) {
+      release();
+      if (error instanceof ConversationNotFoundError) {
+        throw new HttpError(404, 'Conversation not found', 'not_found');
+      }
+      throw unavailable(error);
+    }
+    const handle = runtime.start({
+      runId,
+      userId: request.userId,
+      conversationId: conversation.id,
+      correlationId: request.correlationId,
+      workflow,
+      provider,
+      model,
+      temperature: request.temperature ?? conversation.temperature ?? undefined,
+      maxTokens: request.maxTokens ?? conversation.max_tokens ?? undefined,
+      messages,
+      budget,
+      userMessageId,
+      assistantMessageId,
+      parentContext: request.parentContext,
+      onToken: request.onToken,
+      streaming: request.streaming,
+    });
+    const started: StartedTurn = {
+      runId,
+      conversationId: conversation.id,
+      userMessageId,
+      assistantMessageId,
+      cancel: (reason) => runtime.cancel(runId, reason),
+    };
+    request.onStarted?.(started);
+    const outcome = await handle.done;
+    const [assistantMessage, latest] = await Promise.all([
+      pool.maybeOne(sql.type(MessageRow)`
+        SELECT id, conversation_id, role, content, sequence_number, prompt_tokens, completion_tokens, total_tokens,
+               cached_input_tokens, reasoning_tokens, cost, model_used, provider_used, finish_reason, response_time_ms,
+               run_id, correlation_id, rating, rating_count, created_at
+        FROM messages WHERE id = ${assistantMessageId}`),
+      conversations.findById(conversation.id),
+    ]).catch(() => [null, null] as const);
+    return { outcome, conversation: latest ?? conversation, assistantMessage, started };
+  };
+
+  return { run };
+};
+
+export type ChatService = ReturnType<typeof createChatService>;

@@ -1,0 +1,62 @@
+/** The contract's chat request and response (openapi-core.json: ChatRequest, ChatResponse). */
+
+const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
+
+export const ChatRequestSchema = {
+  $id: 'ChatRequest',
+  type: 'object',
+  title: 'ChatRequest',
+  required: ['message'],
+  properties: {
+    message: { type: 'string', minLength: 1, maxLength: 100_000, description: 'User message' },
+    conversation_id: nullable({ type: 'string', maxLength: 128 }),
+    profile_id: nullable({ type: 'string', maxLength: 128 }),
+    workflow_config: nullable({ type: 'object', additionalProperties: true }),
+    workflow_definition_id: nullable({ type: 'string', maxLength: 128 }),
+    workflow_template_name: nullable({ type: 'string', maxLength: 128 }),
+    enable_retrieval: { type: 'boolean', default: false },
+    enable_tools: { type: 'boolean', default: false },
+    enable_memory: { type: 'boolean', default: true },
+    enable_web_search: { type: 'boolean', default: false },
+    provider: nullable({ type: 'string', maxLength: 64 }),
+    model: nullable({ type: 'string', maxLength: 200 }),
+    temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
+    max_tokens: nullable({ type: 'integer', minimum: 1, maximum: 8192 }),
+    context_limit: nullable({ type: 'integer', minimum: 1 }),
+    document_ids: nullable({ type: 'array', items: { type: 'string' }, maxItems: 100 }),
+    prompt_id: nullable({ type: 'string', maxLength: 128 }),
+    system_prompt_override: nullable({ type: 'string', maxLength: 100_000 }),
+    enable_tracing: { type: 'boolean', default: false },
+  },
+} as const;
+
+export type ChatRequestBody = {
+  message: string;
+  conversation_id?: string | null;
+  workflow_template_name?: string | null;
+  enable_tools?: boolean;
+  enable_memory?: boolean;
+  provider?: string | null;
+  model?: string | null;
+  temperature?: number | null;
+  max_tokens?: number | null;
+  context_limit?: number | null;
+  system_prompt_override?: string | null;
+};
+
+export const ChatResponseSchema = {
+  $id: 'ChatResponse',
+  type: 'object',
+  title: 'ChatResponse',
+  required: ['conversation_id', 'message', 'conversation'],
+  properties: {
+    conversation_id: { type: 'string' },
+    message: { $ref: 'MessageResponse#' },
+    conversation: { $ref: 'ConversationResponse#' },
+    run_id: { type: 'string' },
+    correlation_id: { type: 'string' },
+    run_status: { type: 'string' },
+  },
+} as const;
+
+export const CHAT_SCHEMAS = [ChatRequestSchema, ChatResponseSchema] as const;
