@@ -24,13 +24,8 @@ const PRIORITY: Record<SecurityEventType, 'low' | 'normal' | 'high'> = {
 };
 
 const MAX_USER_AGENT = 512;
-const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** The correlation id the client sent, if it sent a plausible one (it ends up in a row, so it is bounded). */
-const correlationIdOf = (request: FastifyRequest): string | null => {
-  const value = request.headers['x-correlation-id'];
-  return typeof value === 'string' && CORRELATION_ID.test(value) ? value : null;
-};
+/** The request's correlation id (its request id: the client's, validated, or a new ULID). */
+const correlationIdOf = (request: FastifyRequest): string => request.id;
 
 export type SecurityEvent = {
   readonly type: SecurityEventType;

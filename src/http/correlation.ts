@@ -22,7 +22,9 @@ export const correlationIdOf = (request: IncomingMessage): string =>
 
 /** Echoes the id and tags the request's span with it. */
 export const tagRequest = (request: FastifyRequest): void => {
-  trace.getActiveSpan()?.setAttribute(ATTR_CORRELATION_ID, request.id);
+  const otel = typeof request.opentelemetry === 'function' ? request.opentelemetry() : undefined;
+  const span = otel?.instrumented === true && otel.span !== null && otel.span !== undefined ? otel.span : trace.getActiveSpan();
+  span?.setAttribute(ATTR_CORRELATION_ID, request.id);
 };
 
 /**
