@@ -18,6 +18,9 @@ import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { chatRoutes } from './routes/chat.js';
+import { eventRoutes } from './routes/events.js';
+import { executionRoutes } from './routes/executions.js';
+import { monitoringRoutes } from './routes/monitoring.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import type { Services } from './services.js';
@@ -126,6 +129,9 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   if (services !== undefined) {
     await app.register(metricsRoutes, { metrics: services.metrics });
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });
+    await app.register(executionRoutes, { prefix: '/api/v1/workflows', services });
+    await app.register(monitoringRoutes, { prefix: '/api/v1/monitoring', services });
   }
+  await app.register(eventRoutes, { prefix: '/api/v1/events' });
   return app;
 };

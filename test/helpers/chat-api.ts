@@ -65,13 +65,13 @@ export const createChatApi = async (env: Record<string, string> = {}): Promise<C
   };
 };
 
-/** Parses a Server-Sent Events body into its `data:` payloads. */
+/** Parses a Server-Sent Events body into its `data:` payloads (comments and other fields skipped). */
 export const sseData = (body: string): unknown[] =>
   body
     .split('\n\n')
-    .map((block) => block.trim())
-    .filter((block) => block.startsWith('data: '))
-    .map((block) => {
-      const data = block.slice('data: '.length);
+    .map((block) => block.split('\n').find((line) => line.startsWith('data: ')))
+    .filter((line): line is string => line !== undefined)
+    .map((line) => {
+      const data = line.slice('data: '.length);
       return data === '[DONE]' ? data : (JSON.parse(data) as unknown);
     });

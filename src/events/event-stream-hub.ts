@@ -1,0 +1,127 @@
+import type { FastifyBaseLogger } from 'fastify';
+import { matchesFilter, type EventFilter, type EventRow, type EventsRepository } from '../repositories/events-repository.js';
+
+export type EventSubscriber = {
+  readonly filter: EventFilter;
+  /** Receives each matching event once, in insertion order. */
+  readonly deliver: (event: EventRow) => void;
+};
+
+export type EventSubscription = { readonly close: () => void };
+
+type Subscriber = EventSubscriber & { lastSeq: number; seen: Set<number> };
+
+/** Rows committed late can carry a lower sequence number than rows already seen. */
+const LOOKBACK = 500;
+const MAX_SEEN = 5_000;
+
+/**
+ * One poller per process for the events table, fanning new events out to the live
+ * SSE connections whose filters match. The database is the source of truth, so a
+ * client resumes from its Last-Event-ID (the event's `seq`) on any instance.
+ */
+export class EventStreamHub {
+  private readonly repository: EventsRepository;
+  private readonly logger: FastifyBaseLogger;
+  private readonly pollIntervalMs: number;
+  private readonly subscribers = new Set<Subscriber>();
+  private watermark: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+
+  public constructor(options: { repository: EventsRepository; logger: FastifyBaseLogger; pollIntervalMs?: number }) {
+    this.repository = options.repository;
+    this.logger = options.logger;
+    this.pollIntervalMs = options.pollIntervalMs ?? 250;
+  }
+
+  public get size(): number {
+    return this.subscribers.size;
+  }
+
+  /**
+   * Subscribes; with `afterSeq`, first replays the matching events after it.
+   */
+  public async subscribe(subscriber: EventSubscriber, afterSeq: number | undefined): Promise<EventSubscription> {
+    const entry: Subscriber = { ...subscriber, lastSeq: 0, seen: new Set() };
+    if (afterSeq === undefined) {
+      entry.lastSeq = await this.repository.latestSeq();
+    } else {
+      entry.lastSeq = afterSeq;
+      for (;;) {
+        const backlog = await this.repository.after(subscriber.filter, entry.lastSeq, 500);
+        for (const event of backlog) {
+          this.push(entry, event);
+        }
+        if (backlog.length < 500) {
+          break;
+        }
+      }
+    }
+    this.watermark ??= entry.lastSeq;
+    this.watermark = Math.min(this.watermark, entry.lastSeq);
+    this.subscribers.add(entry);
+    this.start();
+    return {
+      close: () => {
+        this.subscribers.delete(entry);
+        if (this.subscribers.size === 0) {
+          this.stop();
+        }
+      },
+    };
+  }
+
+  public stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.watermark = undefined;
+  }
+
+  private push(subscriber: Subscriber, event: EventRow): void {
+    if (subscriber.seen.has(event.seq) || !matchesFilter(event, subscriber.filter)) {
+      return;
+    }
+    subscriber.seen.add(event.seq);
+    if (subscriber.seen.size > MAX_SEEN) {
+      const [oldest] = subscriber.seen;
+      if (oldest !== undefined) subscriber.seen.delete(oldest);
+    }
+    subscriber.lastSeq = Math.max(subscriber.lastSeq, event.seq);
+    subscriber.deliver(event);
+  }
+
+  private start(): void {
+    if (this.timer !== undefined) {
+      return;
+    }
+    this.timer = setInterval(() => void this.poll(), this.pollIntervalMs);
+    this.timer.unref();
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.watermark === undefined) {
+      return;
+    }
+    this.polling = true;
+    try {
+      const from = Math.max(0, this.watermark - LOOKBACK);
+      const events = await this.repository.after({ userId: null }, from, 1_000);
+      for (const event of events) {
+        for (const subscriber of this.subscribers) {
+          if (event.seq > subscriber.lastSeq - LOOKBACK) {
+            this.push(subscriber, event);
+          }
+        }
+      }
+      const newest = events.at(-1)?.seq;
+      if (newest !== undefined) {
+        this.watermark = Math.max(this.watermark, newest);
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'event stream poll failed');
+    } finally {
+      this.polling = false;
+    }
+  }
+}
