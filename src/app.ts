@@ -21,7 +21,7 @@ import { chatRoutes } from './routes/chat.js';
 import { eventRoutes } from './routes/events.js';
 import { executionRoutes } from './routes/executions.js';
 import { monitoringRoutes } from './routes/monitoring.js';
-import { healthRoutes } from './routes/health.js';
+import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import type { Services } from './services.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
@@ -40,6 +40,28 @@ export type AppDependencies = {
   readonly auth?: AuthServices;
   /** The runtime and telemetry; without them the app serves health, auth and conversations only. */
   readonly services?: Services;
+};
+
+/**
+ * The run-record writer's backlog: records waiting in memory or in the spool. It does
+ * not make the instance unready (runs still complete and are kept), it says `degraded`.
+ */
+const runRecordsCheck = (services: Services): ReadinessCheck => async () => {
+  const stats = services.writer.stats();
+  const backlog = stats.queued + stats.spooled;
+  return {
+    name: 'run_records',
+    healthy: true,
+    details: {
+      status: backlog > 0 || stats.lastError !== null ? 'degraded' : 'healthy',
+      queued: stats.queued,
+      spooled: stats.spooled,
+      committed: stats.committed,
+      dead_lettered: stats.deadLettered,
+      last_error: stats.lastError === null ? null : 'database write failed',
+      active_runs: services.runtime.activeCount(),
+    },
+  };
 };
 
 /** The largest request body accepted; larger ones answer 413. */
@@ -118,6 +140,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     service: SERVICE_NAME,
     version: SERVICE_VERSION,
     environment: config.environment,
+    readinessChecks: services === undefined ? [] : [runRecordsCheck(services)],
   });
   await app.register(authRoutes, {
     prefix: '/api/v1/auth',

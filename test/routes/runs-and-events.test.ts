@@ -180,6 +180,15 @@ describe('executions, events and monitoring', () => {
     for (const open of [bobStream, ...extra, refused]) open.close();
   });
 
+  it('reports the run-record backlog on /readyz', async () => {
+    const ready = await api.app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toMatchObject({
+      status: 'ready',
+      checks: { database: { status: 'healthy' }, run_records: { status: 'healthy', queued: 0, spooled: 0 } },
+    });
+  });
+
   it('reports monitoring figures and everything under a correlation id', async () => {
     const as = asUser(api.app, alice);
     const monitoring = await as({ method: 'GET', url: '/api/v1/monitoring/workflows?window=1h' });
