@@ -84,7 +84,8 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     // JSON bodies are validated without type coercion (see src/http/validation.ts).
     ajv: { customOptions: AJV_OPTIONS },
     schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
-    disableRequestLogging: config.environment === 'test',
+    // Logged by the hooks below instead, so the lines carry the request's trace ids.
+    disableRequestLogging: true,
     // The correlation id is the request id: every log line of the request carries it.
     genReqId: correlationIdOf,
     requestIdLogLabel: 'correlation_id',
@@ -96,10 +97,22 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     instrumentation.setTracerProvider(services.tracerProvider);
     await app.register(instrumentation.plugin());
   }
+  const logRequests = config.environment !== 'test';
   app.addHook('onRequest', async (request, reply) => {
     void reply.header('x-correlation-id', request.id);
-    tagRequest(request);
+    const ids = tagRequest(request);
+    if (ids !== undefined) {
+      request.log = request.log.child(ids);
+    }
+    if (logRequests) {
+      request.log.info({ req: request }, 'incoming request');
+    }
   });
+  if (logRequests) {
+    app.addHook('onResponse', async (request, reply) => {
+      request.log.info({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    });
+  }
   registerErrorHandling(app);
   registerContractSchemas(app);
 

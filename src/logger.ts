@@ -1,21 +1,25 @@
 import { trace } from '@opentelemetry/api';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.js';
 
-/** The service's pino logger; every component gets a child of it. */
-export const createLogger = (config: Pick<Config, 'logLevel'>): Logger =>
-  pino({
+/** The service's pino logger (stdout unless a destination is given); every component gets a child of it. */
+export const createLogger = (config: Pick<Config, 'logLevel'>, destination?: DestinationStream): Logger =>
+  pino(
+    {
     level: config.logLevel,
     base: { service: 'chatter' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    // Every line logged inside a traced request or run names its trace and span.
-    mixin: () => {
+    // Every line logged inside a traced request or run names its trace and span (the
+    // active span's; a request's logger is bound to the request span's ids otherwise).
+    mixin: (_merge, _level, logger) => {
       const span = trace.getActiveSpan();
-      if (span === undefined) {
+      if (span === undefined || 'trace_id' in logger.bindings()) {
         return {};
       }
       const { traceId, spanId } = span.spanContext();
       return { trace_id: traceId, span_id: spanId };
     },
     redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'password', '*.password'], censor: '[redacted]' },
-  });
+    },
+    destination,
+  );

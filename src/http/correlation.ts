@@ -20,11 +20,19 @@ const header = (request: IncomingMessage, name: string): string | undefined => {
 export const correlationIdOf = (request: IncomingMessage): string =>
   header(request, 'x-correlation-id') ?? header(request, 'x-request-id') ?? ulid();
 
-/** Echoes the id and tags the request's span with it. */
-export const tagRequest = (request: FastifyRequest): void => {
+/**
+ * Tags the request's span with the correlation id and returns the span's ids, which
+ * every log line of the request carries.
+ */
+export const tagRequest = (request: FastifyRequest): { trace_id: string; span_id: string } | undefined => {
   const otel = typeof request.opentelemetry === 'function' ? request.opentelemetry() : undefined;
   const span = otel?.instrumented === true && otel.span !== null && otel.span !== undefined ? otel.span : trace.getActiveSpan();
-  span?.setAttribute(ATTR_CORRELATION_ID, request.id);
+  if (span === undefined) {
+    return undefined;
+  }
+  span.setAttribute(ATTR_CORRELATION_ID, request.id);
+  const { traceId, spanId } = span.spanContext();
+  return { trace_id: traceId, span_id: spanId };
 };
 
 /**
