@@ -30,6 +30,7 @@ const EnvSchema = z.object({
   ),
   DATABASE_POOL_SIZE: positiveInt.max(100).default(10),
   DATABASE_STATEMENT_TIMEOUT_MS: positiveInt.default(30_000),
+  DATABASE_ACQUIRE_TIMEOUT_MS: positiveInt.default(5_000),
   CHATTER_DATA_DIR: z.string().min(1).default('./.chatter'),
   CHATTER_INSTANCE_ID: optionalString,
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
@@ -103,6 +104,7 @@ export type Config = {
     readonly dataDir: string;
     readonly poolSize: number;
     readonly statementTimeoutMs: number;
+    readonly acquireTimeoutMs: number;
   };
   readonly instanceId: string | undefined;
   readonly shutdownTimeoutMs: number;
@@ -214,6 +216,7 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       dataDir: e.CHATTER_DATA_DIR,
       poolSize: e.DATABASE_POOL_SIZE,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      acquireTimeoutMs: e.DATABASE_ACQUIRE_TIMEOUT_MS,
     },
     instanceId: e.CHATTER_INSTANCE_ID,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

@@ -62,6 +62,44 @@ const minRemaining = (values: readonly (number | null)[]): number | null => {
 
 const HISTORY_LIMIT = 200;
 
+/** The assistant message the run's spooled record will write (see RunRecordWriter). */
+const fromOutcome = (
+  outcome: RunOutcome,
+  ids: { assistantMessageId: string; conversationId: string; provider: string; model: string; sequence: number; correlationId: string },
+): MessageRow => {
+  const prompt = outcome.usage.inputUncached + outcome.usage.cacheRead + outcome.usage.cacheWrite;
+  return {
+    id: ids.assistantMessageId,
+    conversation_id: ids.conversationId,
+    role: 'assistant',
+    content: outcome.output ?? '',
+    sequence_number: ids.sequence,
+    prompt_tokens: prompt,
+    completion_tokens: outcome.usage.output,
+    total_tokens: prompt + outcome.usage.output,
+    cached_input_tokens: outcome.usage.cacheRead,
+    reasoning_tokens: outcome.usage.reasoning,
+    cost: outcome.costUnknown ? null : outcome.costUsd,
+    model_used: ids.model,
+    provider_used: ids.provider,
+    finish_reason: outcome.status === 'completed' ? 'stop' : (outcome.terminalReason ?? outcome.status),
+    response_time_ms: Math.max(0, outcome.endedAt - outcome.startedAt),
+    run_id: outcome.runId,
+    correlation_id: ids.correlationId,
+    rating: null,
+    rating_count: 0,
+    created_at: new Date(outcome.endedAt).toISOString(),
+  };
+};
+
+const pendingConversation = (conversation: ConversationRow, message: MessageRow): ConversationRow => ({
+  ...conversation,
+  message_count: conversation.message_count + 2,
+  total_tokens: conversation.total_tokens + (message.total_tokens ?? 0),
+  total_cost: conversation.total_cost + (message.cost ?? 0),
+  last_message_at: message.created_at,
+});
+
 const toLangChain = (row: MessageRow): BaseMessage | null => {
   switch (row.role) {
     case 'user':
@@ -178,8 +216,9 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
     const assistantMessageId = ulid();
     const release = runtime.reserve(conversation.id, runId);
     let userMessageId: string;
+    let userSequence: number;
     try {
-      ({ userMessageId } = await beginTurn(pool, {
+      ({ userMessageId, sequenceNumber: userSequence } = await beginTurn(pool, {
         conversationId: conversation.id,
         userId: request.userId,
         content: request.message,
@@ -233,6 +272,12 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
         FROM messages WHERE id = ${assistantMessageId}`),
       conversations.findById(conversation.id),
     ]).catch(() => [null, null] as const);
+    if (assistantMessage === null && outcome.durable === 'spool' && outcome.modelCalls > 0) {
+      // The database went away after the message was saved: the run's record is in the
+      // spool and will be written as shown here (the same figures, from the same spans).
+      const spooled = fromOutcome(outcome, { assistantMessageId, conversationId: conversation.id, provider, model, sequence: userSequence + 1, correlationId: request.correlationId });
+      return { outcome, conversation: pendingConversation(conversation, spooled), assistantMessage: spooled, started };
+    }
     return { outcome, conversation: latest ?? conversation, assistantMessage, started };
   };
 

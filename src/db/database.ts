@@ -24,6 +24,8 @@ export type DatabaseOptions = {
   readonly dataDir: string;
   readonly poolSize: number;
   readonly statementTimeoutMs?: number;
+  /** How long a caller may wait for a pool connection before failing. */
+  readonly acquireTimeoutMs?: number;
 };
 
 /** Closing twice (a test, then a shutdown hook) must not fail the second time. */
@@ -35,7 +37,52 @@ const once = (close: () => Promise<void>): (() => Promise<void>) => {
   };
 };
 
-const createSlonikPool = async (
+/** No pool connection could be had in time (the database is unreachable or saturated). */
+export class ConnectionAcquireTimeoutError extends Error {
+  public constructor(timeoutMs: number) {
+    super(`no database connection within ${timeoutMs} ms`);
+    this.name = 'ConnectionAcquireTimeoutError';
+  }
+}
+
+const QUERY_METHODS = ['any', 'anyFirst', 'exists', 'many', 'manyFirst', 'maybeOne', 'maybeOneFirst', 'one', 'oneFirst', 'query', 'transaction'] as const;
+
+/**
+ * Bounds the wait for a pool connection. When connections die while callers queue for
+ * one (a database restart, a network cut), slonik 49 can leave the queued callers
+ * waiting forever; here they fail after `acquireTimeoutMs` instead. A caller that gave
+ * up and is served later does no work: its routine throws before touching the
+ * connection, so nothing runs (or commits) after its caller was told it failed.
+ */
+const withAcquireTimeout = (pool: DatabasePool, acquireTimeoutMs: number): DatabasePool => {
+  const wrapped = Object.create(pool) as Record<string, unknown>;
+  for (const method of QUERY_METHODS) {
+    wrapped[method] = (...args: unknown[]) => {
+      let abandoned = false;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => {
+          abandoned = true;
+          reject(new ConnectionAcquireTimeoutError(acquireTimeoutMs));
+        }, acquireTimeoutMs);
+      });
+      const work = pool.connect(async (connection) => {
+        clearTimeout(timer);
+        if (abandoned) {
+          throw new ConnectionAcquireTimeoutError(acquireTimeoutMs);
+        }
+        return (connection[method] as (...a: unknown[]) => Promise<unknown>)(...args);
+      });
+      return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+    };
+  }
+  return wrapped as unknown as DatabasePool;
+};
+
+const createSlonikPool = async (connectionUri: string, options: DatabaseOptions): Promise<DatabasePool> =>
+  withAcquireTimeout(await createRawPool(connectionUri, options), options.acquireTimeoutMs ?? 5_000);
+
+const createRawPool = async (
   connectionUri: string,
   options: DatabaseOptions,
 ): Promise<DatabasePool> =>

@@ -1,3 +1,5 @@
+import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError } from 'slonik';
+import { ConnectionAcquireTimeoutError } from '../db/database.js';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /** An error whose message is safe to show the client, with its HTTP status. */
@@ -12,6 +14,24 @@ export class HttpError extends Error {
     this.code = code;
   }
 }
+
+export const UNAVAILABLE_MESSAGE = /connection terminated|ECONNREFUSED|ECONNRESET|Connection refused|socket hang up|pool.*end/i;
+
+/** The database cannot be reached (as opposed to a query or data error): 503, not 500. */
+export const isDatabaseUnavailable = (error: unknown): boolean => {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth += 1) {
+    if (
+      current instanceof ConnectionAcquireTimeoutError ||
+      current instanceof ConnectionError ||
+      current instanceof BackendTerminatedError ||
+      current instanceof BackendTerminatedUnexpectedlyError ||
+      UNAVAILABLE_MESSAGE.test(current.message)
+    ) {
+      return true;
+    }
+  }
+  return false;
+};
 
 export type ValidationItem = { loc: (string | number)[]; msg: string; type: string };
 
@@ -78,6 +98,13 @@ export const registerErrorHandling = (app: FastifyInstance): void => {
             ? { detail: [{ loc: ['body'], msg: error.message, type: 'json_invalid' }] }
             : { detail, code },
         );
+    }
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: error }, 'database unavailable');
+      void reply.header('retry-after', '5');
+      return reply
+        .status(503)
+        .send({ detail: 'The database is unavailable right now; nothing was changed, please retry shortly', code: 'database_unavailable' });
     }
     request.log.error({ err: error }, 'request failed');
     return reply.status(500).send({ detail: 'Internal server error', code: 'internal_error' });
