@@ -59,6 +59,18 @@ export const findUnstorableString = (body: unknown): Issue | null => {
  */
 export const registerBodyGuard = (app: FastifyInstance): void => {
   app.addHook('preValidation', async (request, reply) => {
+    // Path parameters and query strings end up in SQL parameters too.
+    for (const [where, values] of [
+      ['path', request.params],
+      ['query', request.query],
+    ] as const) {
+      if (values !== null && typeof values === 'object') {
+        const issue = findUnstorableString(values);
+        if (issue !== null) {
+          return reply.status(422).send({ detail: [{ ...issue, loc: [where, ...issue.loc.slice(1)] }] });
+        }
+      }
+    }
     if (request.body === undefined || request.body === null || typeof request.body !== 'object') {
       return;
     }
