@@ -17,6 +17,7 @@ import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
 import { conversationRoutes } from './routes/conversations.js';
+import { analyticsRoutes } from './routes/analytics.js';
 import { chatRoutes } from './routes/chat.js';
 import { eventRoutes } from './routes/events.js';
 import { executionRoutes } from './routes/executions.js';
@@ -167,6 +168,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });
     await app.register(executionRoutes, { prefix: '/api/v1/workflows', services });
     await app.register(monitoringRoutes, { prefix: '/api/v1/monitoring', services });
+    await app.register(analyticsRoutes, { prefix: '/api/v1/analytics', services });
   }
   await app.register(eventRoutes, { prefix: '/api/v1/events' });
   return app;

@@ -9,7 +9,7 @@ import { DatabaseWriterSpanProcessor } from '../otel/processors/database-writer-
 import { MetricsSpanProcessor } from '../otel/processors/metrics-span-processor.js';
 import { createTracerProvider, registerContext } from '../otel/tracing.js';
 import { createAnalyticsFeed, type AnalyticsFeed } from './analytics/analytics-feed.js';
-import { createAnalyticsStore, type AnalyticsStore } from './analytics/analytics-store.js';
+import type { AnalyticsStore } from './analytics/analytics-store.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import { createGraph } from './graphs/build-graph.js';
@@ -25,6 +25,8 @@ import { RunRuntime, type ChatModelFactory } from './runtime/run-runtime.js';
 import { createToolRegistry } from './tools/tool-registry.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
+type RunRollups = Pick<AnalyticsStore, 'add' | 'flush' | 'shutdown'>;
+
 const HEARTBEAT_INTERVAL_MS = 15_000;
 /** A run whose owner has not heartbeated for this long is taken as orphaned. */
 const HEARTBEAT_STALE_MS = 120_000;
@@ -33,7 +35,8 @@ export type Services = {
   readonly instanceId: string;
   readonly metrics: Metrics;
   readonly analyticsFeed: AnalyticsFeed;
-  readonly analyticsStore: AnalyticsStore;
+  /** Flushing it makes every finished run's rollups durable (they travel with the run records). */
+  readonly analyticsStore: RunRollups;
   readonly providers: ProviderRegistry;
   readonly runtime: RunRuntime;
   readonly writer: RunRecordWriter;
@@ -98,7 +101,13 @@ export const createServices = async (options: ServicesOptions): Promise<Services
 
   const metrics = createMetrics({ serviceName: config.telemetry.serviceName, enabled: config.telemetry.metricsEnabled });
   const analyticsFeed = createAnalyticsFeed();
-  const analyticsStore = createAnalyticsStore({ pool: db.pool, meter: metrics.meter });
+  // The rollups are written with each run's record (exactly once, see
+  // src/analytics/run-record-rollups.ts); the analytics processor keeps the live feed.
+  const flushRollups = async () => {
+    await writer.forceFlush();
+    return { applied: 0, pending: writer.stats().queued + writer.stats().spooled, inDoubt: 0 };
+  };
+  const analyticsStore: RunRollups = { add: () => {}, flush: flushRollups, shutdown: flushRollups };
 
   const tracerProvider = createTracerProvider({
     serviceName: config.telemetry.serviceName,

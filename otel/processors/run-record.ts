@@ -1,8 +1,11 @@
 import type { Attributes, AttributeValue } from '@opentelemetry/api';
 import { hrTimeToMilliseconds } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import { ulid } from 'ulid';
+import { monotonicFactory } from 'ulid';
 import * as semconv from '../semconv.js';
+
+/** Ids ordered as generated, even within one millisecond (events of one run keep their order). */
+const ulid = monotonicFactory();
 
 /** Token buckets as stored (null: the provider reported no usage). */
 export type RecordUsage = {

@@ -154,3 +154,88 @@ export const createAnalyticsQueries = (db: CommonQueryMethods) => ({
 });
 
 export type AnalyticsQueries = ReturnType<typeof createAnalyticsQueries>;
+
+/** Sums for one hour of the day (0–23, UTC) over every day of a range. */
+export const HourOfDayTotalsRowSchema = z.object({
+  hour: z.number().int().min(0).max(23),
+  /** All tokens (input + cache read + cache write + output). */
+  total_tokens: count,
+  model_calls: count,
+  runs_total: count,
+  runs_by_status: z.record(z.string(), z.number()),
+  errors: count,
+  latency_sum_ms: count,
+  latency_count: count,
+});
+export type HourOfDayTotalsRow = z.infer<typeof HourOfDayTotalsRowSchema>;
+
+const LatencyHistogramRow = z.object({ provider: z.string(), model: z.string(), index: z.number().int(), count });
+
+/** The summed latency histogram of one provider × model: counts aligned with LATENCY_BOUNDS_MS. */
+export type LatencyHistogram = { readonly provider: string; readonly model: string; readonly counts: readonly number[] };
+
+/** More read helpers over analytics_hourly, for the analytics API. */
+export const createAnalyticsBreakdownQueries = (db: CommonQueryMethods) => ({
+  /** Totals per hour of the day (UTC) over the range, hours without rows left out, ordered by hour. */
+  hourOfDayTotals: async (range: AnalyticsRange): Promise<readonly HourOfDayTotalsRow[]> =>
+    db.any(sql.type(HourOfDayTotalsRowSchema)`
+      WITH rows AS (
+        SELECT extract(hour FROM bucket_start AT TIME ZONE 'UTC')::int4 AS hour, runs_by_status,
+          input_tokens + cache_read_tokens + cache_write_tokens + output_tokens AS total_tokens,
+          model_calls, runs_total, errors, latency_sum_ms, latency_count
+        FROM analytics_hourly
+        WHERE ${rangeCondition(range)}
+      ),
+      statuses AS (
+        SELECT hour, jsonb_object_agg(key, total) AS runs_by_status
+        FROM (
+          SELECT r.hour, s.key, sum(s.value::bigint) AS total
+          FROM rows AS r CROSS JOIN LATERAL jsonb_each_text(r.runs_by_status) AS s
+          GROUP BY r.hour, s.key
+        ) AS per_status
+        GROUP BY hour
+      ),
+      sums AS (
+        SELECT hour, sum(total_tokens) AS total_tokens, sum(model_calls) AS model_calls,
+          sum(runs_total) AS runs_total, sum(errors) AS errors,
+          sum(latency_sum_ms) AS latency_sum_ms, sum(latency_count) AS latency_count
+        FROM rows
+        GROUP BY hour
+      )
+      SELECT s.hour, s.total_tokens::int8 AS total_tokens, s.model_calls::int8 AS model_calls,
+        s.runs_total::int8 AS runs_total, coalesce(st.runs_by_status, '{}'::jsonb) AS runs_by_status,
+        s.errors::int8 AS errors, s.latency_sum_ms::int8 AS latency_sum_ms, s.latency_count::int8 AS latency_count
+      FROM sums AS s
+      LEFT JOIN statuses AS st USING (hour)
+      ORDER BY s.hour
+    `),
+
+  /**
+   * The latency histogram per provider × model over the range (buckets summed
+   * element-wise, exact), for percentiles by model or provider with
+   * {@link percentileFromBuckets}. Ordered by provider, then model.
+   */
+  latencyHistograms: async (range: AnalyticsRange): Promise<readonly LatencyHistogram[]> => {
+    const rows = await db.any(sql.type(LatencyHistogramRow)`
+      SELECT h.provider, h.model, (e.position - 1)::int4 AS index, sum(e.value::bigint)::int8 AS count
+      FROM analytics_hourly AS h
+      CROSS JOIN LATERAL jsonb_array_elements_text(h.latency_buckets) WITH ORDINALITY AS e(value, position)
+      WHERE ${rangeCondition(range)}
+      GROUP BY h.provider, h.model, e.position
+      ORDER BY h.provider, h.model, e.position
+    `);
+    const histograms = new Map<string, { provider: string; model: string; counts: number[] }>();
+    for (const row of rows) {
+      const key = JSON.stringify([row.provider, row.model]);
+      let histogram = histograms.get(key);
+      if (histogram === undefined) {
+        histogram = { provider: row.provider, model: row.model, counts: LATENCY_BOUNDS_MS.map(() => 0) };
+        histograms.set(key, histogram);
+      }
+      if (row.index < histogram.counts.length) histogram.counts[row.index] = row.count;
+    }
+    return [...histograms.values()];
+  },
+});
+
+export type AnalyticsBreakdownQueries = ReturnType<typeof createAnalyticsBreakdownQueries>;

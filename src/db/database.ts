@@ -97,6 +97,8 @@ const createRawPool = async (
     resetConnection: async () => {},
   });
 
+const PGLITE_POOL_SIZE = 1;
+
 const startPglite = async (options: DatabaseOptions): Promise<Database> => {
   let dataUri = 'memory://';
   if (options.dataDir !== 'memory://') {
@@ -111,11 +113,21 @@ const startPglite = async (options: DatabaseOptions): Promise<Database> => {
     db: pglite,
     host: '127.0.0.1',
     port: 0,
-    maxConnections: options.poolSize + 2,
+    // Room for tools and tests that open their own pool on the same database.
+    maxConnections: 16,
   });
   await server.start();
   const connectionUri = `postgres://postgres@${server.getServerConn()}/postgres`;
-  const pool = await createSlonikPool(connectionUri, options);
+  // One connection: the socket server queues each protocol message on its own, so the
+  // Parse/Bind/Execute messages of statements from two connections can interleave on
+  // PGlite's single session outside a transaction ("bind message supplies 5
+  // parameters, but prepared statement requires 3"). PGlite runs one statement at a
+  // time anyway; waiting callers queue in the pool, so they get a longer wait bound.
+  const pool = await createSlonikPool(connectionUri, {
+    ...options,
+    poolSize: PGLITE_POOL_SIZE,
+    acquireTimeoutMs: Math.max(options.acquireTimeoutMs ?? 0, 60_000),
+  });
   return {
     kind: 'pglite',
     pool,

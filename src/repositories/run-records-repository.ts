@@ -1,6 +1,8 @@
 import { sql, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
 import type { RunRecord } from '../../otel/processors/run-record.js';
+import { applyRollups } from '../analytics/analytics-upsert.js';
+import { rollupsFromRecords } from '../analytics/run-record-rollups.js';
 
 const ts = (ms: number) => sql.timestamp(new Date(ms));
 const totalInput = (u: RunRecord['usage']) => u.inputUncached + u.cacheRead + u.cacheWrite;
@@ -174,6 +176,10 @@ export const applyRunRecords = async (
       await insertAssistantMessage(tx, record);
     }
     applied.push(record.runId);
+  }
+  const rollups = rollupsFromRecords(records.filter((record) => applied.includes(record.runId)));
+  if (rollups.length > 0) {
+    await applyRollups(tx, rollups, () => {});
   }
   return applied;
 };

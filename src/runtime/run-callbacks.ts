@@ -88,7 +88,12 @@ export class RunCallbacks extends BaseCallbackHandler {
     const at = this.options.now();
     const message = generationMessage(output);
     const usage = normalizeUsage(message?.usage_metadata);
-    const metadata = (message?.response_metadata ?? {}) as Record<string, unknown>;
+    // Streamed calls carry the finish reason and model in the generation's info, not
+    // in the combined message's response_metadata.
+    const metadata = {
+      ...((output.generations[0]?.[0]?.generationInfo ?? {}) as Record<string, unknown>),
+      ...((message?.response_metadata ?? {}) as Record<string, unknown>),
+    };
     const responseModel =
       (typeof metadata['model_name'] === 'string' && metadata['model_name']) ||
       (typeof metadata['model'] === 'string' && metadata['model']) ||

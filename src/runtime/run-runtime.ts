@@ -89,6 +89,8 @@ export type RunRequest = {
   readonly onToken?: ((text: string) => void) | undefined;
   /** Stream from the provider (default: when onToken is given). Usage is the same either way. */
   readonly streaming?: boolean | undefined;
+  /** This run's timeout, overriding the runtime's `runTimeoutMs`. */
+  readonly timeoutMs?: number | undefined;
 };
 
 export type RunOutcome = WorkflowRunOutput & {
@@ -322,7 +324,7 @@ export class RunRuntime {
     });
     actor.start();
     actor.send({ type: 'run.start', at: run.startedAt });
-    run.timer = setTimeout(() => this.stop(request.runId, 'timeout'), limits.runTimeoutMs);
+    run.timer = setTimeout(() => this.stop(request.runId, 'timeout'), request.timeoutMs ?? limits.runTimeoutMs);
     void this.execute(run, graph);
     return { runId: request.runId, done };
   }
@@ -355,6 +357,11 @@ export class RunRuntime {
   /** Cancels a live run; its usage so far is kept. Returns false if it is not live. */
   public cancel(runId: string, reason = 'cancelled'): boolean {
     return this.stop(runId, 'cancel', reason);
+  }
+
+  /** Interrupts a live run (as shutdown does); its usage so far is kept. Returns false if it is not live. */
+  public interrupt(runId: string, reason = 'interrupted'): boolean {
+    return this.stop(runId, 'interrupt', reason);
   }
 
   public get(runId: string): ActiveRun | undefined {

@@ -8,6 +8,7 @@ import { ulid } from 'ulid';
 import { z } from 'zod';
 import type { RunBudget } from '../../machines/workflow-run-types.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import { openDatabase, type Database } from '../../src/db/database.js';
 import { createLogger } from '../../src/logger.js';
 import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
 import { beginTurn } from '../../src/repositories/turns-repository.js';
@@ -15,14 +16,21 @@ import type { RunHandle } from '../../src/runtime/run-runtime.js';
 import { createServices, type Services } from '../../src/services.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { createConversation, createUser } from './fixtures.js';
+import { GatedChatModel } from './gated-chat-model.js';
 
 export type Harness = {
+  /** The test database, reached directly (assertions, fixtures). */
   readonly db: TestDatabase;
+  /** What the services and `startTurn` connect through: `db` unless `connectThrough` routes it elsewhere. */
+  readonly serviceDb: Database;
   readonly services: Services;
   readonly exporter: InMemorySpanExporter;
   readonly config: Config;
-  /** Script the next run's model (shared by every call of that run). */
-  script: (turns: ScriptedTurn[]) => ScriptedChatModel;
+  /**
+   * Script the model of the runs started from now on (shared by every call of those
+   * runs). With `gate`, each call waits for it before playing its turn.
+   */
+  script: (turns: ScriptedTurn[], options?: { gate?: Promise<void> }) => ScriptedChatModel;
   /** Saves a user message like the API does and starts a run for it. */
   startTurn: (options: TurnOptions) => Promise<RunHandle & { conversationId: string; userId: string }>;
   spans: () => ReadableSpan[];
@@ -42,16 +50,48 @@ export type TurnOptions = {
   readonly correlationId?: string;
 };
 
+export type HarnessOptions = {
+  processors?: SpanProcessor[];
+  now?: () => number;
+  /**
+   * Use the real provider registry (API keys and base URLs from the config) instead of
+   * the scripted model; `script` then throws.
+   */
+  realProviders?: boolean;
+  /** Where the writer spools records (default: a fresh temporary directory); reuse one to play a restart. */
+  spoolDir?: string;
+  /** Run on this database instead of a fresh one; the harness then leaves it in place when it closes. */
+  database?: TestDatabase;
+  /**
+   * Maps the test database's URL to the one the services connect to (e.g. a TCP proxy's),
+   * so a test can cut their connections. The database itself is still created, queried
+   * through `db` and dropped directly.
+   */
+  connectThrough?: (url: string) => string | Promise<string>;
+};
+
+// PGlite's socket server takes poolSize + 2 connections: room for the direct pool and a routed one.
+const ROUTED_DATABASE_POOL_SIZE = 12;
+const ROUTED_SERVICES_POOL_SIZE = 5;
+
 /**
  * The real stack below the HTTP layer: a fresh database, the services (runtime,
  * span processors, writer) and an in-memory span exporter; only the chat model is
- * scripted.
+ * scripted (unless `realProviders`).
  */
-export const createHarness = async (
-  env: Record<string, string> = {},
-  extra: { processors?: SpanProcessor[]; now?: () => number } = {},
-): Promise<Harness> => {
-  const db = await createTestDatabase();
+export const createHarness = async (env: Record<string, string> = {}, extra: HarnessOptions = {}): Promise<Harness> => {
+  const ownsDatabase = extra.database === undefined;
+  const db = extra.database ?? (await createTestDatabase(extra.connectThrough === undefined ? undefined : ROUTED_DATABASE_POOL_SIZE));
+  let serviceDb: Database = db;
+  if (extra.connectThrough !== undefined) {
+    const routed = await openDatabase({
+      url: await extra.connectThrough(db.url),
+      dataDir: 'memory://',
+      poolSize: ROUTED_SERVICES_POOL_SIZE,
+    });
+    // Same server behind the route: keep its kind (PGlite owns every run it holds).
+    serviceDb = { ...routed, kind: db.kind };
+  }
   const config = loadConfig({
     CHATTER_ENV: 'test',
     LOG_LEVEL: 'silent',
@@ -62,31 +102,42 @@ export const createHarness = async (
   let model: ScriptedChatModel | undefined;
   const services = await createServices({
     config,
-    db,
+    db: serviceDb,
     logger: createLogger(config),
     exporters: [exporter],
     processors: extra.processors ?? [],
-    spoolDir: await mkdtemp(join(tmpdir(), 'chatter-spool-')),
-    createChatModel: () => {
-      if (model === undefined) {
-        throw new Error('script the model first');
-      }
-      return model;
-    },
+    spoolDir: extra.spoolDir ?? (await mkdtemp(join(tmpdir(), 'chatter-spool-'))),
+    ...(extra.realProviders === true
+      ? {}
+      : {
+          createChatModel: () => {
+            if (model === undefined) {
+              throw new Error('script the model first');
+            }
+            return model;
+          },
+        }),
     ...(extra.now === undefined ? {} : { now: extra.now }),
   });
   return {
     db,
+    serviceDb,
     services,
     exporter,
     config,
-    script: (turns) => {
-      model = new ScriptedChatModel({ turns, model: 'gpt-4o-mini-2024-07-18' });
+    script: (turns, options = {}) => {
+      if (extra.realProviders === true) {
+        throw new Error('this harness calls the real providers: there is no model to script');
+      }
+      model =
+        options.gate === undefined
+          ? new ScriptedChatModel({ turns, model: 'gpt-4o-mini-2024-07-18' })
+          : new GatedChatModel({ turns, model: 'gpt-4o-mini-2024-07-18', gate: options.gate });
       return model;
     },
     startTurn: async (options) => {
-      const userId = options.userId ?? (await createUser(db.pool));
-      const conversationId = options.conversationId ?? (await createConversation(db.pool, userId));
+      const userId = options.userId ?? (await createUser(serviceDb.pool));
+      const conversationId = options.conversationId ?? (await createConversation(serviceDb.pool, userId));
       const runId = ulid();
       const correlationId = options.correlationId ?? ulid();
       const content = options.message ?? 'What is 2 + 2?';
@@ -94,7 +145,7 @@ export const createHarness = async (
       const provider = options.provider ?? 'openai';
       const model = options.model ?? 'gpt-4o-mini';
       const release = services.runtime.reserve(conversationId, runId);
-      const turn = await beginTurn(db.pool, {
+      const turn = await beginTurn(serviceDb.pool, {
         conversationId,
         userId,
         content,
@@ -129,7 +180,12 @@ export const createHarness = async (
     close: async () => {
       await services.runtime.shutdown(1_000);
       await services.close();
-      await db.drop();
+      if (serviceDb !== db) {
+        await serviceDb.close();
+      }
+      if (ownsDatabase) {
+        await db.drop();
+      }
     },
   };
 };

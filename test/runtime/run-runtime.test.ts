@@ -62,7 +62,7 @@ describe('the run runtime', () => {
       FROM messages WHERE run_id = ${runId} AND role = 'assistant'`);
   const eventTypes = async (runId: string) =>
     h.db.pool.anyFirst(sql.type(z.object({ type: z.string() }))`
-      SELECT type FROM events WHERE run_id = ${runId} ORDER BY created_at, id`);
+      SELECT type FROM events WHERE run_id = ${runId} ORDER BY seq`);
 
   it('accumulates the usage of all three model calls of a two-tool-call run', async () => {
     h.script([

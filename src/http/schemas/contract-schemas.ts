@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { ANALYTICS_SCHEMAS } from './analytics-schemas.js';
 import { AUTH_SCHEMAS } from './auth-schemas.js';
 import { CHAT_SCHEMAS } from './chat-schemas.js';
 import { ErrorResponseSchema, HTTPValidationErrorSchema, ValidationErrorSchema } from './common-schemas.js';
@@ -12,6 +13,7 @@ export const CONTRACT_SCHEMAS = [
   ...AUTH_SCHEMAS,
   ...CONVERSATION_SCHEMAS,
   ...CHAT_SCHEMAS,
+  ...ANALYTICS_SCHEMAS,
 ] as const;
 
 export const registerContractSchemas = (app: FastifyInstance): void => {

@@ -1,0 +1,179 @@
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { buildChartData, buildDashboard } from './analytics-dashboard-builders.js';
+import type { FeedFilter } from './analytics-feed.js';
+import {
+  createAnalyticsBreakdownQueries,
+  createAnalyticsQueries,
+  type AnalyticsRange,
+} from './analytics-queries.js';
+import {
+  buildConversationStats,
+  buildPerformanceMetrics,
+  buildUsageMetrics,
+  type ConversationCounts,
+  type MessageCounts,
+  type SystemCounts,
+} from './analytics-report-builders.js';
+import type { AnalyticsWindow } from './analytics-window.js';
+
+/** Whose figures a report holds: one user's, or every user's (admins; the caller authorises). */
+export type AnalyticsScope = FeedFilter;
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+const count = z.number().int().nonnegative();
+const ConversationCountRow = z.object({ status: z.string(), day: z.string(), count });
+const MessageCountRow = z.object({ role: z.string().nullable(), messages: count, conversations: count });
+const SystemCountRow = z.object({ total_users: count, today: count, week: count, month: count });
+
+const rangeOf = (scope: AnalyticsScope, window: AnalyticsWindow): AnalyticsRange => ({
+  from: window.from,
+  to: window.to,
+  userId: 'userId' in scope ? scope.userId : null,
+});
+
+/**
+ * Conversation and message counts for the conversation statistics (the rollups have no
+ * conversations): conversations created in the range, messages written in it. Per user
+ * they go through the conversations' (user_id, …) index; messages are reached through
+ * their conversations, never by scanning the table for one user.
+ */
+const createActivityQueries = (db: CommonQueryMethods) => ({
+  conversations: async (range: AnalyticsRange): Promise<ConversationCounts> => {
+    const rows = await db.any(sql.type(ConversationCountRow)`
+      SELECT status, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*)::int8 AS count
+      FROM conversations
+      WHERE created_at >= ${range.from.toISOString()}::timestamptz AND created_at < ${range.to.toISOString()}::timestamptz
+        ${range.userId === null ? sql.fragment`` : sql.fragment`AND user_id = ${range.userId}`}
+      GROUP BY status, day
+      ORDER BY day, status
+    `);
+    const byStatus: Record<string, number> = {};
+    const byDate: Record<string, number> = {};
+    let total = 0;
+    for (const row of rows) {
+      byStatus[row.status] = (byStatus[row.status] ?? 0) + row.count;
+      byDate[row.day] = (byDate[row.day] ?? 0) + row.count;
+      total += row.count;
+    }
+    return { total, byStatus, byDate };
+  },
+
+  messages: async (range: AnalyticsRange): Promise<MessageCounts> => {
+    const rows = await db.any(sql.type(MessageCountRow)`
+      SELECT CASE WHEN grouping(m.role) = 1 THEN NULL ELSE m.role END AS role,
+        count(*)::int8 AS messages, count(DISTINCT m.conversation_id)::int8 AS conversations
+      FROM messages AS m
+      ${range.userId === null ? sql.fragment`` : sql.fragment`JOIN conversations AS c ON c.id = m.conversation_id AND c.user_id = ${range.userId}`}
+      WHERE m.created_at >= ${range.from.toISOString()}::timestamptz AND m.created_at < ${range.to.toISOString()}::timestamptz
+      GROUP BY GROUPING SETS ((m.role), ())
+    `);
+    const totalRow = rows.find((row) => row.role === null);
+    return {
+      total: totalRow?.messages ?? 0,
+      conversations: totalRow?.conversations ?? 0,
+      byRole: Object.fromEntries(rows.flatMap((row) => (row.role === null ? [] : [[row.role, row.messages] as const]))),
+    };
+  },
+
+  /** Users, and users with any rollup row since the start of today (UTC) / in the last 7 and 30 days. */
+  system: async (now: number): Promise<Omit<NonNullable<SystemCounts>, 'uptimeSeconds' | 'databaseConnections'>> => {
+    const since = (epochMs: number) => new Date(epochMs).toISOString();
+    const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+    const row = await db.one(sql.type(SystemCountRow)`
+      SELECT
+        (SELECT count(*) FROM users)::int8 AS total_users,
+        (SELECT count(DISTINCT user_id) FROM analytics_hourly WHERE bucket_start >= ${since(Math.floor(now / DAY_MS) * DAY_MS)}::timestamptz)::int8 AS today,
+        (SELECT count(DISTINCT user_id) FROM analytics_hourly WHERE bucket_start >= ${since(hour - 7 * DAY_MS)}::timestamptz)::int8 AS week,
+        (SELECT count(DISTINCT user_id) FROM analytics_hourly WHERE bucket_start >= ${since(hour - 30 * DAY_MS)}::timestamptz)::int8 AS month
+    `);
+    return { totalUsers: row.total_users, activeUsersToday: row.today, activeUsersWeek: row.week, activeUsersMonth: row.month };
+  },
+});
+
+type Readers = {
+  readonly rollups: ReturnType<typeof createAnalyticsQueries>;
+  readonly breakdowns: ReturnType<typeof createAnalyticsBreakdownQueries>;
+  readonly activity: ReturnType<typeof createActivityQueries>;
+};
+
+/**
+ * The analytics bodies of the API, read from the hourly rollups (tokens, cost, latency,
+ * runs, errors) plus conversation and message counts. Each report runs only the queries
+ * its body needs, one after the other in one read-only REPEATABLE READ transaction: one
+ * connection per request, and every figure of a body (the dashboard's four reports
+ * included) from the same snapshot, even while rollups are being written.
+ */
+export const createAnalyticsReports = (pool: DatabasePool) => {
+  const snapshot = async <T>(read: (readers: Readers) => Promise<T>): Promise<T> =>
+    pool.transaction(async (tx) => {
+      await tx.query(sql.unsafe`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`);
+      return read({
+        rollups: createAnalyticsQueries(tx),
+        breakdowns: createAnalyticsBreakdownQueries(tx),
+        activity: createActivityQueries(tx),
+      });
+    });
+
+  const usage = async (scope: AnalyticsScope, window: AnalyticsWindow) =>
+    snapshot(async ({ rollups, breakdowns, activity }) => {
+      const range = rangeOf(scope, window);
+      const daily = await rollups.dailyTotals(range);
+      const hours = await breakdowns.hourOfDayTotals(range);
+      const conversations = await activity.conversations(range);
+      return buildUsageMetrics({ daily, hours, conversationsCreated: conversations.total, window });
+    });
+
+  const performance = async (scope: AnalyticsScope, window: AnalyticsWindow) =>
+    snapshot(async ({ rollups, breakdowns }) => {
+      const range = rangeOf(scope, window);
+      const daily = await rollups.dailyTotals(range);
+      const histograms = await breakdowns.latencyHistograms(range);
+      return buildPerformanceMetrics({ daily, histograms, window });
+    });
+
+  const conversationStats = async (scope: AnalyticsScope, window: AnalyticsWindow) =>
+    snapshot(async ({ rollups, breakdowns, activity }) => {
+      const range = rangeOf(scope, window);
+      const daily = await rollups.dailyTotals(range);
+      const hours = await breakdowns.hourOfDayTotals(range);
+      const conversations = await activity.conversations(range);
+      const messages = await activity.messages(range);
+      return buildConversationStats({ daily, hours, conversations, messages });
+    });
+
+  /** Every report of the scope and window, chart data, and system figures for an all-users scope. */
+  const dashboard = async (scope: AnalyticsScope, window: AnalyticsWindow, now: number) =>
+    snapshot(async ({ rollups, breakdowns, activity }) => {
+      const range = rangeOf(scope, window);
+      const daily = await rollups.dailyTotals(range);
+      const hours = await breakdowns.hourOfDayTotals(range);
+      const histograms = await breakdowns.latencyHistograms(range);
+      const conversations = await activity.conversations(range);
+      const messages = await activity.messages(range);
+      const system = 'allUsers' in scope ? await activity.system(now) : null;
+      const usageMetrics = buildUsageMetrics({ daily, hours, conversationsCreated: conversations.total, window });
+      const performanceMetrics = buildPerformanceMetrics({ daily, histograms, window });
+      const poolState = pool.state();
+      return buildDashboard({
+        conversationStats: buildConversationStats({ daily, hours, conversations, messages }),
+        usage: usageMetrics,
+        performance: performanceMetrics,
+        chartData: buildChartData({ hours, conversations, usage: usageMetrics, performance: performanceMetrics, window }),
+        system:
+          system === null
+            ? null
+            : {
+                ...system,
+                uptimeSeconds: process.uptime(),
+                databaseConnections: poolState.acquiredConnections + poolState.idleConnections,
+              },
+        generatedAt: new Date(now),
+      });
+    });
+
+  return { usage, performance, conversationStats, dashboard };
+};
+
+export type AnalyticsReports = ReturnType<typeof createAnalyticsReports>;

@@ -1,0 +1,168 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FeedSubscription } from '../analytics/analytics-feed.js';
+import { createAnalyticsReports, type AnalyticsScope } from '../analytics/analytics-reports.js';
+import { resolveAnalyticsWindow, type AnalyticsWindow } from '../analytics/analytics-window.js';
+import { HttpError, RequestValidationError } from '../http/errors.js';
+import { streamFeedEvents } from '../http/feed-event-stream.js';
+import {
+  AnalyticsQuerySchema,
+  AnalyticsStreamQuerySchema,
+  type AnalyticsQuery,
+  type AnalyticsStreamQuery,
+} from '../http/schemas/analytics-schemas.js';
+import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
+import type { Services } from '../services.js';
+
+export type AnalyticsRoutesOptions = {
+  readonly services: Services;
+  /** Live streams one user may hold open at once; one more answers 429 (default 5). */
+  readonly maxStreamsPerUser?: number;
+  /** Interval of the keep-alive comments on live streams (default 15 s). */
+  readonly keepAliveMs?: number;
+  /** The clock (tests). */
+  readonly now?: () => number;
+};
+
+const DEFAULT_MAX_STREAMS_PER_USER = 5;
+const DEFAULT_KEEP_ALIVE_MS = 15_000;
+
+/** The contract's report routes: path, body schema, summary and operationId. */
+const REPORTS = [
+  { path: '/usage', schema: 'UsageMetricsResponse', summary: 'Get Usage Metrics', operationId: 'get_usage_metrics_api_v1_analytics_usage_get' },
+  {
+    path: '/performance',
+    schema: 'PerformanceMetricsResponse',
+    summary: 'Get Performance Metrics',
+    operationId: 'get_performance_metrics_api_v1_analytics_performance_get',
+  },
+  {
+    path: '/conversations',
+    schema: 'ConversationStatsResponse',
+    summary: 'Get Conversation Stats',
+    operationId: 'get_conversation_stats_api_v1_analytics_conversations_get',
+  },
+  { path: '/dashboard', schema: 'DashboardResponse', summary: 'Get Dashboard', operationId: 'get_dashboard_api_v1_analytics_dashboard_get' },
+] as const;
+
+/**
+ * `/api/v1/analytics/*`: usage, performance, conversation statistics and the dashboard
+ * in the contract's shapes, read from the hourly analytics rollups (never by scanning
+ * messages), and `GET /stream`, the live feed of finished runs as Server-Sent Events.
+ *
+ * Everyone sees their own figures; superusers may pass `user_id` (one user) or
+ * `all_users=true`. Anyone else asking for that gets 403 and an `access_denied`
+ * security event.
+ */
+export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async (app, options) => {
+  const { services } = options;
+  const now = options.now ?? Date.now;
+  const maxStreamsPerUser = options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER;
+  const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+  const reports = createAnalyticsReports(app.db.pool);
+  const openStreams = new Map<string, number>();
+  const subscriptions = new Set<FeedSubscription>();
+
+  app.addHook('onRequest', app.authenticate);
+  // Open streams would hold the server's close forever: end them first.
+  app.addHook('preClose', async () => {
+    for (const subscription of subscriptions) subscription.close();
+  });
+
+  /** Whose figures the request reads; 403 (and a security event) for a non-superuser asking for others'. */
+  const scopeOf = async (request: FastifyRequest, query: { user_id?: string; all_users: boolean }): Promise<AnalyticsScope> => {
+    const { user } = request;
+    const wantsOthers = query.all_users || (query.user_id !== undefined && query.user_id !== user.id);
+    if (wantsOthers && !user.isSuperuser) {
+      await app.securityEvents.record(request, {
+        type: 'access_denied',
+        userId: user.id,
+        reason: 'analytics_scope_requires_superuser',
+        details: query.all_users ? { all_users: true } : { requested_user_id: query.user_id ?? null },
+      });
+      throw new HttpError(403, 'Only superusers may read other users’ analytics', 'forbidden');
+    }
+    if (query.all_users && query.user_id !== undefined) {
+      throw new RequestValidationError([
+        { loc: ['query', 'all_users'], msg: 'all_users and user_id cannot be combined', type: 'value_error' },
+      ]);
+    }
+    if (!wantsOthers) {
+      return { userId: user.id };
+    }
+    return query.all_users ? { allUsers: true } : { userId: query.user_id ?? user.id };
+  };
+
+  const prepare = async (request: FastifyRequest<{ Querystring: AnalyticsQuery }>): Promise<{ scope: AnalyticsScope; window: AnalyticsWindow }> => {
+    const scope = await scopeOf(request, request.query);
+    const window = resolveAnalyticsWindow(request.query, now());
+    // Rollups still in memory are written first, so a run that has already answered is counted.
+    await services.analyticsStore.flush();
+    return { scope, window };
+  };
+
+  const handlers = {
+    '/usage': async (scope: AnalyticsScope, window: AnalyticsWindow) => reports.usage(scope, window),
+    '/performance': async (scope: AnalyticsScope, window: AnalyticsWindow) => reports.performance(scope, window),
+    '/conversations': async (scope: AnalyticsScope, window: AnalyticsWindow) => reports.conversationStats(scope, window),
+    '/dashboard': async (scope: AnalyticsScope, window: AnalyticsWindow) => reports.dashboard(scope, window, now()),
+  } as const;
+
+  for (const report of REPORTS) {
+    app.get<{ Querystring: AnalyticsQuery }>(
+      report.path,
+      {
+        schema: {
+          tags: ['Analytics'],
+          summary: report.summary,
+          operationId: report.operationId,
+          security: bearerSecurity,
+          querystring: AnalyticsQuerySchema,
+          response: { 200: { $ref: `${report.schema}#` }, ...errorResponses(401, 403) },
+        },
+      },
+      async (request) => {
+        const { scope, window } = await prepare(request);
+        return handlers[report.path](scope, window);
+      },
+    );
+  }
+
+  app.get<{ Querystring: AnalyticsStreamQuery }>(
+    '/stream',
+    {
+      schema: {
+        tags: ['Analytics'],
+        summary: 'Stream Analytics',
+        description:
+          'Server-Sent Events: `: connected`, then `event: run_completed` with `id:` (the run id) and `data:` ' +
+          '(tokens, cost, duration, status) for each run of the caller (superusers: `all_users=true` or `user_id`) as it ' +
+          'finishes; `: keep-alive` comments every 15 s; `event: dropped` when a slow client lost events.',
+        operationId: 'stream_analytics_api_v1_analytics_stream_get',
+        security: bearerSecurity,
+        querystring: AnalyticsStreamQuerySchema,
+        response: errorResponses(401, 403, 429),
+      },
+    },
+    async (request, reply) => {
+      const scope = await scopeOf(request, request.query);
+      const userId = request.user.id;
+      const open = openStreams.get(userId) ?? 0;
+      if (open >= maxStreamsPerUser) {
+        await app.securityEvents.record(request, { type: 'rate_limited', userId, reason: 'analytics_streams' });
+        throw new HttpError(429, `At most ${maxStreamsPerUser} live analytics streams per user`, 'too_many_streams');
+      }
+      openStreams.set(userId, open + 1);
+      const subscription = services.analyticsFeed.subscribe(scope);
+      subscriptions.add(subscription);
+      try {
+        await streamFeedEvents({ reply, subscription, keepAliveMs });
+      } finally {
+        subscriptions.delete(subscription);
+        const left = (openStreams.get(userId) ?? 1) - 1;
+        if (left > 0) openStreams.set(userId, left);
+        else openStreams.delete(userId);
+      }
+      return reply;
+    },
+  );
+};
