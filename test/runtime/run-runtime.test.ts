@@ -272,6 +272,25 @@ describe('the run runtime', () => {
     await first.done;
   });
 
+  it('times out a slow model call and retries it', async () => {
+    const slow = await createHarness({ MODEL_CALL_TIMEOUT_MS: '150', MODEL_RETRY_BASE_MS: '1' });
+    try {
+      slow.script([
+        { content: 'too slow', latencyMs: 3_000, usage: usage(5, 2) },
+        { content: 'in time', usage: usage(6, 3) },
+      ]);
+      const turn = await slow.startTurn({});
+      const outcome = await turn.done;
+      expect(outcome.status).toBe('completed');
+      expect(outcome.usage).toEqual({ inputUncached: 6, cacheRead: 0, cacheWrite: 0, output: 3, reasoning: 0 });
+      const calls = await slow.db.pool.any(sql.type(z.object({ error: z.string().nullable() }))`
+        SELECT error FROM model_calls WHERE run_id = ${turn.runId} ORDER BY sequence`);
+      expect(calls.map((call) => call.error)).toEqual([expect.stringContaining('timed out'), null]);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('times a run out and records it as timedOut', async () => {
     const slow = await createHarness({ RUN_TIMEOUT_MS: '150' });
     try {
