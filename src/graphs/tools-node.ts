@@ -61,7 +61,12 @@ export function createToolsNode({ tools, toolCallLimit }: ToolsNodeOptions) {
     const refused = calls.slice(budget).map((call) =>
       errorMessage(call, `not run: this run reached its limit of ${toolCallLimit} tool calls; answer with what you have`),
     );
-    const results = await Promise.all(runnable.map((call) => run(call, config)));
+    // One after another: each tool call is a step of the run's machine (callingTool),
+    // and its span and events must not interleave with another call's.
+    const results = [];
+    for (const call of runnable) {
+      results.push(await run(call, config));
+    }
     return { messages: [...results, ...refused], toolCallCount: state.toolCallCount + runnable.length };
   };
 }

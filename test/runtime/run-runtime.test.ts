@@ -126,6 +126,28 @@ describe('the run runtime', () => {
     expect(totals.total_cost).toBeCloseTo(totals.sum_cost, 10);
   });
 
+  it('counts two tool calls requested in one model response', async () => {
+    h.script([
+      {
+        content: '',
+        toolCalls: [
+          { name: 'calculator', args: { expression: '1+1' } },
+          { name: 'calculator', args: { expression: '2+2' } },
+        ],
+        usage: usage(30, 6),
+      },
+      { content: 'Two and four.', usage: usage(50, 4) },
+    ]);
+    const turn = await h.startTurn({ workflow: 'chat_with_tools' });
+    const outcome = await turn.done;
+    expect(outcome.status).toBe('completed');
+    expect(outcome.toolCalls).toBe(2);
+    const tools = await h.db.pool.anyFirst(sql.type(z.object({ tool: z.string() }))`
+      SELECT tool FROM tool_calls WHERE run_id = ${turn.runId} ORDER BY sequence`);
+    expect(tools).toEqual(['calculator', 'calculator']);
+    expect((await eventTypes(turn.runId)).filter((type) => type === 'tool_called')).toHaveLength(2);
+  });
+
   it('gives identical usage streaming and not streaming', async () => {
     const script = () =>
       h.script([
