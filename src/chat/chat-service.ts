@@ -92,9 +92,10 @@ const fromOutcome = (
   };
 };
 
+/** `conversation` as beginTurn left it (the user's message counted); adds the reply. */
 const pendingConversation = (conversation: ConversationRow, message: MessageRow): ConversationRow => ({
   ...conversation,
-  message_count: conversation.message_count + 2,
+  message_count: conversation.message_count + 1,
   total_tokens: conversation.total_tokens + (message.total_tokens ?? 0),
   total_cost: conversation.total_cost + (message.cost ?? 0),
   last_message_at: message.created_at,
@@ -134,7 +135,8 @@ export type ChatServiceOptions = {
 export const createChatService = ({ pool, runtime, providers, instanceId }: ChatServiceOptions) => {
   const conversations = createConversationsRepository(pool);
 
-  const budgetFor = async (userId: string, conversation: ConversationRow): Promise<RunBudget> => {
+  /** `conversation` null: a new conversation (no budget of its own, nothing spent yet). */
+  const budgetFor = async (userId: string, conversation: ConversationRow | null): Promise<RunBudget> => {
     const row = await pool.one(sql.type(BudgetRow)`
       SELECT token_budget AS user_token_budget, cost_budget_usd AS user_cost_budget,
              total_tokens AS user_tokens, total_cost AS user_cost
@@ -142,11 +144,11 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
     const budget: RunBudget = {
       tokensRemaining: minRemaining([
         row.user_token_budget === null ? null : row.user_token_budget - row.user_tokens,
-        conversation.token_budget === null ? null : conversation.token_budget - conversation.total_tokens,
+        conversation === null || conversation.token_budget === null ? null : conversation.token_budget - conversation.total_tokens,
       ]),
       costRemainingUsd: minRemaining([
         row.user_cost_budget === null ? null : row.user_cost_budget - row.user_cost,
-        conversation.cost_budget_usd === null ? null : conversation.cost_budget_usd - conversation.total_cost,
+        conversation === null || conversation.cost_budget_usd === null ? null : conversation.cost_budget_usd - conversation.total_cost,
       ]),
     };
     if ((budget.tokensRemaining ?? 1) <= 0 || (budget.costRemainingUsd ?? 1) <= 0) {
@@ -155,10 +157,11 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
     return budget;
   };
 
-  const history = async (conversation: ConversationRow, request: ChatTurnRequest): Promise<BaseMessage[]> => {
+  /** `conversation` null: a new conversation, which has no messages yet. */
+  const history = async (conversation: ConversationRow | null, request: ChatTurnRequest): Promise<BaseMessage[]> => {
     const limit = Math.min(request.contextLimit ?? HISTORY_LIMIT, HISTORY_LIMIT);
     const rows =
-      request.enableMemory === false
+      request.enableMemory === false || conversation === null
         ? []
         : await pool.any(sql.type(MessageRow)`
             SELECT * FROM (
@@ -168,7 +171,7 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
               FROM messages WHERE conversation_id = ${conversation.id}
               ORDER BY sequence_number DESC LIMIT ${limit}
             ) recent ORDER BY sequence_number ASC`);
-    const systemPrompt = request.systemPromptOverride ?? conversation.system_prompt;
+    const systemPrompt = request.systemPromptOverride ?? conversation?.system_prompt;
     return [
       ...(systemPrompt === null || systemPrompt === undefined || systemPrompt === '' ? [] : [new SystemMessage(systemPrompt)]),
       ...rows.map(toLangChain).filter((message): message is BaseMessage => message !== null),
@@ -176,30 +179,31 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
     ];
   };
 
-  const conversationFor = async (request: ChatTurnRequest): Promise<ConversationRow> => {
-    if (request.conversationId !== undefined && request.conversationId !== null) {
-      const found = await conversations.findById(request.conversationId);
-      if (found === null || found.user_id !== request.userId || found.status === 'deleted') {
-        throw new HttpError(404, 'Conversation not found', 'not_found');
-      }
-      return found;
+  /** The user's conversation the turn continues, or null when the turn starts a new one. */
+  const conversationFor = (request: ChatTurnRequest, found: ConversationRow | null | undefined): ConversationRow | null => {
+    if (found === undefined) {
+      return null;
     }
-    const title = request.message.replace(/\s+/g, ' ').trim().slice(0, 80) || 'New conversation';
-    return conversations.create({
-      userId: request.userId,
-      title,
-      systemPrompt: request.systemPromptOverride ?? null,
-      temperature: request.temperature ?? null,
-      maxTokens: request.maxTokens ?? null,
-    });
+    if (found === null || found.user_id !== request.userId || found.status === 'deleted') {
+      throw new HttpError(404, 'Conversation not found', 'not_found');
+    }
+    return found;
   };
+
+  /** A new conversation is created with the turn's first message, in beginTurn's transaction. */
+  const newConversationFor = (request: ChatTurnRequest) => ({
+    title: request.message.replace(/\s+/g, ' ').trim().slice(0, 80) || 'New conversation',
+    systemPrompt: request.systemPromptOverride ?? null,
+    temperature: request.temperature ?? null,
+    maxTokens: request.maxTokens ?? null,
+  });
 
   const run = async (request: ChatTurnRequest): Promise<ChatTurnResult> => {
     const workflow = request.workflowTemplateName ?? (request.enableTools === true ? 'chat_with_tools' : 'chat');
     getTemplate(workflow); // unknown template → 4xx before anything is written
-    const conversationId = request.conversationId ?? undefined;
+    const requestedId = request.conversationId ?? undefined;
     const existing =
-      conversationId === undefined ? undefined : await conversations.findById(conversationId).catch((error: unknown) => {
+      requestedId === undefined ? undefined : await conversations.findById(requestedId).catch((error: unknown) => {
         throw unavailable(error);
       });
     const { provider, model } = providers.resolve(
@@ -209,17 +213,21 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
     // A provider without credentials fails here, before the message is saved.
     providers.createChatModel({ provider, model });
 
-    const conversation = await conversationFor(request);
-    const budget = await budgetFor(request.userId, conversation);
-    const messages = await history(conversation, request);
+    const found = conversationFor(request, existing);
+    const budget = await budgetFor(request.userId, found);
+    const messages = await history(found, request);
     const runId = ulid();
     const assistantMessageId = ulid();
-    const release = runtime.reserve(conversation.id, runId);
+    const conversationId = found?.id ?? ulid();
+    const release = runtime.reserve(conversationId, runId);
     let userMessageId: string;
     let userSequence: number;
+    /** As the user's message left it: counted, not yet the reply. */
+    let conversation: ConversationRow;
     try {
-      ({ userMessageId, sequenceNumber: userSequence } = await beginTurn(pool, {
-        conversationId: conversation.id,
+      ({ userMessageId, sequenceNumber: userSequence, conversation } = await beginTurn(pool, {
+        conversationId,
+        newConversation: found === null ? newConversationFor(request) : undefined,
         userId: request.userId,
         content: request.message,
         runId,

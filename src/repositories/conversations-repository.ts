@@ -37,7 +37,8 @@ export const ConversationRow = z.object({
 });
 export type ConversationRow = z.infer<typeof ConversationRow>;
 
-const columns = sql.fragment`
+/** Every column of ConversationRow, for SELECT and RETURNING lists. */
+export const conversationColumns = sql.fragment`
   id, user_id, title, description, status, profile_id, llm_provider, llm_model, system_prompt, temperature,
   max_tokens, enable_retrieval, context_window, memory_enabled, memory_strategy, retrieval_limit,
   retrieval_score_threshold, tags, extra_metadata, workflow_config, token_budget, cost_budget_usd,
@@ -139,6 +140,17 @@ const setOf = (changes: ConversationChanges): FragmentSqlToken[] => {
   return sets;
 };
 
+/** The INSERT of a new conversation, returning its row (run on the pool or inside a transaction). */
+export const insertConversation = (id: string, conversation: NewConversation) => sql.type(ConversationRow)`
+  INSERT INTO conversations (id, user_id, title, description, profile_id, system_prompt, enable_retrieval,
+                             temperature, max_tokens, workflow_config, extra_metadata)
+  VALUES (${id}, ${conversation.userId}, ${conversation.title}, ${conversation.description ?? null},
+          ${conversation.profileId ?? null}, ${conversation.systemPrompt ?? null},
+          ${conversation.enableRetrieval ?? false}, ${conversation.temperature ?? null},
+          ${conversation.maxTokens ?? null}, ${jsonbOrNull(conversation.workflowConfig)},
+          ${jsonbOrNull(conversation.extraMetadata)})
+  RETURNING ${conversationColumns}`;
+
 export type ConversationsRepository = ReturnType<typeof createConversationsRepository>;
 
 /**
@@ -147,20 +159,11 @@ export type ConversationsRepository = ReturnType<typeof createConversationsRepos
  * Deleting is a soft delete (status `deleted`); deleted conversations are invisible.
  */
 export const createConversationsRepository = (pool: DatabasePool) => ({
-  create: async (conversation: NewConversation): Promise<ConversationRow> =>
-    pool.one(sql.type(ConversationRow)`
-      INSERT INTO conversations (id, user_id, title, description, profile_id, system_prompt, enable_retrieval,
-                                 temperature, max_tokens, workflow_config, extra_metadata)
-      VALUES (${ulid()}, ${conversation.userId}, ${conversation.title}, ${conversation.description ?? null},
-              ${conversation.profileId ?? null}, ${conversation.systemPrompt ?? null},
-              ${conversation.enableRetrieval ?? false}, ${conversation.temperature ?? null},
-              ${conversation.maxTokens ?? null}, ${jsonbOrNull(conversation.workflowConfig)},
-              ${jsonbOrNull(conversation.extraMetadata)})
-      RETURNING ${columns}`),
+  create: async (conversation: NewConversation): Promise<ConversationRow> => pool.one(insertConversation(ulid(), conversation)),
 
   /** A conversation by id whoever owns it, deleted included: the caller decides what is visible. */
   findById: async (id: string): Promise<ConversationRow | null> =>
-    pool.maybeOne(sql.type(ConversationRow)`SELECT ${columns} FROM conversations WHERE id = ${id}`),
+    pool.maybeOne(sql.type(ConversationRow)`SELECT ${conversationColumns} FROM conversations WHERE id = ${id}`),
 
   /** One page of a user's conversations (never deleted ones) and the count of all that match. */
   list: async (
@@ -171,7 +174,7 @@ export const createConversationsRepository = (pool: DatabasePool) => ({
     const direction = page.sortOrder === 'asc' ? sql.fragment`ASC` : sql.fragment`DESC`;
     // id breaks ties so that pages neither repeat nor skip rows.
     const rows = await pool.any(sql.type(ConversationRow)`
-      SELECT ${columns} FROM conversations WHERE ${where}
+      SELECT ${conversationColumns} FROM conversations WHERE ${where}
       ORDER BY ${sql.identifier([page.sortBy])} ${direction} NULLS LAST, id ${direction}
       LIMIT ${page.limit} OFFSET ${page.offset}`);
     const total = await pool.oneFirst(sql.type(z.object({ n: z.number() }))`
@@ -184,12 +187,12 @@ export const createConversationsRepository = (pool: DatabasePool) => ({
     const sets = setOf(changes);
     if (sets.length === 0) {
       return pool.maybeOne(sql.type(ConversationRow)`
-        SELECT ${columns} FROM conversations WHERE id = ${id} AND user_id = ${userId} AND status <> 'deleted'`);
+        SELECT ${conversationColumns} FROM conversations WHERE id = ${id} AND user_id = ${userId} AND status <> 'deleted'`);
     }
     return pool.maybeOne(sql.type(ConversationRow)`
       UPDATE conversations SET ${sql.join([...sets, sql.fragment`updated_at = now()`], sql.fragment`, `)}
       WHERE id = ${id} AND user_id = ${userId} AND status <> 'deleted'
-      RETURNING ${columns}`);
+      RETURNING ${conversationColumns}`);
   },
 
   /** Marks the user's conversation deleted; false when there was none to delete. */

@@ -1,6 +1,7 @@
 import { sql, type DatabasePool } from 'slonik';
 import { ulid } from 'ulid';
 import { z } from 'zod';
+import { ConversationRow, conversationColumns, insertConversation, type NewConversation } from './conversations-repository.js';
 
 export type BeginTurnInput = {
   readonly conversationId: string;
@@ -13,6 +14,19 @@ export type BeginTurnInput = {
   readonly correlationId: string;
   readonly instanceId: string;
   readonly input?: Record<string, unknown>;
+  /**
+   * Creates the conversation (with `conversationId` as its id) in the same transaction,
+   * so a first turn is one write transaction and a failed one leaves no empty conversation.
+   */
+  readonly newConversation?: Omit<NewConversation, 'userId'> | undefined;
+};
+
+export type BegunTurn = {
+  readonly userMessageId: string;
+  readonly sequenceNumber: number;
+  readonly createdAt: string;
+  /** The conversation as this transaction left it (the user's message counted). */
+  readonly conversation: ConversationRow;
 };
 
 const UserMessageRow = z.object({
@@ -32,21 +46,25 @@ export class ConversationNotFoundError extends Error {
 /**
  * Saves the user's message and the run's `running` row in one transaction, with the
  * conversation's message_count moved in the same transaction (its token and cost
- * totals do not change: a user message carries no usage).
+ * totals do not change: a user message carries no usage), creating the conversation
+ * first when `newConversation` is given.
  *
  * @throws ConversationNotFoundError when the conversation is not the user's.
  */
 export const beginTurn = async (
   pool: DatabasePool,
   turn: BeginTurnInput,
-): Promise<{ userMessageId: string; sequenceNumber: number; createdAt: string }> =>
+): Promise<BegunTurn> =>
   pool.transaction(async (tx) => {
-    const locked = await tx.maybeOneFirst(sql.type(z.object({ id: z.string() }))`
+    if (turn.newConversation !== undefined) {
+      await tx.query(insertConversation(turn.conversationId, { ...turn.newConversation, userId: turn.userId }));
+    }
+    const locked = await tx.maybeOne(sql.type(ConversationRow)`
       UPDATE conversations
       SET message_count = message_count + 1, last_message_at = now(), updated_at = now(),
           llm_provider = COALESCE(llm_provider, ${turn.provider}), llm_model = COALESCE(llm_model, ${turn.model})
       WHERE id = ${turn.conversationId} AND user_id = ${turn.userId} AND status <> 'deleted'
-      RETURNING id`);
+      RETURNING ${conversationColumns}`);
     if (locked === null) {
       throw new ConversationNotFoundError(turn.conversationId);
     }
@@ -65,5 +83,5 @@ export const beginTurn = async (
               ${turn.model}, ${sql.jsonb({ user_message_id: message.id, ...(turn.input ?? {}) } as never)},
               ${turn.correlationId}, ${turn.instanceId}, now(), now())`);
     await tx.query(sql.unsafe`UPDATE messages SET run_id = ${turn.runId} WHERE id = ${message.id}`);
-    return { userMessageId: message.id, sequenceNumber: message.sequence_number, createdAt: message.created_at };
+    return { userMessageId: message.id, sequenceNumber: message.sequence_number, createdAt: message.created_at, conversation: locked };
   });
