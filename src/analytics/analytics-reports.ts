@@ -81,12 +81,18 @@ const createActivityQueries = (db: CommonQueryMethods) => ({
   system: async (now: number): Promise<Omit<NonNullable<SystemCounts>, 'uptimeSeconds' | 'databaseConnections'>> => {
     const since = (epochMs: number) => new Date(epochMs).toISOString();
     const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+    // One probe of analytics_hourly's (user_id, bucket_start) index per user and period,
+    // instead of reading a month of every user's rows (a row's user_id is always a user).
+    const activeSince = (epochMs: number) => sql.fragment`(
+      SELECT count(*) FROM users AS u
+      WHERE EXISTS (SELECT 1 FROM analytics_hourly AS h WHERE h.user_id = u.id AND h.bucket_start >= ${since(epochMs)}::timestamptz)
+    )::int8`;
     const row = await db.one(sql.type(SystemCountRow)`
       SELECT
         (SELECT count(*) FROM users)::int8 AS total_users,
-        (SELECT count(DISTINCT user_id) FROM analytics_hourly WHERE bucket_start >= ${since(Math.floor(now / DAY_MS) * DAY_MS)}::timestamptz)::int8 AS today,
-        (SELECT count(DISTINCT user_id) FROM analytics_hourly WHERE bucket_start >= ${since(hour - 7 * DAY_MS)}::timestamptz)::int8 AS week,
-        (SELECT count(DISTINCT user_id) FROM analytics_hourly WHERE bucket_start >= ${since(hour - 30 * DAY_MS)}::timestamptz)::int8 AS month
+        ${activeSince(Math.floor(now / DAY_MS) * DAY_MS)} AS today,
+        ${activeSince(hour - 7 * DAY_MS)} AS week,
+        ${activeSince(hour - 30 * DAY_MS)} AS month
     `);
     return { totalUsers: row.total_users, activeUsersToday: row.today, activeUsersWeek: row.week, activeUsersMonth: row.month };
   },

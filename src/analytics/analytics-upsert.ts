@@ -1,23 +1,38 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { rollupToRecord, type Rollup } from './analytics-rollup.js';
+import { emptyRollup, mergeRollup, rollupKey, rollupToRecord, type Rollup } from './analytics-rollup.js';
 
 /*
- * The SQL of the analytics store: one statement upserts a whole batch. Rows arrive as
+ * The SQL of the analytics store: one statement upserts a whole batch per table (the
+ * per-user rows, then their sums over users). Rows arrive as
  * one jsonb array (cost as exact decimal text); on conflict every counter is added to
  * the stored one, and the two jsonb columns are merged in SQL: runs_by_status by
  * summing per status key, latency_buckets by summing element-wise.
  */
 
-const upsertRollups = (rows: readonly Rollup[]) => sql.unsafe`
-  INSERT INTO analytics_hourly (
-    bucket_start, user_id, provider, model,
+/** Where a batch goes: per user, and summed over users (analytics_hourly_totals, migration 0004). */
+const TARGETS = {
+  perUser: {
+    table: sql.identifier(['analytics_hourly']),
+    keys: sql.fragment`bucket_start, user_id, provider, model`,
+    selectKeys: sql.fragment`r.bucket_start, r.user_id, r.provider, r.model`,
+  },
+  allUsers: {
+    table: sql.identifier(['analytics_hourly_totals']),
+    keys: sql.fragment`bucket_start, provider, model`,
+    selectKeys: sql.fragment`r.bucket_start, r.provider, r.model`,
+  },
+} as const;
+
+const upsertRollups = (rows: readonly Rollup[], target: (typeof TARGETS)[keyof typeof TARGETS]) => sql.unsafe`
+  INSERT INTO ${target.table} AS analytics_hourly (
+    ${target.keys},
     input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
     cost, model_calls, runs_total, runs_by_status, errors,
     latency_sum_ms, latency_count, latency_buckets, updated_at
   )
   SELECT
-    r.bucket_start, r.user_id, r.provider, r.model,
+    ${target.selectKeys},
     r.input_tokens, r.cache_read_tokens, r.cache_write_tokens, r.output_tokens, r.reasoning_tokens,
     r.cost, r.model_calls, r.runs_total, r.runs_by_status, r.errors,
     r.latency_sum_ms, r.latency_count, r.latency_buckets, now()
@@ -28,7 +43,7 @@ const upsertRollups = (rows: readonly Rollup[]) => sql.unsafe`
     cost numeric, model_calls integer, runs_total integer, runs_by_status jsonb, errors integer,
     latency_sum_ms bigint, latency_count integer, latency_buckets jsonb
   )
-  ON CONFLICT (bucket_start, user_id, provider, model) DO UPDATE SET
+  ON CONFLICT (${target.keys}) DO UPDATE SET
     input_tokens = analytics_hourly.input_tokens + EXCLUDED.input_tokens,
     cache_read_tokens = analytics_hourly.cache_read_tokens + EXCLUDED.cache_read_tokens,
     cache_write_tokens = analytics_hourly.cache_write_tokens + EXCLUDED.cache_write_tokens,
@@ -84,8 +99,32 @@ export const applyRollups = async (
   onTransactionId: (xid: string) => void,
 ): Promise<void> => {
   onTransactionId(await tx.oneFirst(sql.type(XidRow)`SELECT pg_current_xact_id()::text AS xid`));
-  await tx.query(upsertRollups(rows));
+  await tx.query(upsertRollups(rows, TARGETS.perUser));
+  await tx.query(upsertRollups(sumOverUsers(rows), TARGETS.allUsers));
 };
+
+/**
+ * The batch summed per (hour, provider, model), in key order: every writer locks the
+ * shared rows in the same order, so concurrent batches wait for each other instead of
+ * deadlocking.
+ */
+const sumOverUsers = (rows: readonly Rollup[]): Rollup[] => {
+  const totals = new Map<string, Rollup>();
+  for (const row of rows) {
+    const key = rollupKey(row.bucketStart, '', row.provider, row.model);
+    let total = totals.get(key);
+    if (total === undefined) {
+      total = emptyRollup(row.bucketStart, '', row.provider, row.model);
+      totals.set(key, total);
+    }
+    mergeRollup(total, row);
+  }
+  return [...totals.values()].sort(
+    (a, b) => a.bucketStart - b.bucketStart || compareText(a.provider, b.provider) || compareText(a.model, b.model),
+  );
+};
+
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Whether transaction `xid` committed: PostgreSQL's answer to "did my COMMIT go
