@@ -21,15 +21,22 @@ const finishReason = (record: RunRecord): string => {
   return record.terminalReason ?? record.status;
 };
 
-const upsertRun = async (tx: DatabaseTransactionConnection, r: RunRecord): Promise<void> => {
+/** Bind parameters one statement may carry (PostgreSQL's limit is 65,535). */
+const MAX_PARAMETERS = 60_000;
+
+/** Splits rows so that no statement carries more than MAX_PARAMETERS parameters. */
+const chunked = <T>(rows: readonly T[], parametersPerRow: number): T[][] => {
+  const size = Math.max(1, Math.floor(MAX_PARAMETERS / parametersPerRow));
+  const chunks: T[][] = [];
+  for (let index = 0; index < rows.length; index += size) {
+    chunks.push(rows.slice(index, index + size));
+  }
+  return chunks;
+};
+
+const runValues = (r: RunRecord) => {
   const u = r.usage;
-  await tx.query(sql.unsafe`
-    INSERT INTO workflow_runs (
-      id, user_id, conversation_id, workflow, status, terminal_reason, provider, model, output, error,
-      input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens,
-      cost, cost_unknown, usage_missing, model_call_count, tool_call_count,
-      started_at, finished_at, duration_ms, correlation_id, trace_id, instance_id, last_heartbeat_at
-    ) VALUES (
+  return sql.fragment`(
       ${r.runId}, ${r.userId}, ${r.conversationId}, ${r.workflow}, ${r.status}, ${r.terminalReason},
       ${r.provider}, ${r.model}, ${r.output}, ${r.error},
       ${totalInput(u)}, ${u.cacheRead}, ${u.cacheWrite}, ${u.output}, ${u.reasoning}, ${totalTokens(u)},
@@ -37,7 +44,19 @@ const upsertRun = async (tx: DatabaseTransactionConnection, r: RunRecord): Promi
       ${r.modelCallCount}, ${r.toolCallCount},
       ${ts(r.startedAt)}, ${ts(r.finishedAt)}, ${Math.max(0, r.finishedAt - r.startedAt)},
       ${r.correlationId}, ${r.traceId}, ${r.instanceId}, ${ts(r.finishedAt)}
-    )
+    )`;
+};
+
+/** The runs' rows, one statement per chunk (run ids are distinct within a batch). */
+const upsertRuns = async (tx: DatabaseTransactionConnection, records: readonly RunRecord[]): Promise<void> => {
+  for (const chunk of chunked(records, 28)) {
+    await tx.query(sql.unsafe`
+    INSERT INTO workflow_runs (
+      id, user_id, conversation_id, workflow, status, terminal_reason, provider, model, output, error,
+      input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens,
+      cost, cost_unknown, usage_missing, model_call_count, tool_call_count,
+      started_at, finished_at, duration_ms, correlation_id, trace_id, instance_id, last_heartbeat_at
+    ) VALUES ${sql.join(chunk.map(runValues), sql.fragment`, `)}
     ON CONFLICT (id) DO UPDATE SET
       status = EXCLUDED.status, terminal_reason = EXCLUDED.terminal_reason, provider = EXCLUDED.provider,
       model = EXCLUDED.model, output = EXCLUDED.output, error = EXCLUDED.error,
@@ -48,18 +67,21 @@ const upsertRun = async (tx: DatabaseTransactionConnection, r: RunRecord): Promi
       model_call_count = EXCLUDED.model_call_count, tool_call_count = EXCLUDED.tool_call_count,
       finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
       trace_id = EXCLUDED.trace_id, last_heartbeat_at = EXCLUDED.last_heartbeat_at`);
+  }
 };
 
-const insertChildren = async (tx: DatabaseTransactionConnection, r: RunRecord): Promise<void> => {
-  if (r.modelCalls.length > 0) {
+/** Model calls, tool calls and lifecycle events of the runs: one statement per kind (and chunk). */
+const insertChildren = async (tx: DatabaseTransactionConnection, records: readonly RunRecord[]): Promise<void> => {
+  const modelCalls = records.flatMap((r) => r.modelCalls.map((c) => ({ r, c })));
+  for (const chunk of chunked(modelCalls, 19)) {
     await tx.query(sql.unsafe`
       INSERT INTO model_calls (
         id, run_id, sequence, provider, request_model, response_model, input_tokens, cache_read_tokens,
         cache_write_tokens, output_tokens, reasoning_tokens, cost, price_id, latency_ms,
         time_to_first_token_ms, finish_reason, usage_source, error, started_at
       ) VALUES ${sql.join(
-        r.modelCalls.map(
-          (c) => sql.fragment`(
+        chunk.map(
+          ({ r, c }) => sql.fragment`(
             ${c.id}, ${r.runId}, ${c.sequence}, ${c.provider}, ${c.requestModel}, ${c.responseModel},
             ${c.usage === null ? null : totalInput(c.usage)}, ${c.usage?.cacheRead ?? null},
             ${c.usage?.cacheWrite ?? null}, ${c.usage?.output ?? null}, ${c.usage?.reasoning ?? null},
@@ -70,12 +92,13 @@ const insertChildren = async (tx: DatabaseTransactionConnection, r: RunRecord): 
       )}
       ON CONFLICT (run_id, sequence) DO NOTHING`);
   }
-  if (r.toolCalls.length > 0) {
+  const toolCalls = records.flatMap((r) => r.toolCalls.map((t) => ({ r, t })));
+  for (const chunk of chunked(toolCalls, 9)) {
     await tx.query(sql.unsafe`
       INSERT INTO tool_calls (id, run_id, sequence, tool, arguments, result_size, duration_ms, error, started_at)
       VALUES ${sql.join(
-        r.toolCalls.map(
-          (t) => sql.fragment`(
+        chunk.map(
+          ({ r, t }) => sql.fragment`(
             ${t.id}, ${r.runId}, ${t.sequence}, ${t.tool}, ${sql.jsonb(t.arguments as never)}, ${t.resultSize},
             ${t.durationMs}, ${t.error}, ${ts(t.startedAt)})`,
         ),
@@ -83,12 +106,13 @@ const insertChildren = async (tx: DatabaseTransactionConnection, r: RunRecord): 
       )}
       ON CONFLICT (run_id, sequence) DO NOTHING`);
   }
-  if (r.events.length > 0) {
+  const events = records.flatMap((r) => r.events.map((e) => ({ r, e })));
+  for (const chunk of chunked(events, 10)) {
     await tx.query(sql.unsafe`
       INSERT INTO events (id, category, type, priority, user_id, conversation_id, run_id, correlation_id, data, created_at)
       VALUES ${sql.join(
-        r.events.map(
-          (e) => sql.fragment`(
+        chunk.map(
+          ({ r, e }) => sql.fragment`(
             ${e.id}, 'workflow', ${e.type}, ${e.priority}, ${r.userId}, ${r.conversationId}, ${r.runId},
             ${r.correlationId}, ${sql.jsonb({ ...e.data, workflow: r.workflow } as never)}, ${ts(e.at)})`,
         ),
@@ -98,32 +122,13 @@ const insertChildren = async (tx: DatabaseTransactionConnection, r: RunRecord): 
   }
 };
 
-const insertAssistantMessage = async (tx: DatabaseTransactionConnection, r: RunRecord): Promise<void> => {
+const messageValues = (r: RunRecord) => {
   const u = r.usage;
-  const cost = r.costUnknown ? null : r.costUsd;
-  // Lock the conversation row first: the totals and the sequence number change together.
-  const updated = await tx.maybeOneFirst(sql.type(z.object({ id: z.string() }))`
-    UPDATE conversations
-    SET message_count = message_count + 1,
-        total_tokens = total_tokens + ${totalTokens(u)},
-        total_cost = total_cost + ${cost ?? 0},
-        last_message_at = ${ts(r.finishedAt)},
-        updated_at = now()
-    WHERE id = ${r.conversationId}
-    RETURNING id`);
-  if (updated === null) {
-    return; // the conversation was deleted while the run was in flight
-  }
   const lastCall = r.modelCalls.filter((call) => call.error === null).at(-1);
-  await tx.query(sql.unsafe`
-    INSERT INTO messages (
-      id, conversation_id, role, content, sequence_number, prompt_tokens, completion_tokens, total_tokens,
-      cached_input_tokens, reasoning_tokens, cost, model_used, provider_used, finish_reason, response_time_ms,
-      run_id, correlation_id, tool_calls, extra_metadata, created_at
-    ) VALUES (
+  return sql.fragment`(
       ${r.assistantMessageId}, ${r.conversationId}, 'assistant', ${r.output ?? ''},
       (SELECT COALESCE(MAX(sequence_number), -1) + 1 FROM messages WHERE conversation_id = ${r.conversationId}),
-      ${totalInput(u)}, ${u.output}, ${totalTokens(u)}, ${u.cacheRead}, ${u.reasoning}, ${cost},
+      ${totalInput(u)}, ${u.output}, ${totalTokens(u)}, ${u.cacheRead}, ${u.reasoning}, ${costOf(r)},
       ${lastCall?.responseModel ?? r.model}, ${r.provider}, ${finishReason(r)},
       ${Math.max(0, r.finishedAt - r.startedAt)}, ${r.runId}, ${r.correlationId},
       ${r.toolCalls.length === 0 ? null : sql.jsonb(r.toolCalls.map((t) => ({ tool: t.tool, arguments: t.arguments, ok: t.error === null })) as never)},
@@ -136,10 +141,79 @@ const insertAssistantMessage = async (tx: DatabaseTransactionConnection, r: RunR
         model_calls: r.modelCallCount,
       })},
       ${ts(r.finishedAt)}
-    )`);
-  await tx.query(sql.unsafe`
-    UPDATE users SET total_tokens = total_tokens + ${totalTokens(u)}, total_cost = total_cost + ${cost ?? 0}
-    WHERE id = ${r.userId}`);
+    )`;
+};
+
+const costOf = (r: RunRecord): number | null => (r.costUnknown ? null : r.costUsd);
+
+/**
+ * The assistant messages of runs of distinct conversations, with the conversations' and
+ * users' totals: three statements for the lot. The conversation rows are locked first
+ * (the totals and the sequence numbers change together); a conversation that is gone
+ * gets no message. Each message's sequence number is its conversation's MAX + 1, which
+ * is why a statement takes one message per conversation.
+ */
+const insertMessagesOfDistinctConversations = async (tx: DatabaseTransactionConnection, records: readonly RunRecord[]): Promise<void> => {
+  for (const chunk of chunked(records, 24)) {
+    const updated = new Set(
+      await tx.anyFirst(sql.type(z.object({ id: z.string() }))`
+        UPDATE conversations c
+        SET message_count = c.message_count + 1,
+            total_tokens = c.total_tokens + v.tokens,
+            total_cost = c.total_cost + v.cost,
+            last_message_at = v.at,
+            updated_at = now()
+        FROM (VALUES ${sql.join(
+          chunk.map((r) => sql.fragment`(${r.conversationId}::text, ${totalTokens(r.usage)}::bigint, ${costOf(r) ?? 0}::numeric, ${ts(r.finishedAt)})`),
+          sql.fragment`, `,
+        )}) AS v(id, tokens, cost, at)
+        WHERE c.id = v.id
+        RETURNING c.id`),
+    );
+    const written = chunk.filter((r) => r.conversationId !== null && updated.has(r.conversationId));
+    if (written.length === 0) {
+      continue;
+    }
+    await tx.query(sql.unsafe`
+      INSERT INTO messages (
+        id, conversation_id, role, content, sequence_number, prompt_tokens, completion_tokens, total_tokens,
+        cached_input_tokens, reasoning_tokens, cost, model_used, provider_used, finish_reason, response_time_ms,
+        run_id, correlation_id, tool_calls, extra_metadata, created_at
+      ) VALUES ${sql.join(written.map(messageValues), sql.fragment`, `)}`);
+    // Summed in SQL (numeric), exactly as adding each run's figures one by one; users in id order.
+    await tx.query(sql.unsafe`
+      UPDATE users u
+      SET total_tokens = u.total_tokens + v.tokens, total_cost = u.total_cost + v.cost
+      FROM (
+        SELECT id, sum(tokens)::bigint AS tokens, sum(cost) AS cost
+        FROM (VALUES ${sql.join(
+          written.map((r) => sql.fragment`(${r.userId}::text, ${totalTokens(r.usage)}::bigint, ${costOf(r) ?? 0}::numeric)`),
+          sql.fragment`, `,
+        )}) AS runs(id, tokens, cost)
+        GROUP BY id ORDER BY id
+      ) AS v
+      WHERE u.id = v.id`);
+  }
+};
+
+/**
+ * The assistant messages of the runs, in the runs' order: the first run of each
+ * conversation in the batch together, a later run of the same conversation (rare: the
+ * next turn ended before the batch was written) after them, so its sequence number follows.
+ */
+const insertAssistantMessages = async (tx: DatabaseTransactionConnection, records: readonly RunRecord[]): Promise<void> => {
+  let pending = [...records];
+  while (pending.length > 0) {
+    const seen = new Set<string | null>();
+    const round: RunRecord[] = [];
+    const later: RunRecord[] = [];
+    for (const record of pending) {
+      (seen.has(record.conversationId) ? later : round).push(record);
+      seen.add(record.conversationId);
+    }
+    await insertMessagesOfDistinctConversations(tx, round);
+    pending = later;
+  }
 };
 
 /**
@@ -164,20 +238,20 @@ export const applyRunRecords = async (
       ON CONFLICT (run_id) DO NOTHING
       RETURNING run_id`),
   );
-  const applied: string[] = [];
+  const batch: RunRecord[] = [];
   for (const record of records) {
-    if (!fresh.has(record.runId)) {
-      continue;
+    if (fresh.delete(record.runId)) {
+      batch.push(record); // a record listed twice in one batch is written once
     }
-    fresh.delete(record.runId); // a record listed twice in one batch is written once
-    await upsertRun(tx, record);
-    await insertChildren(tx, record);
-    if (writesMessage(record)) {
-      await insertAssistantMessage(tx, record);
-    }
-    applied.push(record.runId);
   }
-  const rollups = rollupsFromRecords(records.filter((record) => applied.includes(record.runId)));
+  if (batch.length === 0) {
+    return [];
+  }
+  await upsertRuns(tx, batch);
+  await insertChildren(tx, batch);
+  await insertAssistantMessages(tx, batch.filter(writesMessage));
+  const applied = batch.map((record) => record.runId);
+  const rollups = rollupsFromRecords(batch);
   if (rollups.length > 0) {
     await applyRollups(tx, rollups, () => {});
   }

@@ -129,6 +129,38 @@ describe('RunRecordWriter', () => {
     expect(after.message_count).toBe(after.messages);
   });
 
+  it('numbers the messages of a batch in run order per conversation and keeps every total equal to the sums', async () => {
+    const other = await createConversation(db.pool, userId);
+    const { writer } = await newWriter();
+    // Interleaved: two runs of each conversation in one batch.
+    const records = [conversationId, other, conversationId, other].map((id, n) =>
+      record(userId, id, { input: 100 + n, output: n + 1 }, 0.0001 * (n + 1)),
+    );
+    records.forEach((r) => writer.enqueue(r));
+    await Promise.all(records.map((r) => writer.whenDurable(r.runId)));
+    expect(writer.stats().transactions).toBe(1);
+    const rows = await db.pool.any(sql.type(z.object({ run_id: z.string(), conversation_id: z.string(), sequence_number: z.number() }))`
+      SELECT run_id, conversation_id, sequence_number FROM messages
+      WHERE run_id = ANY(${sql.array(records.map((r) => r.runId), 'text')}) ORDER BY conversation_id, sequence_number`);
+    for (const id of [conversationId, other]) {
+      const runsInOrder = records.filter((r) => r.conversationId === id).map((r) => r.runId);
+      expect(rows.filter((row) => row.conversation_id === id).map((row) => row.run_id)).toEqual(runsInOrder);
+    }
+    const mismatched = await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+      SELECT count(*)::int AS n FROM conversations c
+      WHERE c.message_count <> (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
+         OR c.total_tokens <> (SELECT COALESCE(sum(total_tokens), 0) FROM messages m WHERE m.conversation_id = c.id)
+         OR c.total_cost <> (SELECT COALESCE(sum(cost), 0) FROM messages m WHERE m.conversation_id = c.id)`);
+    expect(mismatched).toBe(0);
+    const user = await db.pool.one(sql.type(z.object({ tokens: z.number(), cost: z.number(), message_tokens: z.number(), message_cost: z.number() }))`
+      SELECT u.total_tokens AS tokens, u.total_cost AS cost,
+             (SELECT COALESCE(sum(m.total_tokens), 0) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.user_id = u.id) AS message_tokens,
+             (SELECT COALESCE(sum(m.cost), 0) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.user_id = u.id) AS message_cost
+      FROM users u WHERE u.id = ${userId}`);
+    expect(user.tokens).toBe(user.message_tokens);
+    expect(user.cost).toBe(user.message_cost);
+  });
+
   it('keeps writing after a flush of an empty queue', async () => {
     const { writer } = await newWriter();
     await writer.forceFlush();
