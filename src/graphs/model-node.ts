@@ -63,6 +63,32 @@ export type ModelNodeOptions = {
   invokeModel?: InvokeModel;
 };
 
+/** What a model node calls: its model, bound for the node's tool mode, and how to call it. */
+export type NodeModelCall = {
+  readonly runnable: Runnable<BaseLanguageModelInput, AIMessageChunk>;
+  readonly invokeModel: InvokeModel;
+};
+
+/**
+ * The model as a node calls it: with the graph's tools bound (or `tool_choice: "none"`)
+ * unless the node omits them.
+ * @throws {GraphBuildError} when tools must be bound and the model cannot bind tools.
+ */
+export function bindNodeModel(
+  model: BaseChatModel,
+  tools: readonly StructuredToolInterface[],
+  config: ModelNodeConfig,
+  invokeModel: InvokeModel = invokeDirectly,
+): NodeModelCall {
+  const mode = config.tools ?? 'auto';
+  if (tools.length === 0 || mode === 'omit') return { runnable: model, invokeModel };
+  if (typeof model.bindTools !== 'function') {
+    throw new GraphBuildError(`The model ${model.getName()} cannot bind tools, but this graph's model nodes need them`);
+  }
+  const runnable = mode === 'none' ? model.bindTools([...tools], { tool_choice: 'none' }) : model.bindTools([...tools]);
+  return { runnable, invokeModel };
+}
+
 /**
  * A model node: prepends the system prompt, calls the model with the node's
  * RunnableConfig (so callbacks, streamEvents and the abort signal reach the model
@@ -70,18 +96,18 @@ export type ModelNodeOptions = {
  * @throws {GraphBuildError} when tools must be bound and the model cannot bind tools.
  */
 export function createModelNode({ model, tools, config, invokeModel = invokeDirectly }: ModelNodeOptions) {
-  const mode = config.tools ?? 'auto';
-  let runnable: Runnable<BaseLanguageModelInput, AIMessageChunk>;
-  if (tools.length === 0 || mode === 'omit') {
-    runnable = model;
-  } else {
-    if (typeof model.bindTools !== 'function') {
-      throw new GraphBuildError(`The model ${model.getName()} cannot bind tools, but this graph's model nodes need them`);
-    }
-    runnable = mode === 'none' ? model.bindTools([...tools], { tool_choice: 'none' }) : model.bindTools([...tools]);
-  }
+  const call = bindNodeModel(model, tools, config, invokeModel);
+  return createModelNodeWith(config, () => call);
+}
 
+/**
+ * A model node whose model is looked up on each call (`resolve` gets the call's
+ * RunnableConfig): one compiled graph then serves many runs, each with its own model.
+ */
+export function createModelNodeWith(config: ModelNodeConfig, resolve: (runConfig: RunnableConfig | undefined) => NodeModelCall) {
+  const mode = config.tools ?? 'auto';
   return async (state: GraphState, runConfig?: RunnableConfig): Promise<GraphUpdate> => {
+    const { runnable, invokeModel } = resolve(runConfig);
     const messages = withSystemPrompt(state.messages, config.systemPrompt, config.instruction);
     const response = await invokeModel(runnable, messages, runConfig);
     // A node that forbade tool calls must not leave unanswered ones in the history.
