@@ -16,7 +16,8 @@ import { z } from 'zod';
  * - conversation and user totals are the sums over their messages;
  * - rollups mirror src/analytics/run-record-rollups.ts: per model call (bucket of its end,
  *   uncached input, cost when priced, error when it failed, latency histogram) and per run
- *   (bucket of its end, runs_by_status, +1 error when failed).
+ *   (bucket of its end, runs_by_status, +1 error when failed); analytics_hourly_totals holds
+ *   their sums over users, as src/analytics/analytics-upsert.ts writes them.
  *
  * Every seeded run lies inside one UTC hour (real runs last seconds; the rollups put a
  * call in the hour it ended, a message scan puts its tokens in the hour the run ended).
@@ -395,6 +396,34 @@ export const seedAnalytics = async (pool: DatabasePool, options: SeedOptions): P
       WHERE s.user_id = u.id`);
     options.log('seed: rollups from the seeded runs');
     await seedRollups(connection);
+    // The same rows summed over users, as applyRollups upserts them (migration 0004).
+    await q(connection, sql.unsafe`
+      INSERT INTO analytics_hourly_totals (bucket_start, provider, model, input_tokens, cache_read_tokens, cache_write_tokens,
+        output_tokens, reasoning_tokens, cost, model_calls, runs_total, runs_by_status, errors, latency_sum_ms, latency_count,
+        latency_buckets, updated_at)
+      SELECT s.bucket_start, s.provider, s.model, s.input_tokens, s.cache_read_tokens, s.cache_write_tokens, s.output_tokens,
+        s.reasoning_tokens, s.cost, s.model_calls, s.runs_total, coalesce(st.runs_by_status, '{}'::jsonb), s.errors,
+        s.latency_sum_ms, s.latency_count, lb.latency_buckets, now()
+      FROM (
+        SELECT bucket_start, provider, model, sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+          sum(cache_write_tokens) AS cache_write_tokens, sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens,
+          sum(cost) AS cost, sum(model_calls) AS model_calls, sum(runs_total) AS runs_total, sum(errors) AS errors,
+          sum(latency_sum_ms) AS latency_sum_ms, sum(latency_count) AS latency_count
+        FROM analytics_hourly GROUP BY 1, 2, 3
+      ) AS s
+      LEFT JOIN (
+        SELECT bucket_start, provider, model, jsonb_object_agg(key, n) AS runs_by_status
+        FROM (SELECT h.bucket_start, h.provider, h.model, e.key, sum(e.value::int8) AS n
+              FROM analytics_hourly h CROSS JOIN LATERAL jsonb_each_text(h.runs_by_status) e GROUP BY 1, 2, 3, 4) AS x
+        GROUP BY 1, 2, 3
+      ) AS st USING (bucket_start, provider, model)
+      JOIN (
+        SELECT bucket_start, provider, model, jsonb_build_array(${sql.join(
+          Array.from({ length: 10 }, (_, index) => sql.fragment`sum((latency_buckets ->> ${index}::int)::int8)`),
+          sql.fragment`, `,
+        )}) AS latency_buckets
+        FROM analytics_hourly GROUP BY 1, 2, 3
+      ) AS lb USING (bucket_start, provider, model)`);
     options.log('seed: ANALYZE');
     await q(connection, sql.unsafe`ANALYZE`);
   });

@@ -114,11 +114,11 @@ const main = async (): Promise<number> => {
   const url = withDatabase(opts.adminUrl, name);
   const admin = await createPool(opts.adminUrl, { maxPoolSize: 1 });
   const cleanups: (() => Promise<unknown>)[] = [];
+  // Steps run newest first, each once, whoever asks (the end of main, an error, SIGINT).
   const cleanup = async () => {
-    for (const step of cleanups.reverse()) {
+    for (let step = cleanups.pop(); step !== undefined; step = cleanups.pop()) {
       await step().catch((error: unknown) => log(`cleanup step failed: ${String(error)}`));
     }
-    cleanups.length = 0;
   };
   process.once('SIGINT', () => void cleanup().then(() => process.exit(2)));
   try {
