@@ -2,11 +2,7 @@ import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { buildChartData, buildDashboard } from './analytics-dashboard-builders.js';
 import type { FeedFilter } from './analytics-feed.js';
-import {
-  createAnalyticsBreakdownQueries,
-  createAnalyticsQueries,
-  type AnalyticsRange,
-} from './analytics-queries.js';
+import type { AnalyticsRange } from './analytics-queries.js';
 import {
   buildConversationStats,
   buildPerformanceMetrics,
@@ -15,6 +11,7 @@ import {
   type MessageCounts,
   type SystemCounts,
 } from './analytics-report-builders.js';
+import { readRollupSummary, type RollupSummary } from './analytics-rollup-summary.js';
 import type { AnalyticsWindow } from './analytics-window.js';
 
 /** Whose figures a report holds: one user's, or every user's (admins; the caller authorises). */
@@ -120,8 +117,8 @@ const createActivityQueries = (db: CommonQueryMethods) => ({
 });
 
 type Readers = {
-  readonly rollups: ReturnType<typeof createAnalyticsQueries>;
-  readonly breakdowns: ReturnType<typeof createAnalyticsBreakdownQueries>;
+  /** The range's rollups by day × provider × model, by hour of day and by provider × model, in one read. */
+  readonly rollups: (range: AnalyticsRange) => Promise<RollupSummary>;
   readonly activity: ReturnType<typeof createActivityQueries>;
 };
 
@@ -137,34 +134,30 @@ export const createAnalyticsReports = (pool: DatabasePool) => {
     pool.transaction(async (tx) => {
       await tx.query(sql.unsafe`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`);
       return read({
-        rollups: createAnalyticsQueries(tx),
-        breakdowns: createAnalyticsBreakdownQueries(tx),
+        rollups: (range) => readRollupSummary(tx, range),
         activity: createActivityQueries(tx),
       });
     });
 
   const usage = async (scope: AnalyticsScope, window: AnalyticsWindow) =>
-    snapshot(async ({ rollups, breakdowns, activity }) => {
+    snapshot(async ({ rollups, activity }) => {
       const range = rangeOf(scope, window);
-      const daily = await rollups.dailyTotals(range);
-      const hours = await breakdowns.hourOfDayTotals(range);
+      const { daily, hours } = await rollups(range);
       const conversations = await activity.conversations(range);
       return buildUsageMetrics({ daily, hours, conversationsCreated: conversations.total, window });
     });
 
   const performance = async (scope: AnalyticsScope, window: AnalyticsWindow) =>
-    snapshot(async ({ rollups, breakdowns }) => {
+    snapshot(async ({ rollups }) => {
       const range = rangeOf(scope, window);
-      const daily = await rollups.dailyTotals(range);
-      const histograms = await breakdowns.latencyHistograms(range);
+      const { daily, histograms } = await rollups(range);
       return buildPerformanceMetrics({ daily, histograms, window });
     });
 
   const conversationStats = async (scope: AnalyticsScope, window: AnalyticsWindow) =>
-    snapshot(async ({ rollups, breakdowns, activity }) => {
+    snapshot(async ({ rollups, activity }) => {
       const range = rangeOf(scope, window);
-      const daily = await rollups.dailyTotals(range);
-      const hours = await breakdowns.hourOfDayTotals(range);
+      const { daily, hours } = await rollups(range);
       const conversations = await activity.conversations(range);
       const messages = await activity.messages(range);
       return buildConversationStats({ daily, hours, conversations, messages });
@@ -172,11 +165,9 @@ export const createAnalyticsReports = (pool: DatabasePool) => {
 
   /** Every report of the scope and window, chart data, and system figures for an all-users scope. */
   const dashboard = async (scope: AnalyticsScope, window: AnalyticsWindow, now: number) =>
-    snapshot(async ({ rollups, breakdowns, activity }) => {
+    snapshot(async ({ rollups, activity }) => {
       const range = rangeOf(scope, window);
-      const daily = await rollups.dailyTotals(range);
-      const hours = await breakdowns.hourOfDayTotals(range);
-      const histograms = await breakdowns.latencyHistograms(range);
+      const { daily, hours, histograms } = await rollups(range);
       const conversations = await activity.conversations(range);
       const messages = await activity.messages(range);
       const system = 'allUsers' in scope ? await activity.system(now) : null;
