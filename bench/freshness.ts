@@ -4,8 +4,10 @@ import {
   DEFAULT_ADMIN_URL,
   createBenchDatabase,
   describeMachine,
+  loadAverage,
   log,
   nonNegativeNumber,
+  processCpuSeconds,
   percentile,
   positiveInt,
   registerUser,
@@ -245,6 +247,8 @@ runMain(async () => {
     await offerLoad(server, user, warmupS, load);
   }
   const measuredFrom = Date.now();
+  const loadBefore = loadAverage();
+  const cpuBefore = processCpuSeconds(server.child.pid);
   log(`measuring: ${rate} runs/s for ${durationS} s`);
   const progress = setInterval(() => log(`  ${load.sent} sent, ${load.ok} answered, ${dbSeen.size} in the database, ${feedSeen.size} on the feed`), 5_000);
   try {
@@ -252,6 +256,9 @@ runMain(async () => {
   } finally {
     clearInterval(progress);
   }
+  const measuredS = (Date.now() - measuredFrom) / 1000;
+  const serverCpu = round((processCpuSeconds(server.child.pid) - cpuBefore) / measuredS, 2);
+  const loadAfter = loadAverage();
   // Give the observers time to see the last runs (a late one would count as slower, not lost).
   await sleep(3_000);
   await Promise.all([feed.stop(), metrics.stop(), database.stop()]);
@@ -293,6 +300,7 @@ runMain(async () => {
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   console.log(`database: ${machine.database}`);
   console.log(`load: ${rate} runs/s open loop for ${durationS} s (+${warmupS} s warm-up), local model ${latencyMs} ms per chunk; ${measured.length} runs measured (${notCompleted} not completed), ${load.ok} of ${load.sent} requests answered 2xx`);
+  console.log(`machine load: 1-min load average ${loadBefore} → ${loadAfter} on ${machine.cores} cores; the server process used ${serverCpu} cores while measured`);
   console.log(`observers: /metrics polled every ${pollMs} ms (period p50 ${resolution.metrics_poll.p50_ms} ms, p99 ${resolution.metrics_poll.p99_ms} ms), database polled every ${pollMs} ms (period p50 ${resolution.database_poll.p50_ms} ms, p99 ${resolution.database_poll.p99_ms} ms), feed pushed over SSE`);
   for (const [name, figures] of Object.entries(sinks)) {
     console.log(`- ${name}: p50 ${figures.p50_ms} ms, p95 ${figures.p95_ms} ms, p99 ${figures.p99_ms} ms, max ${figures.max_ms} ms (min ${figures.min_ms} ms); ${figures.seen} seen, ${figures.missing} never seen`);
@@ -316,6 +324,8 @@ runMain(async () => {
       local_model_latency_ms: latencyMs,
       poll_ms: pollMs,
       runs_measured: measured.length,
+      load_average: { before: loadBefore, after: loadAfter },
+      server_cpu_cores: serverCpu,
       requests: { sent: load.sent, ok: load.ok, failed: load.failed },
       resolution,
       sinks,

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPool, sql, type DatabasePool } from 'slonik';
@@ -100,6 +101,20 @@ export const describeMachine = (databaseVersion: string): Machine => ({
   node: process.version,
   database: databaseVersion,
 });
+
+/** The machine's 1-minute load average (other work on a shared machine shows here). */
+export const loadAverage = (): number => round(loadavg()[0] ?? Number.NaN, 2);
+
+/** CPU seconds (user + system) a process has used so far, from /proc; NaN where unreadable. */
+export const processCpuSeconds = (pid: number | undefined): number => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+};
 
 export const log = (message: string): void => {
   console.log(`[${new Date().toISOString().slice(11, 23)}] ${message}`);

@@ -5,7 +5,9 @@ import {
   DEFAULT_ADMIN_URL,
   createBenchDatabase,
   describeMachine,
+  loadAverage,
   log,
+  processCpuSeconds,
   positiveInt,
   registerUser,
   round,
@@ -148,6 +150,8 @@ type ScenarioResult = {
   readonly committed_transactions: number;
   readonly committed_transactions_per_run: number;
   readonly other_databases_wrote: boolean | null;
+  readonly load_average: { before: number; after: number };
+  readonly server_cpu_cores: number;
 };
 
 const runScenario = async (
@@ -167,7 +171,11 @@ const runScenario = async (
 
   log(`[${scenario.name}] measuring: ${connections} connections, ${durationS} s`);
   const started = Date.now();
+  const loadBefore = loadAverage();
+  const cpuBefore = processCpuSeconds(server.child.pid);
   const result = await cannon(server, user, scenario, durationS);
+  const serverCpu = round((processCpuSeconds(server.child.pid) - cpuBefore) / ((Date.now() - started) / 1000), 2);
+  const loadAfter = loadAverage();
   // Requests cut off at the end still finish (and commit) on the server.
   const probes = await waitForQuiet(bench, server, user);
   const windowS = (Date.now() - started) / 1000;
@@ -211,6 +219,8 @@ const runScenario = async (
     // The xid counter is server-wide: more xids than this database's writes (plus the
     // bench's own pg_current_xact_id) means another database wrote meanwhile.
     other_databases_wrote: walCount === null ? null : xidWrites > walCount.benchWrites + 1,
+    load_average: { before: loadBefore, after: loadAfter },
+    server_cpu_cores: serverCpu,
   };
   log(
     `[${scenario.name}] ${figures.requests_per_s} req/s, p50 ${figures.latency_ms.p50} ms, p99 ${figures.latency_ms.p99} ms, ` +
@@ -271,6 +281,7 @@ runMain(async () => {
         `, incl. ~${r.heartbeat_transactions_estimate} heartbeat updates); xid counter ${r.xid_write_transactions}` +
         (r.other_databases_wrote === true ? ' (other databases wrote meanwhile: the xid figure is inflated)' : ''),
     );
+    console.log(`    machine load: 1-min load average ${r.load_average.before} → ${r.load_average.after} on ${machine.cores} cores; the server process used ${r.server_cpu_cores} cores`);
     console.log(`    committed transactions (pg_stat_database, read-only ones included: token lookups, budget/history reads, reply read-back): ${r.committed_transactions_per_run} per run`);
   }
   console.log(`sanity: ${sanity.checked} conversations checked, ${sanity.mismatched} whose totals differ from their messages' sums`);
