@@ -2,6 +2,7 @@ import { monitorEventLoopDelay, performance, type Histogram } from 'node:perf_ho
 import { parseArgs } from 'node:util';
 import { sql } from 'slonik';
 import { z } from 'zod';
+import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import { ScriptedChatModel, type ScriptedTurn } from '../src/providers/scripted-chat-model.js';
 import type { RunOutcome, RunRequest } from '../src/runtime/run-runtime.js';
 import {
@@ -19,6 +20,7 @@ import {
   startBenchTurn,
   type BenchStack,
 } from './runtime-stack.js';
+import { CallHold, HeldChatModel } from './runtime-held-model.js';
 
 /**
  * Concurrency (issue 7, target 3): N runs in flight at once (default 10 000), streaming
@@ -40,6 +42,11 @@ const { values: flags } = parseArgs({
     'latency-ms': { type: 'string', default: '2000' },
     /** Spread the reply's chunks evenly over the latency instead of sending them all after it. */
     spread: { type: 'boolean', default: false },
+    /**
+     * Count the latency from each model call, with no hold: when starting every run takes
+     * longer than the latency, the first runs end before the last start.
+     */
+    'from-call': { type: 'boolean', default: false },
     /** Runs started per event-loop turn (HTTP requests arrive one per turn; 1 is the realistic value). */
     'start-batch': { type: 'string', default: '1' },
     /** Zero-latency runs first, so the measured ones do not pay for JIT compilation. */
@@ -65,20 +72,25 @@ const warmupRuns = flags.quick ? 100 : positive('warmup-runs', flags['warmup-run
 const chunkCount = BENCH_REPLY.match(/\s*\S+\s*|\s+/g)?.length ?? 1;
 
 /**
- * The model's one turn: by default it waits `latencyMs` (time to first token), then
- * streams the reply's chunks back to back; with --spread, the chunks come evenly over
- * `latencyMs`.
+ * The simulated latency. By default each model call is held until every run has
+ * started, then answers `latencyMs` plus its own offset from the first call later
+ * (bench/runtime-held-model.ts), so that all runs are in flight at once and the
+ * answers come spread like the calls; then the reply's chunks stream back to back (or,
+ * with --spread, evenly over `latencyMs` after the offset). With --from-call there is
+ * no hold: the call waits `latencyMs` (or spreads its chunks over it) from its start.
  */
-const measuredTurn: ScriptedTurn = flags.spread
-  ? {
-      content: BENCH_REPLY,
-      usage: BENCH_USAGE,
-      latencyMs: Math.round(latencyMs / chunkCount),
-      chunkDelayMs: Math.round(latencyMs / chunkCount),
-    }
-  : { content: BENCH_REPLY, usage: BENCH_USAGE, latencyMs, chunkDelayMs: 0 };
-const warmupTurn: ScriptedTurn = { content: BENCH_REPLY, usage: BENCH_USAGE };
-let turn = warmupTurn;
+const chunkSpacing = Math.round(latencyMs / chunkCount);
+const spreadTurn: ScriptedTurn = { content: BENCH_REPLY, usage: BENCH_USAGE, latencyMs: chunkSpacing, chunkDelayMs: chunkSpacing };
+const immediateTurn: ScriptedTurn = { content: BENCH_REPLY, usage: BENCH_USAGE };
+const hold = new CallHold(flags.spread ? 0 : latencyMs);
+const scripted = (turn: ScriptedTurn) => new ScriptedChatModel({ turns: [turn], model: BENCH_RESPONSE_MODEL, provider: 'openai' });
+const measuredModel = (): BaseChatModel => {
+  if (flags['from-call']) {
+    return scripted(flags.spread ? spreadTurn : { ...immediateTurn, latencyMs });
+  }
+  return new HeldChatModel({ turns: [flags.spread ? spreadTurn : immediateTurn], model: BENCH_RESPONSE_MODEL, provider: 'openai', hold });
+};
+let createModel: () => BaseChatModel = () => scripted(immediateTurn);
 
 const gc = (): void => {
   const collect = (globalThis as { gc?: () => void }).gc;
@@ -113,12 +125,12 @@ const main = async (): Promise<boolean> => {
   console.log(
     `concurrency: ${runs} runs in flight, streaming, ${latencyMs} ms model latency (${
       flags.spread ? `${chunkCount} chunks spread over it` : `then ${chunkCount} chunks at once`
-    }), ${startBatch} start(s) per event-loop turn`,
+    }, ${flags['from-call'] ? 'counted from each call' : 'counted after every run has started, answers spread like the calls'}), ${startBatch} start(s) per event-loop turn`,
   );
   const bench = await createBenchStack({
     adminUrl: flags['database-url'],
     label: 'concurrency',
-    createChatModel: () => new ScriptedChatModel({ turns: [turn], model: BENCH_RESPONSE_MODEL, provider: 'openai' }),
+    createChatModel: () => createModel(),
   });
   stack = bench;
   console.log(describeMachine(bench.machine));
@@ -155,7 +167,7 @@ const main = async (): Promise<boolean> => {
     throw new Error(`${warmupFailed.length} warm-up runs did not complete durably`);
   }
   console.log(`warmed up with ${warmupRuns} zero-latency runs`);
-  turn = measuredTurn;
+  createModel = measuredModel;
   tokens = 0;
 
   const preparing = performance.now();
@@ -226,6 +238,7 @@ const main = async (): Promise<boolean> => {
     inFlightCount = started - done;
     steady.enable();
   }
+  hold.release();
   console.log(
     `started ${runs} runs in ${round((allStartedAt - t0) / 1000, 2)} s; ${inFlightAtStart} in flight when the last started` +
       (inFlight === undefined ? '' : `; rss ${mb(inFlight.rss)} MiB, heapUsed ${mb(inFlight.heapUsed)} MiB after gc`),
@@ -295,6 +308,7 @@ const main = async (): Promise<boolean> => {
       wall_s: round((endedAt - t0) / 1000, 2),
       start_burst_s: round((allStartedAt - t0) / 1000, 2),
       latency_ms: latencyMs,
+      latency_from: flags['from-call'] ? 'call' : 'last start',
     }),
   );
   return allDone && memoryMet && delayMet;
