@@ -272,14 +272,9 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
     };
     request.onStarted?.(started);
     const outcome = await handle.done;
-    const [assistantMessage, latest] = await Promise.all([
-      pool.maybeOne(sql.type(MessageRow)`
-        SELECT id, conversation_id, role, content, sequence_number, prompt_tokens, completion_tokens, total_tokens,
-               cached_input_tokens, reasoning_tokens, cost, model_used, provider_used, finish_reason, response_time_ms,
-               run_id, correlation_id, rating, rating_count, created_at
-        FROM messages WHERE id = ${assistantMessageId}`),
-      conversations.findById(conversation.id),
-    ]).catch(() => [null, null] as const);
+    const readBack = await conversations.findWithMessage(conversation.id, assistantMessageId).catch(() => null);
+    const assistantMessage = readBack?.message ?? null;
+    const latest = readBack?.conversation ?? null;
     if (assistantMessage === null && outcome.durable === 'spool' && outcome.modelCalls > 0) {
       // The database went away after the message was saved: the run's record is in the
       // spool and will be written as shown here (the same figures, from the same spans).
