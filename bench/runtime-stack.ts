@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
-import { cpus, platform, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { HumanMessage } from '@langchain/core/messages';
 import { createPool, sql, type DatabasePool } from 'slonik';
@@ -57,8 +57,12 @@ export const machineInfo = async (pool: DatabasePool): Promise<MachineInfo> => {
   };
 };
 
+/** The machine, with the load average now (figures on a shared machine move with it). */
 export const describeMachine = (machine: MachineInfo): string =>
-  `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}, ${machine.database}`;
+  `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}, ${machine.database}; ` +
+  `load average ${loadavg()
+    .map((load) => load.toFixed(2))
+    .join(' ')}`;
 
 export type BenchStack = {
   readonly config: Config;
