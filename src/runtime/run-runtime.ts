@@ -1,163 +1,23 @@
-import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import type { BaseMessage } from '@langchain/core/messages';
-import type { RunnableConfig } from '@langchain/core/runnables';
-import { context as otelContext, type Context, type Tracer } from '@opentelemetry/api';
-import type { Logger } from 'pino';
-import { createActor, type Actor } from 'xstate';
-import { workflowRunMachine } from '../../machines/workflow-run.js';
-import type {
-  RunBudget,
-  TerminalStatus,
-  Usage,
-  WorkflowRunEvent,
-  WorkflowRunOutput,
-} from '../../machines/workflow-run-types.js';
-import { abortableSleep } from '../providers/abort.js';
-import { computeBackoffMs } from '../providers/errors.js';
-import type { TokenCounter } from '../providers/token-counter.js';
-import type { PriceBook } from './price-book.js';
+import { context as otelContext } from '@opentelemetry/api';
+import { createActor } from 'xstate';
+import type { TerminalStatus, WorkflowRunEvent, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
+import { callModelWithRetries } from './model-call-retries.js';
 import { RunCallbacks } from './run-callbacks.js';
+import { provideRunMachine, type LiveRun, type RunMachine } from './run-machine.js';
 import { RunSpans } from './run-spans.js';
+import {
+  RunConflictError,
+  RuntimeClosedError,
+  type ActiveRun,
+  type RunHandle,
+  type RunnableGraph,
+  type RunOutcome,
+  type RunRequest,
+  type RunRuntimeOptions,
+} from './run-types.js';
 
-/** A second turn while the conversation already has a run in flight (HTTP 409). */
-export class RunConflictError extends Error {
-  public readonly conversationId: string;
-  public readonly activeRunId: string;
-
-  public constructor(conversationId: string, activeRunId: string) {
-    super(`conversation ${conversationId} already has a run in progress (${activeRunId})`);
-    this.name = 'RunConflictError';
-    this.conversationId = conversationId;
-    this.activeRunId = activeRunId;
-  }
-}
-
-/** The service is shutting down and takes no new runs (HTTP 503). */
-export class RuntimeClosedError extends Error {
-  public constructor() {
-    super('the service is shutting down');
-    this.name = 'RuntimeClosedError';
-  }
-}
-
-/** Calls the model on behalf of a model node; the runtime wraps it with retries and timeouts. */
-export type InvokeModel = (
-  runnable: { invoke: (input: BaseMessage[], config?: RunnableConfig) => Promise<BaseMessage> },
-  messages: BaseMessage[],
-  config: RunnableConfig | undefined,
-) => Promise<BaseMessage>;
-
-/** A compiled graph, as much of it as the runtime uses. */
-export type RunnableGraph = {
-  invoke: (input: { messages: BaseMessage[] }, config?: RunnableConfig) => Promise<{ messages: BaseMessage[] }>;
-};
-
-export type GraphFactory = (
-  workflow: string,
-  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel },
-) => RunnableGraph;
-
-export type ChatModelFactory = (options: {
-  provider: string;
-  model: string;
-  temperature?: number | undefined;
-  maxTokens?: number | undefined;
-}) => BaseChatModel;
-
-/** Tells when a run's records are safe (committed, or spooled to disk). */
-export type RunCommits = {
-  readonly whenDurable: (runId: string) => Promise<'database' | 'spool'>;
-};
-
-export type RunRequest = {
-  readonly runId: string;
-  readonly userId: string;
-  readonly conversationId: string;
-  readonly correlationId: string;
-  readonly workflow: string;
-  readonly provider: string;
-  readonly model: string;
-  readonly temperature?: number | undefined;
-  readonly maxTokens?: number | undefined;
-  /** The history the graph starts from, ending with the new user message. */
-  readonly messages: BaseMessage[];
-  readonly budget: RunBudget;
-  readonly userMessageId: string | null;
-  readonly assistantMessageId: string | null;
-  /** The request's context: the run span becomes a child of its span. */
-  readonly parentContext?: Context | undefined;
-  readonly onToken?: ((text: string) => void) | undefined;
-  /** Stream from the provider (default: when onToken is given). Usage is the same either way. */
-  readonly streaming?: boolean | undefined;
-  /** This run's timeout, overriding the runtime's `runTimeoutMs`. */
-  readonly timeoutMs?: number | undefined;
-};
-
-export type RunOutcome = WorkflowRunOutput & {
-  readonly runId: string;
-  readonly traceId: string | undefined;
-  readonly durable: 'database' | 'spool' | 'none';
-  readonly startedAt: number;
-  readonly endedAt: number;
-};
-
-export type RunHandle = {
-  readonly runId: string;
-  readonly done: Promise<RunOutcome>;
-};
-
-export type ActiveRun = {
-  readonly runId: string;
-  readonly userId: string;
-  readonly conversationId: string;
-  readonly correlationId: string;
-  readonly workflow: string;
-  readonly provider: string;
-  readonly model: string;
-  readonly state: string;
-  readonly usage: Usage;
-  readonly costUsd: number;
-  readonly modelCalls: number;
-  readonly toolCalls: number;
-  readonly startedAt: number;
-  readonly traceId: string | undefined;
-};
-
-export type RunRuntimeOptions = {
-  readonly tracer: Tracer;
-  readonly createChatModel: ChatModelFactory;
-  readonly createGraph: GraphFactory;
-  readonly prices: PriceBook;
-  readonly tokens: TokenCounter;
-  readonly commits?: RunCommits | undefined;
-  readonly limits: {
-    readonly runTimeoutMs: number;
-    readonly modelCallTimeoutMs: number;
-    readonly maxRetries: number;
-    readonly retryBaseMs: number;
-    readonly toolCallLimit: number;
-  };
-  readonly instanceId: string;
-  readonly logger: Logger;
-  readonly now?: () => number;
-  readonly random?: () => number;
-};
-
-type RunActor = Actor<typeof workflowRunMachine>;
-
-type LiveRun = {
-  readonly request: RunRequest;
-  readonly spans: RunSpans;
-  readonly callbacks: RunCallbacks;
-  readonly controller: AbortController;
-  readonly startedAt: number;
-  actor: RunActor | undefined;
-  /** Text streamed by the current model call: the answer so far if the run is stopped. */
-  answerSoFar: string;
-  retryAfterMs: number | null;
-  timer: NodeJS.Timeout | undefined;
-  ended: boolean;
-};
+export * from './run-types.js';
 
 const stateName = (value: unknown): string =>
   typeof value === 'string'
@@ -185,47 +45,13 @@ export class RunRuntime {
   private readonly now: () => number;
   private readonly runs = new Map<string, LiveRun>();
   private readonly byConversation = new Map<string, string>();
-  private readonly machine;
+  private readonly machine: RunMachine;
   private closed = false;
 
   public constructor(options: RunRuntimeOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
-    const live = (runId: string): LiveRun | undefined => this.runs.get(runId);
-    this.machine = workflowRunMachine.provide({
-      actions: {
-        onRunStarted: ({ context }) => live(context.runId)?.spans.runStarted(context.startedAt ?? this.now()),
-        onModelCallStarted: ({ context }, params) => {
-          const run = live(context.runId);
-          if (run !== undefined) {
-            run.answerSoFar = '';
-            run.spans.modelCallStarted(params);
-          }
-        },
-        onModelCallEnded: ({ context }, params) => live(context.runId)?.spans.modelCallEnded(params),
-        onUsageMissing: ({ context }, params) => live(context.runId)?.spans.usageMissing(params),
-        onPriceUnknown: ({ context }, params) => live(context.runId)?.spans.priceUnknown(params),
-        onModelCallFailed: ({ context }, params) => live(context.runId)?.spans.modelCallFailed(params),
-        onRetryScheduled: ({ context }, params) => {
-          const run = live(context.runId);
-          if (run !== undefined) {
-            run.retryAfterMs = params.retryAfterMs;
-            run.spans.retryScheduled(params, this.now());
-          }
-        },
-        onToolCallStarted: ({ context }, params) => live(context.runId)?.spans.toolCallStarted(params),
-        onToolCallEnded: ({ context }, params) => live(context.runId)?.spans.toolCallEnded(params),
-        onBudgetExceeded: ({ context }, params) => live(context.runId)?.spans.budgetExceeded(params.reason),
-        abortWork: ({ context }) => live(context.runId)?.controller.abort(),
-        onRunEnded: ({ context }, params) => {
-          const run = live(context.runId);
-          if (run !== undefined) {
-            const output = params.status === 'completed' ? context.output : run.answerSoFar || null;
-            run.spans.runEnded(params.status, context, output);
-          }
-        },
-      },
-    });
+    this.machine = provideRunMachine((runId) => this.runs.get(runId), this.now);
   }
 
   /**
@@ -296,7 +122,23 @@ export class RunRuntime {
     const graph = this.options.createGraph(request.workflow, {
       model,
       toolCallLimit: limits.toolCallLimit,
-      invokeModel: (runnable, messages, config) => this.invokeModel(run, runnable, messages, config),
+      invokeModel: (runnable, messages, config) =>
+        callModelWithRetries(
+          {
+            signal: controller.signal,
+            onTimeout: (message) => run.callbacks.failInFlight(message),
+            retryDecision: () => {
+              const snapshot = run.actor?.getSnapshot();
+              return snapshot !== undefined && snapshot.matches({ running: 'retrying' })
+                ? { retries: snapshot.context.retries, retryAfterMs: run.retryAfterMs }
+                : undefined;
+            },
+          },
+          { timeoutMs: limits.modelCallTimeoutMs, retryBaseMs: limits.retryBaseMs, random: this.options.random },
+          runnable,
+          messages,
+          config,
+        ),
     });
 
     this.runs.set(request.runId, run);
@@ -469,50 +311,6 @@ export class RunRuntime {
         error: { message: error instanceof Error ? error.message : String(error) },
         at: this.now(),
       });
-    }
-  }
-
-  /**
-   * One model call with the per-call timeout, retried while the machine says so
-   * (it moves to `retrying` on a transient error with retries left), after an
-   * exponential backoff with full jitter that honours Retry-After.
-   */
-  private async invokeModel(
-    run: LiveRun,
-    runnable: Parameters<InvokeModel>[0],
-    messages: BaseMessage[],
-    config: RunnableConfig | undefined,
-  ): Promise<BaseMessage> {
-    const { limits } = this.options;
-    for (;;) {
-      const callTimeout = new AbortController();
-      const timer = setTimeout(() => callTimeout.abort(), limits.modelCallTimeoutMs);
-      try {
-        return await runnable.invoke(messages, {
-          ...config,
-          signal: AbortSignal.any([run.controller.signal, callTimeout.signal]),
-        });
-      } catch (error) {
-        if (run.controller.signal.aborted) {
-          throw error;
-        }
-        if (callTimeout.signal.aborted) {
-          run.callbacks.failInFlight(`model call timed out after ${limits.modelCallTimeoutMs} ms`);
-        }
-        const snapshot = run.actor?.getSnapshot();
-        if (snapshot === undefined || !snapshot.matches({ running: 'retrying' })) {
-          throw error;
-        }
-        const delay = computeBackoffMs(
-          snapshot.context.retries,
-          limits.retryBaseMs,
-          run.retryAfterMs ?? undefined,
-          this.options.random,
-        );
-        await abortableSleep(delay, run.controller.signal);
-      } finally {
-        clearTimeout(timer);
-      }
     }
   }
 

@@ -1,0 +1,135 @@
+import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
+import type { BaseMessage } from '@langchain/core/messages';
+import type { RunnableConfig } from '@langchain/core/runnables';
+import type { Context, Tracer } from '@opentelemetry/api';
+import type { Logger } from 'pino';
+import type { RunBudget, Usage, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
+import type { TokenCounter } from '../providers/token-counter.js';
+import type { PriceBook } from './price-book.js';
+
+// The runtime's public shapes and errors: what callers (chat service, routes, services)
+// hand to the runtime and get back from it.
+
+/** A second turn while the conversation already has a run in flight (HTTP 409). */
+export class RunConflictError extends Error {
+  public readonly conversationId: string;
+  public readonly activeRunId: string;
+
+  public constructor(conversationId: string, activeRunId: string) {
+    super(`conversation ${conversationId} already has a run in progress (${activeRunId})`);
+    this.name = 'RunConflictError';
+    this.conversationId = conversationId;
+    this.activeRunId = activeRunId;
+  }
+}
+
+/** The service is shutting down and takes no new runs (HTTP 503). */
+export class RuntimeClosedError extends Error {
+  public constructor() {
+    super('the service is shutting down');
+    this.name = 'RuntimeClosedError';
+  }
+}
+
+/** Calls the model on behalf of a model node; the runtime wraps it with retries and timeouts. */
+export type InvokeModel = (
+  runnable: { invoke: (input: BaseMessage[], config?: RunnableConfig) => Promise<BaseMessage> },
+  messages: BaseMessage[],
+  config: RunnableConfig | undefined,
+) => Promise<BaseMessage>;
+
+/** A compiled graph, as much of it as the runtime uses. */
+export type RunnableGraph = {
+  invoke: (input: { messages: BaseMessage[] }, config?: RunnableConfig) => Promise<{ messages: BaseMessage[] }>;
+};
+
+export type GraphFactory = (
+  workflow: string,
+  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel },
+) => RunnableGraph;
+
+export type ChatModelFactory = (options: {
+  provider: string;
+  model: string;
+  temperature?: number | undefined;
+  maxTokens?: number | undefined;
+}) => BaseChatModel;
+
+/** Tells when a run's records are safe (committed, or spooled to disk). */
+export type RunCommits = {
+  readonly whenDurable: (runId: string) => Promise<'database' | 'spool'>;
+};
+
+export type RunRequest = {
+  readonly runId: string;
+  readonly userId: string;
+  readonly conversationId: string;
+  readonly correlationId: string;
+  readonly workflow: string;
+  readonly provider: string;
+  readonly model: string;
+  readonly temperature?: number | undefined;
+  readonly maxTokens?: number | undefined;
+  /** The history the graph starts from, ending with the new user message. */
+  readonly messages: BaseMessage[];
+  readonly budget: RunBudget;
+  readonly userMessageId: string | null;
+  readonly assistantMessageId: string | null;
+  /** The request's context: the run span becomes a child of its span. */
+  readonly parentContext?: Context | undefined;
+  readonly onToken?: ((text: string) => void) | undefined;
+  /** Stream from the provider (default: when onToken is given). Usage is the same either way. */
+  readonly streaming?: boolean | undefined;
+  /** This run's timeout, overriding the runtime's `runTimeoutMs`. */
+  readonly timeoutMs?: number | undefined;
+};
+
+export type RunOutcome = WorkflowRunOutput & {
+  readonly runId: string;
+  readonly traceId: string | undefined;
+  readonly durable: 'database' | 'spool' | 'none';
+  readonly startedAt: number;
+  readonly endedAt: number;
+};
+
+export type RunHandle = {
+  readonly runId: string;
+  readonly done: Promise<RunOutcome>;
+};
+
+export type ActiveRun = {
+  readonly runId: string;
+  readonly userId: string;
+  readonly conversationId: string;
+  readonly correlationId: string;
+  readonly workflow: string;
+  readonly provider: string;
+  readonly model: string;
+  readonly state: string;
+  readonly usage: Usage;
+  readonly costUsd: number;
+  readonly modelCalls: number;
+  readonly toolCalls: number;
+  readonly startedAt: number;
+  readonly traceId: string | undefined;
+};
+
+export type RunRuntimeOptions = {
+  readonly tracer: Tracer;
+  readonly createChatModel: ChatModelFactory;
+  readonly createGraph: GraphFactory;
+  readonly prices: PriceBook;
+  readonly tokens: TokenCounter;
+  readonly commits?: RunCommits | undefined;
+  readonly limits: {
+    readonly runTimeoutMs: number;
+    readonly modelCallTimeoutMs: number;
+    readonly maxRetries: number;
+    readonly retryBaseMs: number;
+    readonly toolCallLimit: number;
+  };
+  readonly instanceId: string;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  readonly random?: () => number;
+};
