@@ -3,7 +3,6 @@ import type { FeedSubscription } from '../analytics/analytics-feed.js';
 import { createAnalyticsReports, type AnalyticsScope } from '../analytics/analytics-reports.js';
 import { resolveAnalyticsWindow, type AnalyticsWindow } from '../analytics/analytics-window.js';
 import { HttpError, RequestValidationError } from '../http/errors.js';
-import { streamFeedEvents } from '../http/feed-event-stream.js';
 import {
   AnalyticsQuerySchema,
   AnalyticsStreamQuerySchema,
@@ -11,6 +10,7 @@ import {
   type AnalyticsStreamQuery,
 } from '../http/schemas/analytics-schemas.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
+import { openEventStream, type EventStream } from '../http/sse.js';
 import type { Services } from '../services.js';
 
 export type AnalyticsRoutesOptions = {
@@ -43,6 +43,28 @@ const REPORTS = [
   },
   { path: '/dashboard', schema: 'DashboardResponse', summary: 'Get Dashboard', operationId: 'get_dashboard_api_v1_analytics_dashboard_get' },
 ] as const;
+
+/**
+ * Sends a feed subscription on an event stream: one `event: run_completed` block with
+ * `id:` (the run id) per event, and an `event: dropped` block (`{"dropped": n}`) before
+ * the next event when the subscriber's bounded queue lost events. Waits for the socket to
+ * drain after each event, so a slow client's backlog stays in the feed's bounded queue,
+ * not in socket buffers. Resolves once the subscription is closed or the stream is.
+ */
+export const streamFeedEvents = async (stream: EventStream, subscription: FeedSubscription): Promise<void> => {
+  let reportedDrops = 0;
+  while (!stream.closed()) {
+    const next = await subscription.next();
+    if (next.done === true) return;
+    const dropped = subscription.dropped();
+    if (dropped > reportedDrops) {
+      stream.send({ dropped: dropped - reportedDrops }, { event: 'dropped' });
+      reportedDrops = dropped;
+    }
+    stream.send(next.value, { event: next.value.type, id: next.value.run_id });
+    await stream.drained();
+  }
+};
 
 /**
  * `/api/v1/analytics/*`: usage, performance, conversation statistics and the dashboard
@@ -154,9 +176,13 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
       openStreams.set(userId, open + 1);
       const subscription = services.analyticsFeed.subscribe(scope);
       subscriptions.add(subscription);
+      // The client going away closes the subscription, which ends the loop.
+      const stream = openEventStream(reply, { keepAliveMs, onClose: () => subscription.close() });
       try {
-        await streamFeedEvents({ reply, subscription, keepAliveMs });
+        await streamFeedEvents(stream, subscription);
       } finally {
+        subscription.close();
+        stream.close();
         subscriptions.delete(subscription);
         const left = (openStreams.get(userId) ?? 1) - 1;
         if (left > 0) openStreams.set(userId, left);

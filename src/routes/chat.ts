@@ -4,6 +4,7 @@ import { createChatService, type ChatTurnRequest, type ChatTurnResult } from '..
 import { UnknownTemplateError } from '../graphs/templates.js';
 import { runParentContext } from '../http/correlation.js';
 import { HttpError } from '../http/errors.js';
+import { openEventStream, type EventStream } from '../http/sse.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import type { ChatRequestBody } from '../http/schemas/chat-schemas.js';
 import { RunConflictError, RuntimeClosedError } from '../runtime/run-runtime.js';
@@ -29,12 +30,6 @@ const asHttpError = (error: unknown): unknown => {
     return new HttpError(400, error.message, 'unknown_workflow_template');
   }
   return error;
-};
-
-const sse = (reply: FastifyReply, payload: unknown): void => {
-  if (!reply.raw.writableEnded) {
-    reply.raw.write(`data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`);
-  }
 };
 
 const usageMetadata = (result: ChatTurnResult) => {
@@ -173,61 +168,57 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
     async (request, reply) => {
       await rateLimit(request, reply, true);
       let ids: { conversation_id: string; message_id: string; correlation_id: string } | undefined;
-      let cancel: ((reason: string) => boolean) | undefined;
+      let stream: EventStream | undefined;
       let finished = false;
       const turn: ChatTurnRequest = {
         ...turnRequest(request, true),
         onStarted: (started) => {
           ids = { conversation_id: started.conversationId, message_id: started.assistantMessageId, correlation_id: request.id };
-          cancel = started.cancel;
-          // From here on the answer is a stream: headers go out now.
-          reply.hijack();
-          reply.raw.writeHead(200, {
-            ...(reply.getHeaders() as Record<string, string>),
-            'content-type': 'text/event-stream; charset=utf-8',
-            'cache-control': 'no-cache, no-transform',
-            connection: 'keep-alive',
-            'x-accel-buffering': 'no',
-            'x-correlation-id': request.id,
+          // From here on the answer is a stream: headers go out now. The contract's chunks
+          // are bare `data:` lines, so no connected comment and no keep-alives.
+          stream = openEventStream(reply, {
+            connectedComment: false,
+            keepAliveMs: 0,
+            // A client that goes away (or reads too slowly) mid-stream cancels the run; its usage so far is kept.
+            onClose: (reason) => {
+              if (!finished) started.cancel(reason === 'too_slow' ? 'client too slow' : 'client disconnected');
+            },
           });
-          // A client that goes away mid-stream cancels the run; its usage so far is kept.
-          reply.raw.on('close', () => {
-            if (!finished) {
-              cancel?.('client disconnected');
-            }
-          });
-          sse(reply, { type: 'start', ...ids });
+          stream.send({ type: 'start', ...ids });
         },
-        onToken: (text) => sse(reply, { type: 'token', content: text, ...ids }),
+        onToken: (text) => void stream?.send({ type: 'token', content: text, ...ids }),
       };
       let result: ChatTurnResult;
       try {
         result = await chat.run(turn);
       } catch (error) {
-        if (ids === undefined) {
+        finished = true;
+        if (stream === undefined) {
           throw asHttpError(error); // nothing was streamed: an ordinary error response
         }
         request.log.error({ err: error }, 'streaming chat failed');
-        sse(reply, { type: 'error', content: 'The reply could not be completed', ...ids });
-        sse(reply, '[DONE]');
-        reply.raw.end();
+        stream.send({ type: 'error', content: 'The reply could not be completed', ...ids });
+        stream.send('[DONE]');
+        stream.close();
         return reply;
-      } finally {
-        finished = true;
+      }
+      finished = true;
+      if (stream === undefined) {
+        throw new Error('the chat turn ended without starting'); // chat.run calls onStarted before it resolves
       }
       const metadata = usageMetadata(result);
       if (result.outcome.status === 'completed') {
-        sse(reply, { type: 'complete', content: result.assistantMessage?.content ?? '', metadata, ...ids });
+        stream.send({ type: 'complete', content: result.assistantMessage?.content ?? '', metadata, ...ids });
       } else {
-        sse(reply, {
+        stream.send({
           type: 'error',
           content: result.outcome.error ?? `The run ended: ${result.outcome.terminalReason ?? result.outcome.status}`,
           metadata,
           ...ids,
         });
       }
-      sse(reply, '[DONE]');
-      reply.raw.end();
+      stream.send('[DONE]');
+      stream.close();
       return reply;
     },
   );

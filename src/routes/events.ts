@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { EventStreamHub } from '../events/event-stream-hub.js';
 import { HttpError } from '../http/errors.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
-import { openEventStream } from '../http/sse.js';
+import { lastEventIdOf, openEventStream } from '../http/sse.js';
 import { createEventsRepository, type EventFilter } from '../repositories/events-repository.js';
 
 type EventQuery = {
@@ -64,9 +64,13 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
   const streamsPerUser = new Map<string, number>();
   const maxStreams = options.maxStreamsPerUser ?? 5;
   const openStreams = new Set<{ close: () => void }>();
+  // Open streams would hold the server's close forever (it waits for their connections
+  // before onClose hooks run): end them first.
+  app.addHook('preClose', async () => {
+    for (const stream of openStreams) stream.close();
+  });
   app.addHook('onClose', async () => {
     hub.stop();
-    for (const stream of openStreams) stream.close();
   });
   app.addHook('onRequest', app.authenticate);
 
@@ -141,9 +145,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     },
     async (request, reply) => {
       const filter = await filterOf(request, request.query);
-      const header = request.headers['last-event-id'];
-      const lastEventId =
-        typeof header === 'string' && /^\d{1,15}$/.test(header) ? Number(header) : request.query.last_event_id;
+      const header = lastEventIdOf(request);
+      const lastEventId = header !== undefined && /^\d{1,15}$/.test(header) ? Number(header) : request.query.last_event_id;
       const userId = request.user.id;
       const open = streamsPerUser.get(userId) ?? 0;
       if (open >= maxStreams) {
@@ -153,6 +156,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       streamsPerUser.set(userId, open + 1);
       let subscription: { close: () => void } | undefined;
       const stream = openEventStream(reply, {
+        resumable: true,
         onClose: () => {
           openStreams.delete(stream);
           subscription?.close();

@@ -153,7 +153,12 @@ describe('executions, events and monitoring', () => {
     const chat = (
       await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'hi' } })
     ).json<Chat>();
-    await waitFor(() => stream.text().includes('workflow_completed'));
+    // This run's completion, not an earlier run's (a new stream may be handed recent events).
+    const completedHere = () =>
+      (sseData(stream.text()) as { run_id: string; type: string }[]).some(
+        (event) => event.run_id === chat.run_id && event.type === 'workflow_completed',
+      );
+    await waitFor(completedHere);
     const ids = [...stream.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     const events = sseData(stream.text()) as { run_id: string; type: string }[];
     expect(events.filter((event) => event.run_id === chat.run_id).map((event) => event.type)).toEqual(
