@@ -1,8 +1,8 @@
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
-import { ChatOpenAICompletions } from '@langchain/openai';
 import { z } from 'zod';
 import { AnthropicChatModel } from './anthropic-chat-model.js';
 import { LOCAL_DEFAULT_MODEL, LocalChatModel } from './local-chat-model.js';
+import { OpenAIChatModel } from './openai-chat-model.js';
 
 /** The providers this service can call. */
 export const PROVIDERS = ['local', 'openai', 'anthropic'] as const;
@@ -98,7 +98,8 @@ function isProvider(name: string): name is ProviderName {
  * Creates the provider registry.
  *
  * - `local`: {@link LocalChatModel}, always available.
- * - `openai`: `ChatOpenAICompletions`, i.e. always the Chat Completions API. `ChatOpenAI`
+ * - `openai`: {@link OpenAIChatModel} (`ChatOpenAICompletions` with JSON usage read
+ *   exactly as sent), i.e. always the Chat Completions API. `ChatOpenAI`
  *   would switch some models (`*codex*`, `gpt-5.x-pro`) or call options to
  *   /v1/responses whatever `useResponsesApi` says; that API reports usage differently
  *   and OpenAI-compatible servers rarely implement it. `streamUsage` makes streamed
@@ -137,7 +138,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
       case 'openai': {
         const { apiKey, baseUrl } = config.openai;
         if (apiKey === undefined) throw new ProviderNotConfiguredError(provider);
-        return new ChatOpenAICompletions({
+        return new OpenAIChatModel({
           model,
           apiKey,
           configuration: { baseURL: baseUrl ?? OPENAI_DEFAULT_BASE_URL },

@@ -1,3 +1,4 @@
+import { diag } from '@opentelemetry/api';
 import type { UsageMetadata } from '@langchain/core/messages';
 import { z } from 'zod';
 
@@ -34,9 +35,14 @@ export const ZERO_USAGE: Readonly<Usage> = Object.freeze({
   reasoning: 0,
 });
 
-/** Token counts from a provider: anything but a finite non-negative number counts as 0. */
-function count(value: number | undefined): number {
-  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
+/** A token count as a provider must report it: a non-negative safe integer; anything else is unusable. */
+function reportedCount(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+}
+
+/** A detail bucket (cache, reasoning): absent means none; present, it must be a usable count. */
+function reportedDetail(value: unknown): number | undefined {
+  return value === undefined || value === null ? 0 : reportedCount(value);
 }
 
 /*
@@ -49,6 +55,9 @@ function count(value: number | undefined): number {
  *   prompt_tokens_details.cached_tokens; output_tokens = completion_tokens, which
  *   *includes* reasoning; output_token_details.reasoning =
  *   completion_tokens_details.reasoning_tokens. OpenAI never reports cache writes.
+ *   A JSON response without `usage` still gets a usage_metadata object there (detail
+ *   objects of `undefined`s, no input_tokens or output_tokens), and a count that is a
+ *   string is concatenated rather than added (`0 + "12"` is `"012"`).
  * - @langchain/anthropic, dist/utils/message_outputs.js (`buildUsageMetadata`, used for
  *   invoke and the message_start stream chunk) and dist/utils/stream_events.js:
  *   input_tokens = usage.input_tokens + cache_creation_input_tokens +
@@ -59,32 +68,62 @@ function count(value: number | undefined): number {
  *   (The same package over-counts streamed output by message_start's output_tokens;
  *   anthropic-chat-model.ts corrects that before it gets here.)
  *
- * A report where the cache buckets exceed input_tokens can only come from a source that
- * counts input *excluding* cache (Anthropic's raw API shape, or a hand-written fake):
- * then input_tokens is taken as the uncached part instead of clamping it to zero, which
- * would lose tokens that were billed.
+ * So a usable report has whole, non-negative input and output counts, cache buckets
+ * that fit inside the input, reasoning that fits inside the output, and a total (when
+ * given) equal to input + output. Anything else is a report this code cannot read
+ * without guessing which of its numbers is wrong: it is treated as no report at all,
+ * so the call is flagged `usage_missing` like a call without usage, never repaired
+ * (clamped, rounded, re-based) into plausible figures.
  */
 
 /**
+ * Why a usage report is unusable, or `null` when it can be counted as it stands.
+ * `undefined`/`null` (no report) is not a problem here: {@link normalizeUsage} returns
+ * `null` for it too.
+ */
+export function usageReportProblem(usageMetadata: UsageMetadata): string | null {
+  const input = reportedCount(usageMetadata.input_tokens);
+  const output = reportedCount(usageMetadata.output_tokens);
+  if (input === undefined) return `input_tokens is not a token count (${JSON.stringify(usageMetadata.input_tokens) ?? 'absent'})`;
+  if (output === undefined) return `output_tokens is not a token count (${JSON.stringify(usageMetadata.output_tokens) ?? 'absent'})`;
+  const cacheRead = reportedDetail(usageMetadata.input_token_details?.cache_read);
+  const cacheWrite = reportedDetail(usageMetadata.input_token_details?.cache_creation);
+  const reasoning = reportedDetail(usageMetadata.output_token_details?.reasoning);
+  if (cacheRead === undefined || cacheWrite === undefined) return 'a cache bucket is not a token count';
+  if (reasoning === undefined) return 'the reasoning detail is not a token count';
+  if (cacheRead + cacheWrite > input) return `cache tokens (${cacheRead + cacheWrite}) exceed input_tokens (${input})`;
+  if (reasoning > output) return `reasoning tokens (${reasoning}) exceed output_tokens (${output})`;
+  const total: unknown = usageMetadata.total_tokens;
+  if (total !== undefined && total !== null && total !== input + output) {
+    return `total_tokens (${JSON.stringify(total)}) is not input_tokens + output_tokens (${input + output})`;
+  }
+  return null;
+}
+
+/**
  * Normalises LangChain `usage_metadata` into the contract's non-overlapping buckets.
- * Returns `null` when the provider reported no usage, so a missing report is flagged
- * (`usage_missing`) rather than counted as zero.
+ * Returns `null` when the provider reported no usage, or a report that is unusable (see
+ * {@link usageReportProblem}; it is logged through OTel's diag), so the call is flagged
+ * (`usage_missing`) rather than counted as zero or as a guess.
  */
 export function normalizeUsage(usageMetadata: UsageMetadata | undefined | null): Usage | null {
   if (usageMetadata === undefined || usageMetadata === null) return null;
-  const input = count(usageMetadata.input_tokens);
-  const cacheRead = count(usageMetadata.input_token_details?.cache_read);
-  const cacheWrite = count(usageMetadata.input_token_details?.cache_creation);
-  const inclusiveRemainder = input - cacheRead - cacheWrite;
-  const inputUncached = inclusiveRemainder >= 0 ? inclusiveRemainder : input;
-
-  let output = count(usageMetadata.output_tokens);
-  const reasoning = count(usageMetadata.output_token_details?.reasoning);
-  // Same reasoning as for input: reasoning can only exceed output when the source
-  // counted output without it, and then the reasoning tokens were billed on top.
-  if (reasoning > output) output += reasoning;
-
-  return { inputUncached, cacheRead, cacheWrite, output, reasoning };
+  const problem = usageReportProblem(usageMetadata);
+  if (problem !== null) {
+    diag.warn(`usage report unusable, counted as missing: ${problem}`);
+    return null;
+  }
+  // Every count was checked above.
+  const input = usageMetadata.input_tokens;
+  const cacheRead = usageMetadata.input_token_details?.cache_read ?? 0;
+  const cacheWrite = usageMetadata.input_token_details?.cache_creation ?? 0;
+  return {
+    inputUncached: input - cacheRead - cacheWrite,
+    cacheRead,
+    cacheWrite,
+    output: usageMetadata.output_tokens,
+    reasoning: usageMetadata.output_token_details?.reasoning ?? 0,
+  };
 }
 
 /** All input tokens: uncached, cache-read and cache-write (the contract's prompt_tokens). */

@@ -10,13 +10,24 @@ export type OpenAIUsage = {
   completion_tokens_details?: { reasoning_tokens: number; audio_tokens: number };
 };
 
+/**
+ * A usage report as the server sends it: a well-formed {@link OpenAIUsage}, anything a
+ * faulty provider might send instead (strings, negatives, fractions, inconsistent
+ * totals), or `'omit'`: no `usage` field in a JSON response, no usage chunk in a stream.
+ */
+export type UsageReport = OpenAIUsage | Record<string, unknown> | 'omit';
+
 /** What the server answers to one chat completion request; each request takes the next step. */
 export type CompletionStep =
-  | { kind: 'text'; text: string; usage: OpenAIUsage }
-  | { kind: 'toolCall'; id: string; name: string; arguments: string; usage: OpenAIUsage }
+  | { kind: 'text'; text: string; usage: UsageReport }
+  | { kind: 'toolCall'; id: string; name: string; arguments: string; usage: UsageReport }
   | { kind: 'error'; status: number; headers?: Record<string, string>; body: unknown }
   /** A stream that sends `text` word by word, then loses its connection: no finish, no usage, no [DONE]. */
-  | { kind: 'cut'; text: string };
+  | { kind: 'cut'; text: string }
+  /** Takes the request and never answers: no status, no headers, until the client gives up. */
+  | { kind: 'hang' }
+  /** A stream that sends `text` word by word, then goes silent with the connection open. */
+  | { kind: 'stall'; text: string };
 
 export type OpenAICompatibleServer = {
   /** `http://127.0.0.1:<port>/v1`, what OPENAI_BASE_URL takes. */
@@ -77,14 +88,14 @@ const answerJson = (response: ServerResponse, model: string, step: CompletionSte
     created: CREATED,
     model,
     choices: [{ index: 0, message, logprobs: null, finish_reason: step.kind === 'text' ? 'stop' : 'tool_calls' }],
-    usage: step.usage,
+    ...(step.usage === 'omit' ? {} : { usage: step.usage }),
   });
 };
 
 const answerStream = async (
   response: ServerResponse,
   model: string,
-  step: CompletionStep & { kind: 'text' | 'toolCall' | 'cut' },
+  step: CompletionStep & { kind: 'text' | 'toolCall' | 'cut' | 'stall' },
   includeUsage: boolean,
 ): Promise<void> => {
   response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -115,8 +126,11 @@ const answerStream = async (
     response.socket?.destroy();
     return;
   }
+  if (step.kind === 'stall') {
+    return; // the connection stays open and silent until the client gives up (or the server closes)
+  }
   sendEvent(response, chunk(id, model, {}, step.kind === 'text' ? 'stop' : 'tool_calls'));
-  if (includeUsage) {
+  if (includeUsage && step.usage !== 'omit') {
     sendEvent(response, { id, object: 'chat.completion.chunk', created: CREATED, model, choices: [], usage: step.usage });
   }
   sendEvent(response, '[DONE]');
@@ -146,16 +160,21 @@ export const startOpenAICompatibleServer = async (): Promise<OpenAICompatibleSer
       sendJson(response, step.status, step.body, step.headers ?? {});
       return;
     }
+    if (step.kind === 'hang') {
+      return; // no answer at all; close() ends the connection
+    }
     const body = request.body as { model: string; stream?: boolean; stream_options?: { include_usage?: boolean } };
     const model = `${body.model}-2024-07-18`;
     if (body.stream === true) {
       await answerStream(response, model, step, body.stream_options?.include_usage === true);
-    } else if (step.kind === 'cut') {
-      // A JSON body cut half-way.
+    } else if (step.kind === 'cut' || step.kind === 'stall') {
+      // A JSON body cut half-way (or, stalling, left half-way).
       response.writeHead(200, { 'content-type': 'application/json' });
       response.write(`{"id":"${nextId()}","object":"chat.comp`);
-      await sleep(20);
-      response.socket?.destroy();
+      if (step.kind === 'cut') {
+        await sleep(20);
+        response.socket?.destroy();
+      }
     } else {
       answerJson(response, model, step);
     }

@@ -7,6 +7,7 @@ import {
   promptTokens,
   totalTokens,
   UsageSchema,
+  usageReportProblem,
   ZERO_USAGE,
 } from '../../src/providers/usage.js';
 
@@ -36,16 +37,6 @@ describe('normalizeUsage', () => {
     expect(normalizeUsage(usage)).toEqual({ inputUncached: 50, cacheRead: 3000, cacheWrite: 2000, output: 80, reasoning: 0 });
   });
 
-  it('treats input_tokens as uncached when the cache buckets exceed it (raw Anthropic shape)', () => {
-    const usage: UsageMetadata = {
-      input_tokens: 50,
-      output_tokens: 80,
-      total_tokens: 130,
-      input_token_details: { cache_creation: 2000, cache_read: 3000 },
-    };
-    expect(normalizeUsage(usage)).toEqual({ inputUncached: 50, cacheRead: 3000, cacheWrite: 2000, output: 80, reasoning: 0 });
-  });
-
   it('keeps reasoning as a detail of output, not on top of it', () => {
     const usage: UsageMetadata = {
       input_tokens: 40,
@@ -59,11 +50,6 @@ describe('normalizeUsage', () => {
     expect(totalTokens(normalized!)).toBe(1040);
   });
 
-  it('adds reasoning to output when a source reported it outside output_tokens', () => {
-    const usage: UsageMetadata = { input_tokens: 10, output_tokens: 5, total_tokens: 15, output_token_details: { reasoning: 20 } };
-    expect(normalizeUsage(usage)).toMatchObject({ output: 25, reasoning: 20 });
-  });
-
   it('returns null for missing usage, never zeros', () => {
     expect(normalizeUsage(undefined)).toBeNull();
     expect(normalizeUsage(null)).toBeNull();
@@ -73,9 +59,50 @@ describe('normalizeUsage', () => {
     expect(normalizeUsage({ input_tokens: 0, output_tokens: 0, total_tokens: 0 })).toEqual(ZERO_USAGE);
   });
 
-  it('ignores negative and non-finite counts', () => {
-    const usage = { input_tokens: Number.NaN, output_tokens: -3, total_tokens: 0, input_token_details: { cache_read: -1 } };
-    expect(normalizeUsage(usage)).toEqual(ZERO_USAGE);
+  it('counts absent cache and reasoning details as none (prompt_tokens_details not sent)', () => {
+    // What @langchain/openai builds when the details objects are missing.
+    const usage = {
+      input_tokens: 12,
+      output_tokens: 3,
+      total_tokens: 15,
+      input_token_details: { audio: undefined, cache_read: undefined },
+      output_token_details: { reasoning: undefined },
+    } as unknown as UsageMetadata;
+    expect(normalizeUsage(usage)).toEqual({ inputUncached: 12, cacheRead: 0, cacheWrite: 0, output: 3, reasoning: 0 });
+  });
+
+  // Each of these is a report whose numbers can't all be true: no guess is made, the call is flagged instead.
+  const unusable: [string, Record<string, unknown>][] = [
+    ['no token counts at all (a JSON response without usage)', { input_token_details: { audio: undefined, cache_read: undefined } }],
+    ['no output_tokens', { input_tokens: 10 }],
+    ['negative input', { input_tokens: -3, output_tokens: 2 }],
+    ['negative output', { input_tokens: 3, output_tokens: -2 }],
+    ['fractional input', { input_tokens: 10.5, output_tokens: 2 }],
+    ['NaN', { input_tokens: Number.NaN, output_tokens: 2 }],
+    ['Infinity', { input_tokens: Number.POSITIVE_INFINITY, output_tokens: 2 }],
+    ['a string count', { input_tokens: '12', output_tokens: 2 }],
+    ['a string concatenated by the client ("0" + "12")', { input_tokens: '012', output_tokens: 2 }],
+    ['an unsafe integer', { input_tokens: 2 ** 60, output_tokens: 2 }],
+    ['a negative cache read', { input_tokens: 10, output_tokens: 2, input_token_details: { cache_read: -1 } }],
+    ['a string cache read', { input_tokens: 10, output_tokens: 2, input_token_details: { cache_read: '4' } }],
+    ['a fractional reasoning count', { input_tokens: 10, output_tokens: 2, output_token_details: { reasoning: 0.5 } }],
+    ['cached tokens above the input', { input_tokens: 50, output_tokens: 80, input_token_details: { cache_read: 60 } }],
+    ['cache read + write above the input', { input_tokens: 50, output_tokens: 80, input_token_details: { cache_read: 30, cache_creation: 30 } }],
+    ['reasoning above the output', { input_tokens: 10, output_tokens: 5, output_token_details: { reasoning: 20 } }],
+    ['a total that is not input + output', { input_tokens: 10, output_tokens: 5, total_tokens: 16 }],
+    ['a string total', { input_tokens: 10, output_tokens: 5, total_tokens: '15' }],
+  ];
+  for (const [what, report] of unusable) {
+    it(`returns null for an unusable report: ${what}`, () => {
+      expect(usageReportProblem(report as unknown as UsageMetadata)).toEqual(expect.any(String));
+      expect(normalizeUsage(report as unknown as UsageMetadata)).toBeNull();
+    });
+  }
+
+  it('accepts a report without total_tokens, and cache buckets that fill the whole input', () => {
+    const usage = { input_tokens: 10, output_tokens: 5, input_token_details: { cache_read: 6, cache_creation: 4 } } as UsageMetadata;
+    expect(usageReportProblem(usage)).toBeNull();
+    expect(normalizeUsage(usage)).toEqual({ inputUncached: 0, cacheRead: 6, cacheWrite: 4, output: 5, reasoning: 0 });
   });
 
   it('always produces buckets that the UsageSchema accepts', () => {
