@@ -24,7 +24,7 @@ export type ModelCallResult = {
   /** `null` when the provider reported no usage (flag `usage_missing`), never zeros. */
   usage: Usage | null;
   usageSource: 'provider' | 'estimated' | 'missing';
-  /** USD rounded to 10 decimals; `null` when no price is known (flag `price_unknown`). */
+  /** USD rounded to 10 decimals; `null` when no price is known (flag `price_unknown`) or there is no usage to price (flag `usage_missing`). */
   costUsd: number | null;
   priceId: string | null;
   finishReason: string | null;
@@ -123,7 +123,7 @@ export type WorkflowRunContext = WorkflowRunInput & {
   usage: Usage;
   /** Sum of the known costs, rounded to 10 decimals. */
   costUsd: number;
-  /** True once any accounted call had no known price. */
+  /** True once an accounted call with usage had no known price (a call without usage is `usage_missing` instead). */
   costUnknown: boolean;
   usageMissingCalls: number;
   /** Accounted model responses, in-flight results of stopped runs included. */

@@ -47,11 +47,17 @@ export const roundCost = (usd: number): number => Math.round(usd * 1e10) / 1e10;
 type Totals = Pick<WorkflowRunContext, 'usage' | 'costUsd' | 'costUnknown' | 'usageMissingCalls' | 'modelCalls'>;
 
 /** The run's totals once `result` is accounted. Usage `null` is flagged, never counted as 0. */
+/**
+ * A call with usage but no cost: no price is known for its model. A call without usage
+ * has no cost either, but that is `usage_missing` (nothing to price), not an unknown price.
+ */
+const pricedNothing = (result: ModelCallResult): boolean => result.usage !== null && result.costUsd === null;
+
 export const accountResult = (totals: Totals, result: ModelCallResult): Totals => ({
   usage: result.usage === null ? totals.usage : addUsage(totals.usage, result.usage),
   usageMissingCalls: totals.usageMissingCalls + (result.usage === null ? 1 : 0),
   costUsd: result.costUsd === null ? totals.costUsd : roundCost(totals.costUsd + roundCost(result.costUsd)),
-  costUnknown: totals.costUnknown || result.costUsd === null,
+  costUnknown: totals.costUnknown || pricedNothing(result),
   modelCalls: totals.modelCalls + 1,
 });
 
@@ -160,7 +166,7 @@ const runSetup = effects.extend({
       }));
       enqueue({ type: 'onModelCallEnded', params: call });
       if (call.result.usage === null) enqueue({ type: 'onUsageMissing', params: call });
-      if (call.result.costUsd === null) enqueue({ type: 'onPriceUnknown', params: call });
+      if (pricedNothing(call.result)) enqueue({ type: 'onPriceUnknown', params: call });
     }),
   },
 });

@@ -136,10 +136,11 @@ describe('workflowRunMachine transitions', () => {
     run.send(ev.runStart, ev.modelStarted, ev.respondedPriced, ev.modelStarted, ev.respondedUsageMissing);
     const { context } = run.snapshot();
     expect(context.usage).toEqual(sampleResults.priced.usage);
-    expect(context).toMatchObject({ usageMissingCalls: 1, modelCalls: 2, costUnknown: true });
+    // The cost is the priced call's: nothing to price is not an unknown price.
+    expect(context).toMatchObject({ usageMissingCalls: 1, modelCalls: 2, costUnknown: false, costUsd: 0.0003123457 });
     const missing = { callId: 'model-call', result: sampleResults.usageMissing, partial: false };
     expect(run.calls('onUsageMissing')).toEqual([missing]);
-    expect(run.calls('onPriceUnknown')).toEqual([missing]);
+    expect(run.calls('onPriceUnknown')).toEqual([]);
     expect(run.calls('onModelCallEnded')).toHaveLength(2);
   });
 
@@ -397,7 +398,7 @@ const addResult = (totals: Totals, result: ModelCallResult): Totals => {
   return {
     usage,
     costUsd: result.costUsd === null ? totals.costUsd : round10(totals.costUsd + round10(result.costUsd)),
-    costUnknown: totals.costUnknown || result.costUsd === null,
+    costUnknown: totals.costUnknown || (result.usage !== null && result.costUsd === null),
     usageMissingCalls: totals.usageMissingCalls + (result.usage === null ? 1 : 0),
     modelCalls: totals.modelCalls + 1,
   };
@@ -415,7 +416,7 @@ const violationsAlong = (path: RunPath): string[] => {
     const result = reportedResult(event);
     if (result !== null) {
       expected = addResult(expected, result);
-      if (result.costUsd === null) unpriced += 1;
+      if (result.usage !== null && result.costUsd === null) unpriced += 1;
     }
     const snapshot = run.snapshot();
     const { context } = snapshot;

@@ -271,6 +271,8 @@ describe('provider faults against a loopback OpenAI-compatible server', () => {
 
           expect(result.outcome).toMatchObject({ status: 'completed', modelCalls: 1 });
           expect(result.events.filter((type) => type === 'usage_missing')).toHaveLength(1);
+          // The model's price is known: there is just nothing to price.
+          expect(result.events).not.toContain('price_unknown');
           expect(result.events.filter((type) => TERMINAL.includes(type))).toEqual(['workflow_completed']);
           expect(result.calls).toEqual([
             expect.objectContaining({
@@ -287,14 +289,15 @@ describe('provider faults against a loopback OpenAI-compatible server', () => {
           expect(result.record).toMatchObject({
             status: 'completed',
             usage_missing: true,
-            cost_unknown: true,
+            // No price is missing: the flag above, not an unknown cost, marks the gap.
+            cost_unknown: false,
             input_tokens: 0,
             output_tokens: 0,
             total_tokens: 0,
-            cost_text: null,
+            cost_text: '0.0000000000',
           });
-          // The message holds the sums over the calls with usage (none), its cost unknown.
-          expect(result.message).toMatchObject({ content: 'Answered, usage unusable.', total_tokens: 0, cost_text: null });
+          // The message holds the sums over the calls with usage (none); the run says usage is missing.
+          expect(result.message).toMatchObject({ content: 'Answered, usage unusable.', total_tokens: 0, cost_text: '0.0000000000' });
           expect(result.totals).toMatchObject({ message_count: 2, sum_count: 2, total_tokens: 0, sum_tokens: 0 });
         });
       }
@@ -334,10 +337,11 @@ describe('provider faults against a loopback OpenAI-compatible server', () => {
         expect.objectContaining({ usage_source: 'missing', input_tokens: null, output_tokens: null, cost_text: null, error: null }),
       ]);
       expect(result.events.filter((type) => type === 'usage_missing')).toHaveLength(1);
-      // Tokens are what the one report said; the run's cost is unknown since one call's is.
+      // Tokens and cost are what the one report said; the run is flagged for the other call.
+      expect(result.events).not.toContain('price_unknown');
       expect(result.record).toMatchObject({
         usage_missing: true,
-        cost_unknown: true,
+        cost_unknown: false,
         input_tokens: 120,
         cache_read_tokens: 64,
         output_tokens: 14,
