@@ -59,6 +59,12 @@ export class RunCallbacks extends BaseCallbackHandler {
     this.options = options;
     // Machine events must be delivered before the graph moves on.
     this.awaitHandlers = true;
+    // Only model and tool calls become machine events: without these flags LangChain
+    // also calls (and awaits) this handler for every graph step of the run. Not
+    // ignoreAgent: LangChain reports tool calls only to handlers that take agent events.
+    this.ignoreChain = true;
+    this.ignoreRetriever = true;
+    this.ignoreCustomEvent = true;
     this.lc_prefer_streaming = options.streaming;
   }
 
