@@ -90,15 +90,19 @@ const XactStatusRow = z.object({ status: z.string().nullable() });
 export type TransactionStatus = 'committed' | 'aborted' | 'in progress' | 'unknown';
 
 /**
- * Upserts `rows` inside the caller's transaction and returns the transaction's id
- * (taken first, so a failure after it can be resolved with {@link transactionStatus}).
+ * Upserts `rows` inside the caller's transaction. With `onTransactionId`, reports the
+ * transaction's id first (so a failure after it can be resolved with
+ * {@link transactionStatus}); without, costs no extra round trip (the run-record
+ * writer's transaction is idempotent by run id and needs no id).
  */
 export const applyRollups = async (
   tx: CommonQueryMethods,
   rows: readonly Rollup[],
-  onTransactionId: (xid: string) => void,
+  onTransactionId?: (xid: string) => void,
 ): Promise<void> => {
-  onTransactionId(await tx.oneFirst(sql.type(XidRow)`SELECT pg_current_xact_id()::text AS xid`));
+  if (onTransactionId !== undefined) {
+    onTransactionId(await tx.oneFirst(sql.type(XidRow)`SELECT pg_current_xact_id()::text AS xid`));
+  }
   await tx.query(upsertRollups(rows, TARGETS.perUser));
   await tx.query(upsertRollups(sumOverUsers(rows), TARGETS.allUsers));
 };

@@ -253,7 +253,7 @@ export const applyRunRecords = async (
   const applied = batch.map((record) => record.runId);
   const rollups = rollupsFromRecords(batch);
   if (rollups.length > 0) {
-    await applyRollups(tx, rollups, () => {});
+    await applyRollups(tx, rollups);
   }
   return applied;
 };
