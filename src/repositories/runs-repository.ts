@@ -98,6 +98,13 @@ export const createRunsRepository = (pool: DatabasePool) => ({
     return { rows, total };
   },
 
+  /** The newest `limit` runs, without counting them all (monitoring's recent runs). */
+  recent: async (userId: string | null, limit: number) => {
+    const where = userId === null ? sql.fragment`TRUE` : sql.fragment`user_id = ${userId}`;
+    return pool.any(sql.type(RunRow)`
+      SELECT ${columns} FROM workflow_runs WHERE ${where} ORDER BY started_at DESC, id DESC LIMIT ${limit}`);
+  },
+
   findById: async (id: string): Promise<RunRow | null> =>
     pool.maybeOne(sql.type(RunRow)`SELECT ${columns} FROM workflow_runs WHERE id = ${id}`),
 

@@ -48,7 +48,7 @@ export const monitoringRoutes: FastifyPluginAsync<{ services: Services }> = asyn
       const window = request.query.window ?? '1h';
       const [{ outcomes, providers }, recent] = await Promise.all([
         runs.window(scope, WINDOWS[window]),
-        runs.list(scope, { limit: 20, offset: 0 }),
+        runs.recent(scope, 20),
       ]);
       const finished = outcomes.filter((o) => o.status !== 'running' && o.status !== 'queued');
       const total = finished.reduce((sum, o) => sum + o.runs, 0);
@@ -61,7 +61,7 @@ export const monitoringRoutes: FastifyPluginAsync<{ services: Services }> = asyn
         runs_by_status: Object.fromEntries(outcomes.map((o) => [o.status, o.runs])),
         error_rate: total === 0 ? 0 : failed / total,
         by_provider: providers,
-        recent_runs: recent.rows.map(presentRun),
+        recent_runs: recent.map(presentRun),
         writer: services.writer.stats(),
       };
     },
