@@ -43,6 +43,8 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'warmup-runs': { type: 'string', default: '1000' },
     quick: { type: 'boolean', default: false },
+    /** Simulated provider latency before each reply (default 0: the runtime's own cost alone). */
+    'latency-ms': { type: 'string', default: '0' },
     /** Write a CPU profile of each measured phase to this directory. */
     'cpu-profile-dir': { type: 'string' },
   },
@@ -61,7 +63,11 @@ const runsPerPhase = flags.quick ? 300 : positive('runs', flags.runs);
 const rounds = flags.quick ? 2 : positive('rounds', flags.rounds);
 const warmupRuns = flags.quick ? 200 : positive('warmup-runs', flags['warmup-runs']);
 
-const reply: ScriptedTurn = { content: BENCH_REPLY, usage: BENCH_USAGE };
+const latencyMs = Number(flags['latency-ms']);
+if (!Number.isInteger(latencyMs) || latencyMs < 0) {
+  throw new Error(`--latency-ms must be a non-negative integer, got ${flags['latency-ms']}`);
+}
+const reply: ScriptedTurn = { content: BENCH_REPLY, usage: BENCH_USAGE, latencyMs };
 const scriptedModel = (turns: number) =>
   new ScriptedChatModel({ turns: Array.from({ length: turns }, () => reply), model: BENCH_RESPONSE_MODEL, provider: 'openai' });
 
@@ -131,7 +137,9 @@ const format = (result: PhaseResult): string =>
 let stack: BenchStack | undefined;
 
 const main = async (): Promise<boolean> => {
-  console.log(`overhead: ${concurrency} concurrent, ${runsPerPhase} runs per phase, ${rounds} rounds, ${warmupRuns} warm-up runs`);
+  console.log(
+    `overhead: ${concurrency} concurrent, ${runsPerPhase} runs per phase, ${rounds} rounds, ${warmupRuns} warm-up runs, model latency ${latencyMs} ms`,
+  );
   const bench = await createBenchStack({
     adminUrl: flags['database-url'],
     label: 'overhead',
