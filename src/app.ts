@@ -2,7 +2,7 @@ import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import { FastifyOtelInstrumentation } from '@fastify/otel';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { authPlugin } from './auth/auth-plugin.js';
 import { createAuthServices, type AuthServices } from './auth/auth-services.js';
@@ -85,11 +85,13 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     // JSON bodies are validated without type coercion (see src/http/validation.ts).
     ajv: { customOptions: AJV_OPTIONS },
     schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
-    // Logged by the hooks below instead, so the lines carry the request's trace ids.
-    disableRequestLogging: true,
-    // The correlation id is the request id: every log line of the request carries it.
+    logController: new LogController({
+      // Logged by the hooks below instead, so the lines carry the request's trace ids.
+      disableRequestLogging: true,
+      // The correlation id is the request id: every log line of the request carries it.
+      requestIdLogLabel: 'correlation_id',
+    }),
     genReqId: correlationIdOf,
-    requestIdLogLabel: 'correlation_id',
   });
   app.decorate('db', db);
   if (services !== undefined) {
