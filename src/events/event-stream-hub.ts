@@ -44,10 +44,17 @@ export class EventStreamHub {
    */
   public async subscribe(subscriber: EventSubscriber, afterSeq: number | undefined): Promise<EventSubscription> {
     const entry: Subscriber = { ...subscriber, lastSeq: 0, seen: new Set() };
-    if (afterSeq === undefined) {
-      entry.lastSeq = await this.repository.latestSeq();
-    } else {
-      entry.lastSeq = afterSeq;
+    entry.lastSeq = afterSeq ?? (await this.repository.latestSeq());
+    // The poller looks back LOOKBACK sequence numbers for rows committed late; the rows
+    // already there at or before the starting point are the client's past (it saw them,
+    // or it asked for what comes next), never to be sent as new.
+    const past = await this.repository.after(subscriber.filter, Math.max(0, entry.lastSeq - LOOKBACK), LOOKBACK);
+    for (const event of past) {
+      if (event.seq <= entry.lastSeq) {
+        entry.seen.add(event.seq);
+      }
+    }
+    if (afterSeq !== undefined) {
       for (;;) {
         const backlog = await this.repository.after(subscriber.filter, entry.lastSeq, 500);
         for (const event of backlog) {
