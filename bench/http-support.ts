@@ -33,7 +33,12 @@ export const cleanupAll = async (): Promise<void> => {
 /**
  * Runs `main` and exits 0 (target met), 1 (missed) or 2 (error), cleaning up first.
  */
-export const runMain = (main: () => Promise<boolean>): void => {
+/**
+ * Runs a benchmark's main: cleans up whatever it started, then prints its summary as
+ * the last line (one JSON object) and exits 0 when the target is met, 1 when missed,
+ * 2 when the benchmark failed.
+ */
+export const runMain = (main: () => Promise<{ met: boolean; summary: object }>): void => {
   let interrupted = false;
   const onSignal = (): void => {
     if (interrupted) return;
@@ -44,8 +49,9 @@ export const runMain = (main: () => Promise<boolean>): void => {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   main()
-    .then(async (met) => {
+    .then(async ({ met, summary }) => {
       await cleanupAll();
+      console.log(JSON.stringify(summary));
       process.exit(met ? 0 : 1);
     })
     .catch(async (error: unknown) => {
