@@ -68,20 +68,21 @@ export const beginTurn = async (
     if (locked === null) {
       throw new ConversationNotFoundError(turn.conversationId);
     }
-    const message = await tx.one(sql.type(UserMessageRow)`
-      INSERT INTO messages (id, conversation_id, role, content, sequence_number, run_id, correlation_id, created_at)
-      VALUES (
-        ${ulid()}, ${turn.conversationId}, 'user', ${turn.content},
-        (SELECT COALESCE(MAX(sequence_number), -1) + 1 FROM messages WHERE conversation_id = ${turn.conversationId}),
-        NULL, ${turn.correlationId}, now()
-      )
-      RETURNING id, sequence_number, created_at`);
+    // The run's row first, so the message can name it (messages.run_id references it).
+    const userMessageId = ulid();
     await tx.query(sql.unsafe`
       INSERT INTO workflow_runs (id, user_id, conversation_id, workflow, status, provider, model, input,
                                  correlation_id, instance_id, started_at, last_heartbeat_at)
       VALUES (${turn.runId}, ${turn.userId}, ${turn.conversationId}, ${turn.workflow}, 'running', ${turn.provider},
-              ${turn.model}, ${sql.jsonb({ user_message_id: message.id, ...(turn.input ?? {}) } as never)},
+              ${turn.model}, ${sql.jsonb({ user_message_id: userMessageId, ...(turn.input ?? {}) } as never)},
               ${turn.correlationId}, ${turn.instanceId}, now(), now())`);
-    await tx.query(sql.unsafe`UPDATE messages SET run_id = ${turn.runId} WHERE id = ${message.id}`);
+    const message = await tx.one(sql.type(UserMessageRow)`
+      INSERT INTO messages (id, conversation_id, role, content, sequence_number, run_id, correlation_id, created_at)
+      VALUES (
+        ${userMessageId}, ${turn.conversationId}, 'user', ${turn.content},
+        (SELECT COALESCE(MAX(sequence_number), -1) + 1 FROM messages WHERE conversation_id = ${turn.conversationId}),
+        ${turn.runId}, ${turn.correlationId}, now()
+      )
+      RETURNING id, sequence_number, created_at`);
     return { userMessageId: message.id, sequenceNumber: message.sequence_number, createdAt: message.created_at, conversation: locked };
   });
