@@ -8,6 +8,7 @@ import { authPlugin } from './auth/auth-plugin.js';
 import { createAuthServices, type AuthServices } from './auth/auth-services.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import { createNotifier, type Notifier } from './db/notifications.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { correlationIdOf, tagRequest } from './http/correlation.js';
 import { registerBodyGuard } from './http/body-guard.js';
@@ -30,6 +31,8 @@ import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 declare module 'fastify' {
   interface FastifyInstance {
     db: Database;
+    /** LISTEN/NOTIFY between instances (the services' notifier when there are services). */
+    notifier: Notifier;
   }
 }
 
@@ -94,6 +97,13 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     genReqId: correlationIdOf,
   });
   app.decorate('db', db);
+  if (services === undefined) {
+    const notifier = createNotifier(db, logger.child({ component: 'notifier' }));
+    app.decorate('notifier', notifier);
+    app.addHook('onClose', () => notifier.close());
+  } else {
+    app.decorate('notifier', services.notifier);
+  }
   if (services !== undefined) {
     // First, so that the request span is the parent of everything the request does.
     const instrumentation = new FastifyOtelInstrumentation({ registerOnInitialization: false });

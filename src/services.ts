@@ -12,6 +12,7 @@ import { createAnalyticsFeed, type AnalyticsFeed } from './analytics/analytics-f
 import type { AnalyticsStore } from './analytics/analytics-store.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import { createNotifier, type Notifier } from './db/notifications.js';
 import { createGraph } from './graphs/build-graph.js';
 import { getTemplate } from './graphs/templates.js';
 import { RunRecordWriter } from './persistence/run-record-writer.js';
@@ -33,6 +34,8 @@ const HEARTBEAT_STALE_MS = 120_000;
 
 export type Services = {
   readonly instanceId: string;
+  /** LISTEN/NOTIFY between instances (in-process on the embedded database). */
+  readonly notifier: Notifier;
   readonly metrics: Metrics;
   readonly analyticsFeed: AnalyticsFeed;
   /** Flushing it makes every finished run's rollups durable (they travel with the run records). */
@@ -73,6 +76,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   preloadTokenizer();
   // Stable across restarts on one host, so a restarted instance recognises its own runs.
   const instanceId = config.instanceId ?? hostname();
+  const notifier = createNotifier(db, logger.child({ component: 'notifier' }));
 
   await syncShippedPrices(db.pool, loadShippedPrices().prices);
   const { shipped, operator } = await loadPrices(db.pool);
@@ -178,6 +182,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
 
   return {
     instanceId,
+    notifier,
     metrics,
     analyticsFeed,
     analyticsStore,
@@ -193,6 +198,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
       // Shuts the processors down too: the analytics store makes its final flush.
       await tracerProvider.shutdown();
       await metrics.meterProvider.shutdown();
+      await notifier.close();
     },
   };
 };
