@@ -55,6 +55,13 @@ export const ATTR_CONTENT_OUTPUT = 'chatter.content.output';
 export const ATTR_CONTENT_TOOL_ARGUMENTS = 'chatter.content.tool_arguments';
 
 export const ATTR_MODEL_CALL_SEQUENCE = 'chatter.model_call.sequence';
+/** Row ids chosen when a call, tool call or lifecycle event begins, so that what is
+ * committed while the run goes on and the run's final record name the same rows. */
+export const ATTR_MODEL_CALL_ID = 'chatter.model_call.id';
+export const ATTR_TOOL_CALL_RECORD_ID = 'chatter.tool_call.id';
+export const ATTR_EVENT_ID = 'chatter.event.id';
+/** The runtime's rough estimate of a call's input tokens, made at its start (never summed into exact usage). */
+export const ATTR_ESTIMATED_INPUT_TOKENS = 'chatter.usage.estimated_input_tokens';
 export const ATTR_USAGE_SOURCE = 'chatter.usage.source';
 export const ATTR_PRICE_ID = 'chatter.price.id';
 export const ATTR_TIME_TO_FIRST_CHUNK_MS = 'chatter.time_to_first_chunk_ms';

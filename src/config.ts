@@ -40,6 +40,8 @@ const EnvSchema = z.object({
   MODEL_MAX_RETRIES: nonNegativeInt.max(10).default(3),
   MODEL_RETRY_BASE_MS: positiveInt.default(500),
   TOOL_CALL_LIMIT: positiveInt.default(10),
+  // Group commit of what live runs report (see src/persistence/run-record-writer.ts).
+  RUN_FLUSH_INTERVAL_MS: positiveInt.max(1_000).default(50),
   // Providers.
   DEFAULT_PROVIDER: z.enum(['local', 'openai', 'anthropic']).default('local'),
   DEFAULT_MODEL: optionalString,
@@ -114,6 +116,10 @@ export type Config = {
     readonly maxRetries: number;
     readonly retryBaseMs: number;
     readonly toolCallLimit: number;
+  };
+  readonly runRecords: {
+    /** The longest a live run's reported usage and events wait before they are committed. */
+    readonly flushIntervalMs: number;
   };
   readonly providers: {
     readonly defaultProvider: 'local' | 'openai' | 'anthropic';
@@ -227,6 +233,7 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       retryBaseMs: e.MODEL_RETRY_BASE_MS,
       toolCallLimit: e.TOOL_CALL_LIMIT,
     },
+    runRecords: { flushIntervalMs: e.RUN_FLUSH_INTERVAL_MS },
     providers: {
       defaultProvider: e.DEFAULT_PROVIDER,
       defaultModel: e.DEFAULT_MODEL,

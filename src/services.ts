@@ -87,6 +87,8 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     (config.database.dataDir === 'memory://' ? join(tmpdir(), `chatter-spool-${instanceId}`) : join(config.database.dataDir, 'spool'));
   const writer = new RunRecordWriter({
     pool: db.pool,
+    notifier,
+    flushIntervalMs: config.runRecords.flushIntervalMs,
     spoolPath: join(spoolDir, 'run-records.jsonl'),
     deadLetterPath: join(spoolDir, 'dead-letter.jsonl'),
     logger: logger.child({ component: 'run-record-writer' }),
@@ -98,6 +100,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     staleAfterMs: HEARTBEAT_STALE_MS,
     // An embedded database belongs to this one process: nothing else can own a run.
     allRunning: db.kind === 'pglite',
+    notifier,
   });
   if (interrupted.length > 0) {
     logger.warn({ runs: interrupted.length }, 'runs left in flight by a stopped process were marked interrupted');
@@ -113,6 +116,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   };
   const analyticsStore: RunRollups = { add: () => {}, flush: flushRollups, shutdown: flushRollups };
 
+  const databaseWriter = new DatabaseWriterSpanProcessor({ sink: writer });
   const tracerProvider = createTracerProvider({
     serviceName: config.telemetry.serviceName,
     serviceVersion: SERVICE_VERSION,
@@ -120,7 +124,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     samplerArg: config.telemetry.samplerArg,
     otlpTracesEndpoint: config.telemetry.otlpTracesEndpoint,
     processors: [
-      new DatabaseWriterSpanProcessor({ sink: writer }),
+      databaseWriter,
       new MetricsSpanProcessor({ meter: metrics.meter }),
       new AnalyticsSpanProcessor({ store: analyticsStore, feed: analyticsFeed, meter: metrics.meter }),
       ...(options.processors ?? []),
@@ -165,6 +169,8 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     prices,
     tokens: createTokenCounter(),
     commits: writer,
+    // Lifecycle events reach the database writer as they happen, not only with the run's end.
+    spanEvents: databaseWriter,
     limits: config.runtime,
     instanceId,
     logger: logger.child({ component: 'runtime' }),

@@ -1,6 +1,6 @@
 import type { Attributes, AttributeValue } from '@opentelemetry/api';
 import { hrTimeToMilliseconds } from '@opentelemetry/core';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import { monotonicFactory } from 'ulid';
 import * as semconv from '../semconv.js';
 
@@ -127,71 +127,147 @@ const HIGH_PRIORITY = new Set<string>([
 export const isRootRunSpan = (span: ReadableSpan): boolean =>
   span.attributes[semconv.ATTR_GEN_AI_OPERATION_NAME] === semconv.OPERATION_INVOKE_WORKFLOW;
 
+export const isModelCallSpan = (span: ReadableSpan): boolean =>
+  span.attributes[semconv.ATTR_GEN_AI_OPERATION_NAME] === semconv.OPERATION_CHAT;
+
+export const isToolCallSpan = (span: ReadableSpan): boolean =>
+  span.attributes[semconv.ATTR_GEN_AI_OPERATION_NAME] === semconv.OPERATION_EXECUTE_TOOL;
+
 export const runIdOf = (span: ReadableSpan): string | null => str(span.attributes, semconv.ATTR_RUN_ID);
 
-/** Builds a run's record from its ended root span and the child spans that ended before it. */
-export const buildRunRecord = (root: ReadableSpan, children: readonly ReadableSpan[]): RunRecord => {
+/** A model call as it begins: its row exists from then on, marked in flight. */
+export type ModelCallStart = {
+  readonly id: string;
+  readonly sequence: number;
+  readonly provider: string;
+  readonly requestModel: string;
+  readonly estimatedInputTokens: number | null;
+  readonly startedAt: number;
+};
+
+/** Who a run is, for the rows written while it runs (from its root span). */
+export type RunRef = {
+  readonly runId: string;
+  readonly userId: string;
+  readonly conversationId: string | null;
+  readonly correlationId: string;
+  readonly workflow: string;
+};
+
+/** What a live run reported since the last flush: committed in the next group commit. */
+export type RunProgress = RunRef & {
+  readonly modelCallStarts: ModelCallStart[];
+  readonly modelCalls: ModelCallRecord[];
+  readonly toolCalls: ToolCallRecord[];
+  readonly events: EventRecord[];
+  /** What the run is doing now (`callingModel`, `callingTool`, `running`). */
+  liveState: string | null;
+};
+
+export const runRefOf = (root: ReadableSpan): RunRef => {
+  const a = root.attributes;
+  return {
+    runId: str(a, semconv.ATTR_RUN_ID) ?? '',
+    userId: str(a, semconv.ATTR_USER_ID) ?? '',
+    conversationId: str(a, semconv.ATTR_GEN_AI_CONVERSATION_ID),
+    correlationId: str(a, semconv.ATTR_CORRELATION_ID) ?? '',
+    workflow: str(a, semconv.ATTR_WORKFLOW_NAME) ?? 'unknown',
+  };
+};
+
+/** A `chat` span as it starts. */
+export const modelCallStartOf = (span: ReadableSpan): ModelCallStart => {
+  const c = span.attributes;
+  const startedAt = ms(span, 'startTime');
+  return {
+    id: str(c, semconv.ATTR_MODEL_CALL_ID) ?? ulid(startedAt),
+    sequence: num(c, semconv.ATTR_MODEL_CALL_SEQUENCE) ?? 0,
+    provider: str(c, semconv.ATTR_GEN_AI_PROVIDER_NAME) ?? 'unknown',
+    requestModel: str(c, semconv.ATTR_GEN_AI_REQUEST_MODEL) ?? 'unknown',
+    estimatedInputTokens: num(c, semconv.ATTR_ESTIMATED_INPUT_TOKENS),
+    startedAt,
+  };
+};
+
+/** An ended `chat` span. */
+export const modelCallOf = (span: ReadableSpan): ModelCallRecord => {
+  const c = span.attributes;
+  const usage = usageOf(c);
+  const reasons = c[semconv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS];
+  const source = str(c, semconv.ATTR_USAGE_SOURCE);
+  const start = modelCallStartOf(span);
+  return {
+    id: start.id,
+    sequence: start.sequence,
+    provider: start.provider,
+    requestModel: start.requestModel,
+    responseModel: str(c, semconv.ATTR_GEN_AI_RESPONSE_MODEL),
+    usage,
+    costUsd: num(c, semconv.ATTR_GEN_AI_USAGE_COST),
+    priceId: str(c, semconv.ATTR_PRICE_ID),
+    latencyMs: ms(span, 'endTime') - start.startedAt,
+    timeToFirstChunkMs: num(c, semconv.ATTR_TIME_TO_FIRST_CHUNK_MS),
+    finishReason: Array.isArray(reasons) && typeof reasons[0] === 'string' ? reasons[0] : null,
+    usageSource: usage === null ? 'missing' : source === 'estimated' ? 'estimated' : 'provider',
+    error: span.status.code === 2 ? (span.status.message ?? 'error') : null,
+    startedAt: start.startedAt,
+  };
+};
+
+/** An ended `execute_tool` span. */
+export const toolCallOf = (span: ReadableSpan): ToolCallRecord => {
+  const c = span.attributes;
+  const rawArguments = str(c, semconv.ATTR_CONTENT_TOOL_ARGUMENTS);
+  let parsed: unknown;
+  try {
+    parsed = rawArguments === null ? null : JSON.parse(rawArguments);
+  } catch {
+    parsed = rawArguments;
+  }
+  const startedAt = ms(span, 'startTime');
+  return {
+    id: str(c, semconv.ATTR_TOOL_CALL_RECORD_ID) ?? ulid(startedAt),
+    sequence: num(c, semconv.ATTR_TOOL_CALL_SEQUENCE) ?? 0,
+    tool: str(c, semconv.ATTR_GEN_AI_TOOL_NAME) ?? 'unknown',
+    arguments: parsed,
+    resultSize: num(c, semconv.ATTR_TOOL_RESULT_SIZE),
+    durationMs: ms(span, 'endTime') - startedAt,
+    error: span.status.code === 2 ? (span.status.message ?? 'error') : null,
+    startedAt,
+  };
+};
+
+/** A lifecycle event of a root span; its id was chosen when it was added. */
+export const eventOf = (event: TimedEvent): EventRecord => {
+  const at = Math.round(hrTimeToMilliseconds(event.time));
+  const attributes = event.attributes ?? {};
+  const id = attributes[semconv.ATTR_EVENT_ID];
+  return {
+    id: typeof id === 'string' ? id : ulid(at),
+    type: event.name,
+    priority: HIGH_PRIORITY.has(event.name) ? 'high' : 'normal',
+    data: Object.fromEntries(
+      Object.entries(attributes).filter(
+        (entry): entry is [string, AttributeValue] => entry[1] !== undefined && entry[0] !== semconv.ATTR_EVENT_ID,
+      ),
+    ),
+    at,
+  };
+};
+
+/**
+ * Builds a run's record from its ended root span and its model and tool calls (decoded
+ * from their spans as each ended, by `modelCallOf` and `toolCallOf`).
+ */
+export const buildRunRecord = (
+  root: ReadableSpan,
+  calls: { readonly modelCalls: readonly ModelCallRecord[]; readonly toolCalls: readonly ToolCallRecord[] },
+): RunRecord => {
   const a = root.attributes;
   const runId = str(a, semconv.ATTR_RUN_ID) ?? '';
-  const modelCalls = children
-    .filter((span) => span.attributes[semconv.ATTR_GEN_AI_OPERATION_NAME] === semconv.OPERATION_CHAT)
-    .map((span): ModelCallRecord => {
-      const c = span.attributes;
-      const usage = usageOf(c);
-      const reasons = c[semconv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS];
-      const source = str(c, semconv.ATTR_USAGE_SOURCE);
-      return {
-        id: ulid(ms(span, 'startTime')),
-        sequence: num(c, semconv.ATTR_MODEL_CALL_SEQUENCE) ?? 0,
-        provider: str(c, semconv.ATTR_GEN_AI_PROVIDER_NAME) ?? 'unknown',
-        requestModel: str(c, semconv.ATTR_GEN_AI_REQUEST_MODEL) ?? 'unknown',
-        responseModel: str(c, semconv.ATTR_GEN_AI_RESPONSE_MODEL),
-        usage,
-        costUsd: num(c, semconv.ATTR_GEN_AI_USAGE_COST),
-        priceId: str(c, semconv.ATTR_PRICE_ID),
-        latencyMs: ms(span, 'endTime') - ms(span, 'startTime'),
-        timeToFirstChunkMs: num(c, semconv.ATTR_TIME_TO_FIRST_CHUNK_MS),
-        finishReason: Array.isArray(reasons) && typeof reasons[0] === 'string' ? reasons[0] : null,
-        usageSource: usage === null ? 'missing' : source === 'estimated' ? 'estimated' : 'provider',
-        error: span.status.code === 2 ? (span.status.message ?? 'error') : null,
-        startedAt: ms(span, 'startTime'),
-      };
-    })
-    .sort((x, y) => x.sequence - y.sequence);
-  const toolCalls = children
-    .filter((span) => span.attributes[semconv.ATTR_GEN_AI_OPERATION_NAME] === semconv.OPERATION_EXECUTE_TOOL)
-    .map((span): ToolCallRecord => {
-      const c = span.attributes;
-      const rawArguments = str(c, semconv.ATTR_CONTENT_TOOL_ARGUMENTS);
-      let parsed: unknown;
-      try {
-        parsed = rawArguments === null ? null : JSON.parse(rawArguments);
-      } catch {
-        parsed = rawArguments;
-      }
-      return {
-        id: ulid(ms(span, 'startTime')),
-        sequence: num(c, semconv.ATTR_TOOL_CALL_SEQUENCE) ?? 0,
-        tool: str(c, semconv.ATTR_GEN_AI_TOOL_NAME) ?? 'unknown',
-        arguments: parsed,
-        resultSize: num(c, semconv.ATTR_TOOL_RESULT_SIZE),
-        durationMs: ms(span, 'endTime') - ms(span, 'startTime'),
-        error: span.status.code === 2 ? (span.status.message ?? 'error') : null,
-        startedAt: ms(span, 'startTime'),
-      };
-    })
-    .sort((x, y) => x.sequence - y.sequence);
-  const events = root.events.map(
-    (event): EventRecord => ({
-      id: ulid(Math.round(hrTimeToMilliseconds(event.time))),
-      type: event.name,
-      priority: HIGH_PRIORITY.has(event.name) ? 'high' : 'normal',
-      data: Object.fromEntries(
-        Object.entries(event.attributes ?? {}).filter((entry): entry is [string, AttributeValue] => entry[1] !== undefined),
-      ),
-      at: Math.round(hrTimeToMilliseconds(event.time)),
-    }),
-  );
+  const modelCalls = [...calls.modelCalls].sort((x, y) => x.sequence - y.sequence);
+  const toolCalls = [...calls.toolCalls].sort((x, y) => x.sequence - y.sequence);
+  const events = root.events.map(eventOf);
   const usage = usageOf(a) ?? { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
   return {
     version: 1,

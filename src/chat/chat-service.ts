@@ -11,6 +11,9 @@ import { createConversationsRepository, type ConversationRow } from '../reposito
 import { MessageRow } from '../repositories/messages-repository.js';
 import { beginTurn, ConversationNotFoundError } from '../repositories/turns-repository.js';
 import type { RunOutcome, RunRuntime } from '../runtime/run-runtime.js';
+import { assistantMessageOf, writesAssistantMessage } from '../persistence/assistant-message.js';
+import type { Settlement } from '../persistence/run-record-writer.js';
+import { sumCosts } from '../providers/pricing.js';
 
 export type ChatTurnRequest = {
   readonly userId: string;
@@ -62,44 +65,37 @@ const minRemaining = (values: readonly (number | null)[]): number | null => {
 
 const HISTORY_LIMIT = 200;
 
-/** The assistant message the run's spooled record will write (see RunRecordWriter). */
-const fromOutcome = (
-  outcome: RunOutcome,
-  ids: { assistantMessageId: string; conversationId: string; provider: string; model: string; sequence: number; correlationId: string },
-): MessageRow => {
-  const prompt = outcome.usage.inputUncached + outcome.usage.cacheRead + outcome.usage.cacheWrite;
-  return {
-    id: ids.assistantMessageId,
-    conversation_id: ids.conversationId,
-    role: 'assistant',
-    content: outcome.output ?? '',
-    sequence_number: ids.sequence,
-    prompt_tokens: prompt,
-    completion_tokens: outcome.usage.output,
-    total_tokens: prompt + outcome.usage.output,
-    cached_input_tokens: outcome.usage.cacheRead,
-    reasoning_tokens: outcome.usage.reasoning,
-    cost: outcome.costUnknown ? null : outcome.costUsd,
-    model_used: ids.model,
-    provider_used: ids.provider,
-    finish_reason: outcome.status === 'completed' ? 'stop' : (outcome.terminalReason ?? outcome.status),
-    response_time_ms: Math.max(0, outcome.endedAt - outcome.startedAt),
-    run_id: outcome.runId,
-    correlation_id: ids.correlationId,
-    rating: null,
-    rating_count: 0,
-    created_at: new Date(outcome.endedAt).toISOString(),
-  };
-};
-
-/** `conversation` as beginTurn left it (the user's message counted); adds the reply. */
+/**
+ * `conversation` as beginTurn left it (the user's message counted), with the reply a
+ * spooled record will add: the same sums the writer's SQL makes (costs in integer 1e-10
+ * USD units, the stored precision).
+ */
 const pendingConversation = (conversation: ConversationRow, message: MessageRow): ConversationRow => ({
   ...conversation,
   message_count: conversation.message_count + 1,
   total_tokens: conversation.total_tokens + (message.total_tokens ?? 0),
-  total_cost: conversation.total_cost + (message.cost ?? 0),
+  total_cost: sumCosts([conversation.total_cost, message.cost ?? 0]),
   last_message_at: message.created_at,
 });
+
+/** The reply a settled record gives: the rows it wrote, or (spooled) the rows it will write. */
+const replyOf = (
+  settlement: Settlement,
+  conversation: ConversationRow,
+  userSequence: number,
+): { message: MessageRow | null; conversation: ConversationRow } => {
+  if (settlement.durability === 'database') {
+    return { message: settlement.reply?.message ?? null, conversation: settlement.reply?.conversation ?? conversation };
+  }
+  if (!writesAssistantMessage(settlement.record)) {
+    return { message: null, conversation };
+  }
+  // The spooled record is written exactly as assistantMessageOf says; its sequence number
+  // follows the user's message (one run per conversation at a time).
+  const { tool_calls: _toolCalls, extra_metadata: _metadata, ...fields } = assistantMessageOf(settlement.record);
+  const message: MessageRow = { ...fields, sequence_number: userSequence + 1 };
+  return { message, conversation: pendingConversation(conversation, message) };
+};
 
 const toLangChain = (row: MessageRow): BaseMessage | null => {
   switch (row.role) {
@@ -123,6 +119,8 @@ const unavailable = (error: unknown): HttpError =>
 export type ChatServiceOptions = {
   readonly pool: DatabasePool;
   readonly runtime: RunRuntime;
+  /** The run records' writer: what a run's record left is what the chat answers. */
+  readonly records: { readonly settlement: (runId: string) => Settlement | undefined };
   readonly providers: ProviderRegistry;
   readonly instanceId: string;
 };
@@ -132,7 +130,7 @@ export type ChatServiceOptions = {
  * runs the workflow and returns once the run's records are durable. Bad input fails
  * before anything is written.
  */
-export const createChatService = ({ pool, runtime, providers, instanceId }: ChatServiceOptions) => {
+export const createChatService = ({ pool, runtime, records, providers, instanceId }: ChatServiceOptions) => {
   const conversations = createConversationsRepository(pool);
 
   /** `conversation` null: a new conversation (no budget of its own, nothing spent yet). */
@@ -236,7 +234,8 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
         model,
         correlationId: request.correlationId,
         instanceId,
-        input: { streaming: request.streaming },
+        // The message id a takeover writes the interrupted reply under, should this instance die.
+        input: { streaming: request.streaming, assistant_message_id: assistantMessageId },
       }));
     } catch (error) {
       release();
@@ -272,16 +271,19 @@ export const createChatService = ({ pool, runtime, providers, instanceId }: Chat
     };
     request.onStarted?.(started);
     const outcome = await handle.done;
-    const readBack = await conversations.findWithMessage(conversation.id, assistantMessageId).catch(() => null);
-    const assistantMessage = readBack?.message ?? null;
-    const latest = readBack?.conversation ?? null;
-    if (assistantMessage === null && outcome.durable === 'spool' && outcome.modelCalls > 0) {
-      // The database went away after the message was saved: the run's record is in the
-      // spool and will be written as shown here (the same figures, from the same spans).
-      const spooled = fromOutcome(outcome, { assistantMessageId, conversationId: conversation.id, provider, model, sequence: userSequence + 1, correlationId: request.correlationId });
-      return { outcome, conversation: pendingConversation(conversation, spooled), assistantMessage: spooled, started };
+    const settlement = records.settlement(runId);
+    if (settlement === undefined || settlement.durability === 'unsaved') {
+      throw new HttpError(
+        503,
+        `The reply of run ${runId} could not be saved yet; it is kept and retried, please check the conversation shortly`,
+        'run_record_unsaved',
+      );
     }
-    return { outcome, conversation: latest ?? conversation, assistantMessage, started };
+    if (settlement.durability === 'rejected') {
+      throw new HttpError(500, `The reply of run ${runId} could not be stored`, 'run_record_rejected');
+    }
+    const reply = replyOf(settlement, conversation, userSequence);
+    return { outcome, conversation: reply.conversation, assistantMessage: reply.message, started };
   };
 
   return { run };

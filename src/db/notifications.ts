@@ -4,6 +4,9 @@ import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slon
 import type { Logger } from 'pino';
 import type { Database } from './database.js';
 
+/** Announces new rows of `events` (payload: the highest new `seq`). */
+export const EVENTS_CHANNEL = 'chatter_events';
+
 /** PostgreSQL refuses NOTIFY payloads of 8000 bytes or more. */
 export const MAX_NOTIFY_PAYLOAD_BYTES = 7_900;
 

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { EVENTS_CHANNEL, type Notifier } from '../db/notifications.js';
 import { matchesFilter, type EventFilter, type EventRow, type EventsRepository } from '../repositories/events-repository.js';
 
 export type EventSubscriber = {
@@ -16,9 +17,11 @@ const LOOKBACK = 500;
 const MAX_SEEN = 5_000;
 
 /**
- * One poller per process for the events table, fanning new events out to the live
- * SSE connections whose filters match. The database is the source of truth, so a
- * client resumes from its Last-Event-ID (the event's `seq`) on any instance.
+ * One reader per process for the events table, fanning new events out to the live SSE
+ * connections whose filters match. It reads when a commit announces new events
+ * (NOTIFY on EVENTS_CHANNEL, from any instance) and, as a safety net for rows written
+ * without an announcement, every `pollIntervalMs`. The database is the source of truth,
+ * so a client resumes from its Last-Event-ID (the event's `seq`) on any instance.
  */
 export class EventStreamHub {
   private readonly repository: EventsRepository;
@@ -28,11 +31,22 @@ export class EventStreamHub {
   private watermark: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
+  /** An announcement came while a read was under way: read again after it. */
+  private again = false;
+  private readonly notifier: Notifier | undefined;
+  private unlisten: Promise<() => void> | undefined;
+  private stopReconnect: (() => void) | undefined;
 
-  public constructor(options: { repository: EventsRepository; logger: FastifyBaseLogger; pollIntervalMs?: number }) {
+  public constructor(options: {
+    repository: EventsRepository;
+    logger: FastifyBaseLogger;
+    notifier?: Notifier;
+    pollIntervalMs?: number;
+  }) {
     this.repository = options.repository;
     this.logger = options.logger;
-    this.pollIntervalMs = options.pollIntervalMs ?? 250;
+    this.notifier = options.notifier;
+    this.pollIntervalMs = options.pollIntervalMs ?? (options.notifier === undefined ? 250 : 1_000);
   }
 
   public get size(): number {
@@ -68,7 +82,7 @@ export class EventStreamHub {
     this.watermark ??= entry.lastSeq;
     this.watermark = Math.min(this.watermark, entry.lastSeq);
     this.subscribers.add(entry);
-    this.start();
+    await this.start();
     return {
       close: () => {
         this.subscribers.delete(entry);
@@ -83,6 +97,11 @@ export class EventStreamHub {
     clearInterval(this.timer);
     this.timer = undefined;
     this.watermark = undefined;
+    const unlisten = this.unlisten;
+    this.unlisten = undefined;
+    void unlisten?.then((stop) => stop());
+    this.stopReconnect?.();
+    this.stopReconnect = undefined;
   }
 
   private push(subscriber: Subscriber, event: EventRow): void {
@@ -98,19 +117,31 @@ export class EventStreamHub {
     subscriber.deliver(event);
   }
 
-  private start(): void {
+  private async start(): Promise<void> {
     if (this.timer !== undefined) {
       return;
     }
     this.timer = setInterval(() => void this.poll(), this.pollIntervalMs);
     this.timer.unref();
+    if (this.notifier !== undefined) {
+      this.unlisten = this.notifier.listen(EVENTS_CHANNEL, () => void this.poll());
+      this.stopReconnect = this.notifier.onReconnect(() => void this.poll());
+      await this.unlisten;
+      // Rows committed between the subscriber's starting point and the LISTEN.
+      void this.poll();
+    }
   }
 
   private async poll(): Promise<void> {
-    if (this.polling || this.watermark === undefined) {
+    if (this.watermark === undefined) {
+      return;
+    }
+    if (this.polling) {
+      this.again = true;
       return;
     }
     this.polling = true;
+    this.again = false;
     try {
       const from = Math.max(0, this.watermark - LOOKBACK);
       const events = await this.repository.after({ userId: null }, from, 1_000);
@@ -129,6 +160,9 @@ export class EventStreamHub {
       this.logger.warn({ err: error }, 'event stream poll failed');
     } finally {
       this.polling = false;
+    }
+    if (this.again) {
+      void this.poll();
     }
   }
 }

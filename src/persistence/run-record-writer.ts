@@ -6,16 +6,38 @@ import {
   IntegrityConstraintViolationError,
   InvalidInputError,
   SchemaValidationError,
+  sql,
   type DatabasePool,
+  type DatabaseTransactionConnection,
 } from 'slonik';
-import type { RunRecordSink } from '../../otel/processors/database-writer-span-processor.js';
-import type { RunRecord } from '../../otel/processors/run-record.js';
-import { applyRunRecords } from '../repositories/run-records-repository.js';
+import type { RunProgressItem, RunRecordSink } from '../../otel/processors/database-writer-span-processor.js';
+import type { RunProgress, RunRecord, RunRef } from '../../otel/processors/run-record.js';
+import { EVENTS_CHANNEL, type Notifier } from '../db/notifications.js';
+import { applyRunProgress, applyRunRecords, type CommittedReply } from '../repositories/run-records-repository.js';
 
-export type Durability = 'database' | 'spool';
+/**
+ * Where a run's record ended up: committed, spooled to disk (written when the database
+ * is back), refused by the database for what it holds (dead-lettered), or nowhere yet
+ * (the spool itself could not be written: kept in memory and retried).
+ */
+export type Durability = 'database' | 'spool' | 'rejected' | 'unsaved';
+
+/** A run's settled record: what the chat answers with. */
+export type Settlement =
+  | { readonly durability: 'database'; readonly record: RunRecord; readonly reply: CommittedReply | null }
+  | { readonly durability: 'spool' | 'rejected' | 'unsaved'; readonly record: RunRecord; readonly reply: null };
+
 
 export type RunRecordWriterOptions = {
   readonly pool: DatabasePool;
+  /** Announces committed event rows to every instance's event streams. */
+  readonly notifier?: Notifier;
+  /**
+   * How long what live runs report (model calls, tool calls, events) may wait before it
+   * is committed: the most a crash can lose of what providers reported. A finished run's
+   * record is written at once (its chat waits for it), taking all that waits with it.
+   */
+  readonly flushIntervalMs?: number;
   /** Append-only file holding records the database could not take yet. */
   readonly spoolPath: string;
   /** Records that the database refuses for what they are (not for being down). */
@@ -29,6 +51,21 @@ export type RunRecordWriterOptions = {
 
 type Waiter = { resolve: (durability: Durability) => void; reject: (error: Error) => void };
 
+const emptyProgress = (run: RunRef): RunProgress => ({
+  ...run,
+  modelCallStarts: [],
+  modelCalls: [],
+  toolCalls: [],
+  events: [],
+  liveState: null,
+});
+
+/** A run's progress as one flush writes it: a call that started and ended is written once, ended. */
+const compact = (progress: RunProgress): RunProgress => {
+  const ended = new Set(progress.modelCalls.map((call) => call.sequence));
+  return { ...progress, modelCallStarts: progress.modelCallStarts.filter((call) => !ended.has(call.sequence)) };
+};
+
 /** A record that failed for what it holds: retrying cannot help. */
 const isPoison = (error: unknown): boolean =>
   error instanceof IntegrityConstraintViolationError ||
@@ -37,20 +74,30 @@ const isPoison = (error: unknown): boolean =>
   (error instanceof DataIntegrityError && !(error.message ?? '').includes('connection'));
 
 /**
- * Writes run records to the database: batched across runs (one transaction per batch;
- * a failing batch is retried record by record so one bad record cannot hold up the
- * rest), idempotent by run id. While the database is unreachable, records go to an
- * append-only spool file (fsynced) and are replayed with backoff, and at start-up.
- * `whenDurable(runId)` resolves once a run's record is committed or spooled.
+ * Writes runs to the database by group commit: what live runs report (model calls as
+ * they start and end, tool calls, lifecycle events) and finished runs' records, all
+ * that waits, in one transaction per flush across runs (a failing batch is retried
+ * record by record so one bad record cannot hold up the rest), idempotent by run id and
+ * row id. Committed events are announced on EVENTS_CHANNEL in the same transaction.
+ * While the database is unreachable, records go to an append-only spool file (fsynced)
+ * and are replayed with backoff, and at start-up; progress is not spooled (the record
+ * carries it all). `whenDurable(runId)` resolves once a run's record is settled.
  */
 export class RunRecordWriter implements RunRecordSink {
   private readonly options: RunRecordWriterOptions;
   private readonly maxBatch: number;
   private queue: RunRecord[] = [];
+  private progressByRun = new Map<string, RunProgress>();
   private readonly waiters = new Map<string, Waiter[]>();
-  private readonly settled = new Map<string, Durability>();
+  private readonly settled = new Map<string, Settlement>();
+  private readonly flushIntervalMs: number;
   private flushing: Promise<void> | undefined;
-  private scheduled = false;
+  private scheduled: 'now' | 'later' | undefined;
+  private laterTimer: NodeJS.Timeout | undefined;
+  /** Records neither committed nor spooled (the spool could not be written). */
+  private unsaved: RunRecord[] = [];
+  private spoolError: string | null = null;
+  private progressCommitted = 0;
   private spoolLock: Promise<unknown> = Promise.resolve();
   private spooledCount = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -65,6 +112,7 @@ export class RunRecordWriter implements RunRecordSink {
     this.options = options;
     this.maxBatch = options.maxBatch ?? 200;
     this.retryDelayMs = options.retryBaseMs ?? 500;
+    this.flushIntervalMs = options.flushIntervalMs ?? 50;
   }
 
   /** Replays records spooled by an earlier process (after a crash or an outage). */
@@ -74,14 +122,67 @@ export class RunRecordWriter implements RunRecordSink {
 
   public enqueue(record: RunRecord): void {
     this.queue.push(record);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      // Batch everything that ends in the same tick.
-      setImmediate(() => {
-        this.scheduled = false;
-        void this.flush();
-      });
+    this.schedule('now');
+  }
+
+  public progress(run: RunRef, item: RunProgressItem): void {
+    if (this.closed) {
+      return;
     }
+    let progress = this.progressByRun.get(run.runId);
+    if (progress === undefined) {
+      progress = emptyProgress(run);
+      this.progressByRun.set(run.runId, progress);
+    }
+    switch (item.kind) {
+      case 'modelCallStarted':
+        progress.modelCallStarts.push(item.call);
+        progress.liveState = 'callingModel';
+        break;
+      case 'modelCallEnded':
+        progress.modelCalls.push(item.call);
+        progress.liveState = 'running';
+        break;
+      case 'toolCallStarted':
+        progress.liveState = 'callingTool';
+        break;
+      case 'toolCallEnded':
+        progress.toolCalls.push(item.call);
+        progress.liveState = 'running';
+        break;
+      case 'event':
+        progress.events.push(item.event);
+        break;
+    }
+    this.schedule('later');
+  }
+
+  /**
+   * `now`: in the next turn of the event loop (everything that ends in the same tick
+   * goes together); `later`: within the flush interval. Never two flushes at once:
+   * what arrives during one waits for the next (group commit).
+   */
+  private schedule(when: 'now' | 'later'): void {
+    if (this.scheduled === 'now' || (this.scheduled === 'later' && when === 'later')) {
+      return;
+    }
+    clearTimeout(this.laterTimer);
+    this.scheduled = when;
+    const run = () => {
+      this.scheduled = undefined;
+      void this.flush().catch((error: unknown) => this.options.logger.error({ err: error }, 'run record flush failed'));
+    };
+    if (when === 'now') {
+      setImmediate(run);
+    } else {
+      this.laterTimer = setTimeout(run, this.flushIntervalMs);
+      this.laterTimer.unref();
+    }
+  }
+
+  /** The run's settled record (after `whenDurable` resolved), or undefined. */
+  public settlement(runId: string): Settlement | undefined {
+    return this.settled.get(runId);
   }
 
   /**
@@ -92,7 +193,7 @@ export class RunRecordWriter implements RunRecordSink {
   public whenDurable(runId: string, timeoutMs = 60_000): Promise<Durability> {
     const done = this.settled.get(runId);
     if (done !== undefined) {
-      return Promise.resolve(done);
+      return Promise.resolve(done.durability);
     }
     return new Promise<Durability>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`run ${runId} was not saved within ${timeoutMs} ms`)), timeoutMs);
@@ -116,6 +217,13 @@ export class RunRecordWriter implements RunRecordSink {
     deadLettered: number;
     transactions: number;
     lastError: string | null;
+    /** Runs with progress waiting for the next flush. */
+    progressQueued: number;
+    /** Progress batches committed (one per run per flush). */
+    progressCommitted: number;
+    /** Records kept in memory because the spool could not be written. */
+    unsaved: number;
+    spoolError: string | null;
   } {
     return {
       queued: this.queue.length,
@@ -124,6 +232,10 @@ export class RunRecordWriter implements RunRecordSink {
       deadLettered: this.deadLettered,
       transactions: this.transactions,
       lastError: this.lastError,
+      progressQueued: this.progressByRun.size,
+      progressCommitted: this.progressCommitted,
+      unsaved: this.unsaved.length,
+      spoolError: this.spoolError,
     };
   }
 
@@ -136,11 +248,16 @@ export class RunRecordWriter implements RunRecordSink {
     await this.forceFlush();
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.laterTimer);
   }
 
-  private settle(records: readonly RunRecord[], durability: Durability): void {
+  private settle(records: readonly RunRecord[], durability: Durability, replies?: ReadonlyMap<string, CommittedReply>): void {
     for (const record of records) {
-      this.settled.set(record.runId, durability);
+      const settlement: Settlement =
+        durability === 'database'
+          ? { durability, record, reply: replies?.get(record.runId) ?? null }
+          : { durability, record, reply: null };
+      this.settled.set(record.runId, settlement);
       for (const waiter of this.waiters.get(record.runId) ?? []) {
         waiter.resolve(durability);
       }
@@ -158,18 +275,19 @@ export class RunRecordWriter implements RunRecordSink {
 
   private flush(): Promise<void> {
     if (this.flushing !== undefined) {
-      return this.flushing;
+      // What arrives meanwhile goes in the next flush.
+      return this.flushing.then(() => this.flush());
     }
-    if (this.queue.length === 0) {
+    if (this.queue.length === 0 && this.progressByRun.size === 0) {
       return Promise.resolve();
     }
     const drain = async (): Promise<void> => {
       // Yield first, so `flushing` is set before the loop can finish and clear it.
       await Promise.resolve();
       try {
-        while (this.queue.length > 0) {
+        while (this.queue.length > 0 || this.progressByRun.size > 0) {
           const batch = this.queue.splice(0, this.maxBatch);
-          await this.writeBatch(batch);
+          await this.writeBatch(batch, this.takeProgress(batch));
         }
       } finally {
         this.flushing = undefined;
@@ -179,41 +297,72 @@ export class RunRecordWriter implements RunRecordSink {
     return this.flushing;
   }
 
-  private async transaction(records: readonly RunRecord[]): Promise<void> {
-    this.transactions += 1;
-    await this.options.pool.transaction((tx) => applyRunRecords(tx, records));
+  /** The progress to write with `batch`: a run whose record is in the batch needs none. */
+  private takeProgress(batch: readonly RunRecord[]): RunProgress[] {
+    const finished = new Set(batch.map((record) => record.runId));
+    const progress: RunProgress[] = [];
+    for (const [runId, reported] of this.progressByRun) {
+      this.progressByRun.delete(runId);
+      if (!finished.has(runId)) {
+        progress.push(compact(reported));
+      }
+    }
+    return progress;
   }
 
-  private async writeBatch(batch: RunRecord[]): Promise<void> {
-    if (this.spooledCount > 0) {
-      // Keep order: while older records wait in the spool, newer ones join them.
-      await this.spool(batch);
+  private async transaction(records: readonly RunRecord[], progress: readonly RunProgress[] = []): Promise<ReadonlyMap<string, CommittedReply>> {
+    this.transactions += 1;
+    const work = async (tx: DatabaseTransactionConnection, notify?: (channel: string, payload: string) => void) => {
+      const progressSeq = await applyRunProgress(tx, progress);
+      const applied = await applyRunRecords(tx, records);
+      const maxSeq = Math.max(progressSeq ?? 0, applied.maxEventSeq ?? 0);
+      if (maxSeq > 0) {
+        notify?.(EVENTS_CHANNEL, String(maxSeq));
+      }
+      return applied.replies;
+    };
+    const notifier = this.options.notifier;
+    return notifier === undefined ? this.options.pool.transaction((tx) => work(tx)) : notifier.transaction(this.options.pool, work);
+  }
+
+  private async writeBatch(batch: RunRecord[], progress: RunProgress[]): Promise<void> {
+    if (this.spooledCount > 0 || this.unsaved.length > 0) {
+      // Keep order: while older records wait in the spool, newer ones join them. The
+      // progress of live runs is dropped: their records will carry it.
+      if (batch.length > 0) await this.spool(batch);
       return;
     }
     try {
-      await this.transaction(batch);
-      this.committedBatch(batch);
+      const replies = await this.transaction(batch, progress);
+      this.progressCommitted += progress.length;
+      if (batch.length > 0) this.committedBatch(batch, replies);
       return;
     } catch (error) {
-      if (batch.length === 1) {
+      if (batch.length === 0) {
+        // Only progress: the runs' records will carry it all when they end.
+        this.lastError = error instanceof Error ? error.message : String(error);
+        this.options.logger.warn({ err: error, runs: progress.length }, 'live run progress not written; the run records will carry it');
+        return;
+      }
+      if (batch.length === 1 && progress.length === 0) {
         await this.handleFailure(batch, error);
         return;
       }
     }
     for (const record of batch) {
       try {
-        await this.transaction([record]);
-        this.committedBatch([record]);
+        const replies = await this.transaction([record]);
+        this.committedBatch([record], replies);
       } catch (error) {
         await this.handleFailure([record], error);
       }
     }
   }
 
-  private committedBatch(records: readonly RunRecord[]): void {
+  private committedBatch(records: readonly RunRecord[], replies: ReadonlyMap<string, CommittedReply>): void {
     this.committed += records.length;
     this.lastError = null;
-    this.settle(records, 'database');
+    this.settle(records, 'database', replies);
     this.options.onCommitted?.(records);
   }
 
@@ -222,8 +371,13 @@ export class RunRecordWriter implements RunRecordSink {
     if (isPoison(error)) {
       this.deadLettered += records.length;
       this.options.logger.error({ err: error, runIds: records.map((r) => r.runId) }, 'run record rejected; dead-lettered');
-      await this.appendLines(this.options.deadLetterPath, records);
-      this.settle(records, 'spool');
+      try {
+        await this.appendLines(this.options.deadLetterPath, records);
+      } catch (appendError) {
+        this.options.logger.error({ err: appendError, runIds: records.map((r) => r.runId) }, 'dead-letter file not written');
+      }
+      this.settle(records, 'rejected');
+      await this.recordRejections(records, message);
       return;
     }
     this.lastError = message;
@@ -248,11 +402,44 @@ export class RunRecordWriter implements RunRecordSink {
     return next;
   }
 
+  /**
+   * A `run_record_rejected` event per refused record, so the loss is on the record
+   * (best effort: the database took the event's statement or it did not).
+   */
+  private async recordRejections(records: readonly RunRecord[], message: string): Promise<void> {
+    try {
+      await this.options.pool.query(sql.unsafe`
+        INSERT INTO events (id, category, type, priority, user_id, run_id, correlation_id, data)
+        SELECT 'rej_' || r.run_id, 'workflow', 'run_record_rejected', 'critical', u.id, w.id, r.correlation_id,
+               jsonb_build_object('run_id', r.run_id, 'error', ${message.slice(0, 500)}::text)
+        FROM ${sql.unnest(
+          records.map((record) => [record.runId, record.userId, record.correlationId]),
+          ['text', 'text', 'text'],
+        )} AS r(run_id, user_id, correlation_id)
+        LEFT JOIN users u ON u.id = r.user_id
+        LEFT JOIN workflow_runs w ON w.id = r.run_id
+        ON CONFLICT (id) DO NOTHING`);
+    } catch (error) {
+      this.options.logger.error({ err: error }, 'run_record_rejected event not written');
+    }
+  }
+
   private async spool(records: RunRecord[]): Promise<void> {
-    await this.withSpoolLock(async () => {
-      await this.appendLines(this.options.spoolPath, records);
-      this.spooledCount += records.length;
-    });
+    try {
+      await this.withSpoolLock(async () => {
+        await this.appendLines(this.options.spoolPath, records);
+        this.spooledCount += records.length;
+      });
+    } catch (error) {
+      // Neither the database nor the disk takes the records: keep them in memory (they
+      // are retried with the spool) and say so; the chats answer 503, the process lives.
+      this.spoolError = error instanceof Error ? error.message : String(error);
+      this.options.logger.error({ err: error, runs: records.length }, 'spool not writable; run records kept in memory');
+      this.unsaved.push(...records);
+      this.settle(records, 'unsaved');
+      this.scheduleReplay();
+      return;
+    }
     this.settle(records, 'spool');
     this.scheduleReplay();
   }
@@ -276,12 +463,44 @@ export class RunRecordWriter implements RunRecordSink {
   }
 
   /**
+   * Records the spool could not take: to the database, else to the spool. False while
+   * neither takes them. Runs under the spool lock.
+   */
+  private async saveUnsaved(): Promise<boolean> {
+    if (this.unsaved.length === 0) {
+      return true;
+    }
+    const records = this.unsaved;
+    try {
+      for (let index = 0; index < records.length; index += this.maxBatch) {
+        await this.transaction(records.slice(index, index + this.maxBatch));
+      }
+      this.committed += records.length;
+      this.options.onCommitted?.(records);
+    } catch {
+      try {
+        await this.appendLines(this.options.spoolPath, records);
+        this.spooledCount += records.length;
+      } catch (error) {
+        this.spoolError = error instanceof Error ? error.message : String(error);
+        return false;
+      }
+    }
+    this.unsaved = [];
+    this.spoolError = null;
+    return true;
+  }
+
+  /**
    * Writes every spooled record (idempotently, so a record written just before a
    * crash is skipped), then removes the spool. Returns false if the database is
    * still unreachable.
    */
   private replaySpool(): Promise<boolean> {
     return this.withSpoolLock(async () => {
+      if (!(await this.saveUnsaved())) {
+        return false;
+      }
       let text: string;
       try {
         text = await readFile(this.options.spoolPath, 'utf8');

@@ -25,7 +25,8 @@ export const MessageRow = z.object({
 });
 export type MessageRow = z.infer<typeof MessageRow>;
 
-const columns = sql.fragment`
+/** The columns of MessageRow, for SELECT and RETURNING lists. */
+export const messageColumns = sql.fragment`
   id, conversation_id, role, content, sequence_number, prompt_tokens, completion_tokens, total_tokens,
   cached_input_tokens, reasoning_tokens, cost, model_used, provider_used, finish_reason, response_time_ms,
   run_id, correlation_id, rating, rating_count, created_at`;
@@ -44,7 +45,7 @@ export const createMessagesRepository = (pool: DatabasePool) => ({
     page?: { limit: number; offset: number },
   ): Promise<readonly MessageRow[]> =>
     pool.any(sql.type(MessageRow)`
-      SELECT ${columns} FROM messages WHERE conversation_id = ${conversationId}
+      SELECT ${messageColumns} FROM messages WHERE conversation_id = ${conversationId}
       ORDER BY sequence_number ASC
       ${page === undefined ? sql.fragment`` : sql.fragment`LIMIT ${page.limit} OFFSET ${page.offset}`}`),
 });

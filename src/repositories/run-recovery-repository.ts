@@ -1,48 +1,249 @@
-import { sql, type DatabasePool } from 'slonik';
+import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
+import { ulid } from 'ulid';
 import { z } from 'zod';
+import type { EventRecord, ModelCallRecord, RecordUsage, RunRecord, ToolCallRecord } from '../../otel/processors/run-record.js';
+import { EVENTS_CHANNEL, type Notifier } from '../db/notifications.js';
+import { applyRunRecords } from './run-records-repository.js';
+
+const INTERRUPTED_ERROR = 'the service stopped while the run was in flight';
+
+const ClaimedRun = z.object({
+  id: z.string(),
+  user_id: z.string(),
+  conversation_id: z.string().nullable(),
+  correlation_id: z.string(),
+  workflow: z.string(),
+  provider: z.string().nullable(),
+  model: z.string().nullable(),
+  input: z.record(z.string(), z.unknown()).nullable(),
+  trace_id: z.string().nullable(),
+  instance_id: z.string().nullable(),
+  started_at: z.string(),
+  finished_at: z.string(),
+});
+type ClaimedRun = z.infer<typeof ClaimedRun>;
+
+const RecordedCall = z.object({
+  id: z.string(),
+  run_id: z.string(),
+  sequence: z.number(),
+  provider: z.string(),
+  request_model: z.string(),
+  response_model: z.string().nullable(),
+  input_tokens: z.number().nullable(),
+  cache_read_tokens: z.number().nullable(),
+  cache_write_tokens: z.number().nullable(),
+  output_tokens: z.number().nullable(),
+  reasoning_tokens: z.number().nullable(),
+  cost: z.number().nullable(),
+  price_id: z.string().nullable(),
+  latency_ms: z.number().nullable(),
+  time_to_first_token_ms: z.number().nullable(),
+  finish_reason: z.string().nullable(),
+  usage_source: z.enum(['provider', 'estimated', 'missing']),
+  error: z.string().nullable(),
+  started_at: z.string(),
+  finished_at: z.string().nullable(),
+});
+type RecordedCall = z.infer<typeof RecordedCall>;
+
+const RecordedToolCall = z.object({
+  id: z.string(),
+  run_id: z.string(),
+  sequence: z.number(),
+  tool: z.string(),
+  arguments: z.unknown(),
+  result_size: z.number().nullable(),
+  duration_ms: z.number().nullable(),
+  error: z.string().nullable(),
+  started_at: z.string(),
+});
+
+const ZERO: RecordUsage = { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
+
+const usageOfRow = (row: RecordedCall): RecordUsage | null =>
+  row.input_tokens === null || row.output_tokens === null
+    ? null
+    : {
+        inputUncached: row.input_tokens - (row.cache_read_tokens ?? 0) - (row.cache_write_tokens ?? 0),
+        cacheRead: row.cache_read_tokens ?? 0,
+        cacheWrite: row.cache_write_tokens ?? 0,
+        output: row.output_tokens,
+        reasoning: row.reasoning_tokens ?? 0,
+      };
+
+/** A recorded model call; one still in flight was cut by the stop: its usage is missing. */
+const callOfRow = (row: RecordedCall, endedAt: number): ModelCallRecord => {
+  const startedAt = Date.parse(row.started_at);
+  const inFlight = row.finished_at === null;
+  const usage = inFlight ? null : usageOfRow(row);
+  return {
+    id: row.id,
+    sequence: row.sequence,
+    provider: row.provider,
+    requestModel: row.request_model,
+    responseModel: row.response_model,
+    usage,
+    costUsd: usage === null ? null : row.cost,
+    priceId: usage === null ? null : row.price_id,
+    latencyMs: inFlight ? Math.max(0, endedAt - startedAt) : (row.latency_ms ?? 0),
+    timeToFirstChunkMs: row.time_to_first_token_ms,
+    finishReason: inFlight ? 'interrupted' : row.finish_reason,
+    usageSource: usage === null ? 'missing' : row.usage_source,
+    error: inFlight ? 'interrupted' : row.error,
+    startedAt,
+  };
+};
+
+const addUsage = (a: RecordUsage, b: RecordUsage): RecordUsage => ({
+  inputUncached: a.inputUncached + b.inputUncached,
+  cacheRead: a.cacheRead + b.cacheRead,
+  cacheWrite: a.cacheWrite + b.cacheWrite,
+  output: a.output + b.output,
+  reasoning: a.reasoning + b.reasoning,
+});
+
+/**
+ * The record of a run its owner never finished, from what was committed while it ran:
+ * every model call that reported keeps its usage and cost; a call in flight is
+ * usage_missing (its estimate stays in its own column, outside every sum); the run
+ * leaves an (empty) interrupted assistant message so the conversation keeps alternating.
+ */
+const recordOfOrphan = (run: ClaimedRun, calls: readonly RecordedCall[], tools: readonly z.infer<typeof RecordedToolCall>[]): RunRecord => {
+  const endedAt = Date.parse(run.finished_at);
+  const modelCalls = calls.map((row) => callOfRow(row, endedAt));
+  const usage = modelCalls.reduce((sum, call) => (call.usage === null ? sum : addUsage(sum, call.usage)), ZERO);
+  const missing = modelCalls.filter((call) => call.usage === null);
+  const toolCalls: ToolCallRecord[] = tools.map((row) => ({
+    id: row.id,
+    sequence: row.sequence,
+    tool: row.tool,
+    arguments: row.arguments,
+    resultSize: row.result_size,
+    durationMs: row.duration_ms ?? 0,
+    error: row.error,
+    startedAt: Date.parse(row.started_at),
+  }));
+  const events: EventRecord[] = [
+    ...missing
+      .filter((call) => call.error === 'interrupted')
+      .map(
+        (call): EventRecord => ({
+          id: `mis_${run.id}_${call.sequence}`,
+          type: 'usage_missing',
+          priority: 'high',
+          data: { 'gen_ai.provider.name': call.provider, 'gen_ai.request.model': call.requestModel, reason: 'interrupted' },
+          at: endedAt,
+        }),
+      ),
+    {
+      id: `int_${run.id}`,
+      type: 'workflow_interrupted',
+      priority: 'high',
+      data: { reason: 'process_stopped', 'chatter.run.terminal_reason': 'interrupted' },
+      at: endedAt,
+    },
+  ];
+  const input = run.input ?? {};
+  const assistantMessageId = typeof input['assistant_message_id'] === 'string' ? input['assistant_message_id'] : ulid();
+  const userMessageId = typeof input['user_message_id'] === 'string' ? input['user_message_id'] : null;
+  return {
+    version: 1,
+    runId: run.id,
+    userId: run.user_id,
+    conversationId: run.conversation_id,
+    workflow: run.workflow,
+    status: 'interrupted',
+    terminalReason: 'interrupted',
+    error: INTERRUPTED_ERROR,
+    provider: run.provider ?? 'unknown',
+    model: run.model ?? 'unknown',
+    correlationId: run.correlation_id,
+    traceId: run.trace_id ?? '',
+    instanceId: run.instance_id,
+    startedAt: Date.parse(run.started_at),
+    finishedAt: endedAt,
+    usage,
+    costUsd: modelCalls.reduce((sum, call) => sum + (call.costUsd ?? 0), 0),
+    costUnknown: modelCalls.some((call) => call.usage !== null && call.costUsd === null),
+    usageMissingCalls: missing.length,
+    modelCallCount: modelCalls.length,
+    toolCallCount: toolCalls.length,
+    output: '',
+    userMessageId,
+    assistantMessageId,
+    modelCalls,
+    toolCalls,
+    events,
+  };
+};
+
+const recover = async (
+  tx: DatabaseTransactionConnection,
+  options: { instanceId: string; staleAfterMs: number; allRunning?: boolean },
+): Promise<{ runIds: string[]; maxEventSeq: number | null }> => {
+  // The claim is atomic: whichever instance's UPDATE gets a run takes it over, once.
+  const claimed = await tx.any(sql.type(ClaimedRun)`
+    UPDATE workflow_runs
+    SET status = 'interrupted', terminal_reason = 'interrupted', error = ${INTERRUPTED_ERROR},
+        finished_at = now(), live_state = NULL,
+        duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (now() - started_at)) * 1000)::int)
+    WHERE status IN ('queued', 'running')
+      AND (${options.allRunning === true}
+           OR instance_id = ${options.instanceId}
+           OR last_heartbeat_at < now() - make_interval(secs => ${options.staleAfterMs / 1000}))
+    RETURNING id, user_id, conversation_id, correlation_id, workflow, provider, model, input, trace_id,
+              instance_id, started_at, finished_at`);
+  if (claimed.length === 0) {
+    return { runIds: [], maxEventSeq: null };
+  }
+  const ids = sql.array(
+    claimed.map((run) => run.id),
+    'text',
+  );
+  const calls = await tx.any(sql.type(RecordedCall)`
+    SELECT id, run_id, sequence, provider, request_model, response_model, input_tokens, cache_read_tokens,
+           cache_write_tokens, output_tokens, reasoning_tokens, cost, price_id, latency_ms, time_to_first_token_ms,
+           finish_reason, usage_source, error, started_at, finished_at
+    FROM model_calls WHERE run_id = ANY(${ids}) ORDER BY run_id, sequence`);
+  const tools = await tx.any(sql.type(RecordedToolCall)`
+    SELECT id, run_id, sequence, tool, arguments, result_size, duration_ms, error, started_at
+    FROM tool_calls WHERE run_id = ANY(${ids}) ORDER BY run_id, sequence`);
+  const records = claimed.map((run) =>
+    recordOfOrphan(
+      run,
+      calls.filter((call) => call.run_id === run.id),
+      tools.filter((tool) => tool.run_id === run.id),
+    ),
+  );
+  // The same path as a finished run's record: run row, message, totals and rollups in
+  // this transaction, exactly once (a late record of the run is skipped by applied_runs).
+  const applied = await applyRunRecords(tx, records);
+  return { runIds: claimed.map((run) => run.id), maxEventSeq: applied.maxEventSeq };
+};
 
 /**
  * Ends the runs a stopped process left `running`: those of this instance (it just
- * started, so none of them is live) and those whose owner stopped heartbeating. Each
- * becomes `interrupted` with a `workflow_interrupted` event, in one transaction; the
- * run id is marked applied so no late record can count it again.
+ * started, so none of them is live), those whose owner stopped heartbeating, or (the
+ * embedded database) all of them. Each becomes `interrupted` in one transaction, keeping
+ * every model call recorded while it ran (see recordOfOrphan), with one
+ * `workflow_interrupted` event; the new events are announced through `notifier`.
  */
 export const interruptOrphanedRuns = async (
   pool: DatabasePool,
-  options: { instanceId: string; staleAfterMs: number; allRunning?: boolean },
-): Promise<string[]> =>
-  pool.transaction(async (tx) => {
-    const orphaned = await tx.any(sql.type(
-      z.object({ id: z.string(), user_id: z.string(), conversation_id: z.string().nullable(), correlation_id: z.string(), workflow: z.string() }),
-    )`
-      UPDATE workflow_runs
-      SET status = 'interrupted', terminal_reason = 'interrupted',
-          error = 'the service stopped while the run was in flight',
-          finished_at = now(),
-          duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (now() - started_at)) * 1000)::int)
-      WHERE status IN ('queued', 'running')
-        AND (${options.allRunning === true}
-             OR instance_id = ${options.instanceId}
-             OR last_heartbeat_at < now() - make_interval(secs => ${options.staleAfterMs / 1000}))
-      RETURNING id, user_id, conversation_id, correlation_id, workflow`);
-    if (orphaned.length === 0) {
-      return [];
+  options: { instanceId: string; staleAfterMs: number; allRunning?: boolean; notifier?: Notifier },
+): Promise<string[]> => {
+  if (options.notifier === undefined) {
+    return (await pool.transaction((tx) => recover(tx, options))).runIds;
+  }
+  return options.notifier.transaction(pool, async (tx, notify) => {
+    const result = await recover(tx, options);
+    if (result.maxEventSeq !== null) {
+      notify(EVENTS_CHANNEL, String(result.maxEventSeq));
     }
-    await tx.query(sql.unsafe`
-      INSERT INTO applied_runs (run_id)
-      SELECT * FROM ${sql.unnest(orphaned.map((run) => [run.id]), ['text'])}
-      ON CONFLICT (run_id) DO NOTHING`);
-    await tx.query(sql.unsafe`
-      INSERT INTO events (id, category, type, priority, user_id, conversation_id, run_id, correlation_id, data)
-      SELECT 'int_' || r.id, 'workflow', 'workflow_interrupted', 'high', r.user_id, r.conversation_id, r.id,
-             r.correlation_id, jsonb_build_object('workflow', r.workflow, 'reason', 'process_stopped')
-      FROM ${sql.unnest(
-        orphaned.map((run) => [run.id, run.user_id, run.conversation_id, run.correlation_id, run.workflow]),
-        ['text', 'text', 'text', 'text', 'text'],
-      )} AS r(id, user_id, conversation_id, correlation_id, workflow)
-      ON CONFLICT (id) DO NOTHING`);
-    return orphaned.map((run) => run.id);
+    return result.runIds;
   });
+};
 
 /** Marks live runs as still owned (the sweep above leaves them alone). */
 export const heartbeatRuns = async (pool: DatabasePool, runIds: readonly string[]): Promise<void> => {

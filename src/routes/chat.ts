@@ -58,6 +58,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
   const chat = createChatService({
     pool: app.db.pool,
     runtime: services.runtime,
+    records: services.writer,
     providers: services.providers,
     instanceId: services.instanceId,
   });

@@ -60,7 +60,7 @@ export type EventRoutesOptions = { readonly maxStreamsPerUser?: number };
  */
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, options) => {
   const events = createEventsRepository(app.db.pool);
-  const hub = new EventStreamHub({ repository: events, logger: app.log });
+  const hub = new EventStreamHub({ repository: events, logger: app.log, notifier: app.notifier });
   const streamsPerUser = new Map<string, number>();
   const maxStreams = options.maxStreamsPerUser ?? 5;
   const openStreams = new Set<{ close: () => void }>();

@@ -150,6 +150,15 @@ export class RunCallbacks extends BaseCallbackHandler {
     });
   }
 
+  /**
+   * A rough, cheap count of a call's prompt (about four characters a token), made at
+   * its start for the record of a call that a crash may cut: never summed into usage.
+   */
+  public estimatedInputTokens(callId: string): number | undefined {
+    const call = this.calls.get(callId);
+    return call === undefined ? undefined : Math.ceil(call.promptText.length / 4);
+  }
+
   /** Fails the call in flight with a transient error (the per-call timeout fired). */
   public failInFlight(message: string): boolean {
     const [call] = this.calls.values();

@@ -34,7 +34,7 @@ export const provideRunMachine = (live: (runId: string) => LiveRun | undefined, 
         const run = live(context.runId);
         if (run !== undefined) {
           run.answerSoFar = '';
-          run.spans.modelCallStarted(params);
+          run.spans.modelCallStarted(params, run.callbacks.estimatedInputTokens(params.callId));
         }
       },
       onModelCallEnded: ({ context }, params) => live(context.runId)?.spans.modelCallEnded(params),

@@ -96,6 +96,7 @@ export class RunRuntime {
           instanceId: this.options.instanceId,
         },
         request.parentContext ?? otelContext.active(),
+        this.options.spanEvents,
       ),
       callbacks: new RunCallbacks({
         provider: request.provider,

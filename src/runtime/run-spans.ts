@@ -7,6 +7,8 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
+import { monotonicFactory } from 'ulid';
 import type {
   ModelCallEndedParams,
   ModelCallFailedParams,
@@ -33,6 +35,17 @@ export type RunSpanInfo = {
   readonly userMessageId: string | null;
   readonly assistantMessageId: string | null;
   readonly instanceId: string;
+};
+
+/** Row ids in the order they are made, even within one millisecond (a run's events keep their order). */
+const ulid = monotonicFactory();
+
+/**
+ * Told of each lifecycle event as it is added to a run's root span (span processors see
+ * a span only when it starts and ends; the database writer commits events as they happen).
+ */
+export type RunSpanEventListener = {
+  readonly onSpanEvent: (span: ReadableSpan, event: TimedEvent) => void;
 };
 
 const usageAttributes = (usage: Usage): Attributes => ({
@@ -83,10 +96,27 @@ export class RunSpans {
   private toolSequence = 0;
   private budgetReason: string | undefined;
 
-  public constructor(tracer: Tracer, info: RunSpanInfo, parentContext: Context) {
+  private readonly listener: RunSpanEventListener | undefined;
+
+  public constructor(tracer: Tracer, info: RunSpanInfo, parentContext: Context, listener?: RunSpanEventListener) {
     this.tracer = tracer;
     this.info = info;
     this.parentContext = parentContext;
+    this.listener = listener;
+  }
+
+  /** Adds a lifecycle event, with the id its row will have, and tells the listener. */
+  private event(name: string, attributes: Attributes, at: number): void {
+    const root = this.root;
+    if (root === undefined) {
+      return;
+    }
+    root.addEvent(name, { ...attributes, [semconv.ATTR_EVENT_ID]: ulid(at) }, at);
+    const readable = root as unknown as Partial<ReadableSpan>;
+    const added = readable.events?.at(-1);
+    if (this.listener !== undefined && added !== undefined) {
+      this.listener.onSpanEvent(readable as ReadableSpan, added);
+    }
   }
 
   /** The root span's context: the run's own work (graph, model calls) runs inside it. */
@@ -125,10 +155,11 @@ export class RunSpans {
       this.parentContext,
     );
     this.rootContext = trace.setSpan(this.parentContext, this.root);
-    this.root.addEvent(semconv.EVENT_WORKFLOW_STARTED, { [semconv.ATTR_WORKFLOW_NAME]: this.info.workflow }, at);
+    this.event(semconv.EVENT_WORKFLOW_STARTED, { [semconv.ATTR_WORKFLOW_NAME]: this.info.workflow }, at);
   }
 
-  public modelCallStarted(params: ModelCallStartedParams): void {
+  /** `estimatedInputTokens`: the runtime's rough count of the prompt, kept apart from exact usage. */
+  public modelCallStarted(params: ModelCallStartedParams, estimatedInputTokens?: number): void {
     const span = this.tracer.startSpan(
       `${semconv.SPAN_CHAT} ${params.model}`,
       {
@@ -141,6 +172,8 @@ export class RunSpans {
           [semconv.ATTR_GEN_AI_REQUEST_MODEL]: params.model,
           [semconv.ATTR_GEN_AI_CONVERSATION_ID]: this.info.conversationId,
           [semconv.ATTR_MODEL_CALL_SEQUENCE]: this.modelSequence,
+          [semconv.ATTR_MODEL_CALL_ID]: ulid(params.at),
+          ...(estimatedInputTokens === undefined ? {} : { [semconv.ATTR_ESTIMATED_INPUT_TOKENS]: estimatedInputTokens }),
         },
       },
       this.context,
@@ -161,7 +194,7 @@ export class RunSpans {
       span.end(result.at);
       this.chatSpans.delete(params.callId);
     }
-    this.root?.addEvent(
+    this.event(
       semconv.EVENT_MODEL_RESPONSE,
       {
         [semconv.ATTR_GEN_AI_RESPONSE_MODEL]: result.responseModel,
@@ -174,7 +207,7 @@ export class RunSpans {
   }
 
   public usageMissing(params: ModelCallEndedParams): void {
-    this.root?.addEvent(
+    this.event(
       semconv.EVENT_USAGE_MISSING,
       {
         [semconv.ATTR_GEN_AI_PROVIDER_NAME]: params.result.provider,
@@ -185,7 +218,7 @@ export class RunSpans {
   }
 
   public priceUnknown(params: ModelCallEndedParams): void {
-    this.root?.addEvent(
+    this.event(
       semconv.EVENT_PRICE_UNKNOWN,
       {
         [semconv.ATTR_GEN_AI_PROVIDER_NAME]: params.result.provider,
@@ -211,7 +244,7 @@ export class RunSpans {
   }
 
   public retryScheduled(params: RetryScheduledParams, at: number): void {
-    this.root?.addEvent(
+    this.event(
       semconv.EVENT_RETRY_SCHEDULED,
       { 'chatter.retry.attempt': params.retry, 'chatter.retry.after_ms': params.retryAfterMs ?? -1 },
       at,
@@ -236,6 +269,7 @@ export class RunSpans {
           [semconv.ATTR_GEN_AI_TOOL_NAME]: params.tool,
           [semconv.ATTR_GEN_AI_TOOL_CALL_ID]: params.callId,
           [semconv.ATTR_TOOL_CALL_SEQUENCE]: this.toolSequence,
+          [semconv.ATTR_TOOL_CALL_RECORD_ID]: ulid(params.at),
           [semconv.ATTR_CONTENT_TOOL_ARGUMENTS]: args,
         },
       },
@@ -256,7 +290,7 @@ export class RunSpans {
       span.end(params.at);
       this.toolSpans.delete(params.callId);
     }
-    this.root?.addEvent(
+    this.event(
       semconv.EVENT_TOOL_CALLED,
       { [semconv.ATTR_GEN_AI_TOOL_NAME]: params.tool, [semconv.ATTR_TOOL_OK]: params.ok },
       params.at,
@@ -309,7 +343,7 @@ export class RunSpans {
     if (status === 'budgetExceeded' && this.budgetReason !== undefined) {
       terminalAttributes['chatter.budget.reason'] = this.budgetReason;
     }
-    root.addEvent(semconv.TERMINAL_EVENT_BY_STATUS[status], terminalAttributes, at);
+    this.event(semconv.TERMINAL_EVENT_BY_STATUS[status], terminalAttributes, at);
     if (status !== 'completed') {
       root.setStatus({ code: SpanStatusCode.ERROR, message: context.error ?? context.terminalReason ?? status });
     }

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { RunBudget, Usage, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
 import type { TokenCounter } from '../providers/token-counter.js';
 import type { PriceBook } from './price-book.js';
+import type { RunSpanEventListener } from './run-spans.js';
 
 // The runtime's public shapes and errors: what callers (chat service, routes, services)
 // hand to the runtime and get back from it.
@@ -55,9 +56,15 @@ export type ChatModelFactory = (options: {
   maxTokens?: number | undefined;
 }) => BaseChatModel;
 
-/** Tells when a run's records are safe (committed, or spooled to disk). */
+/**
+ * Where a run's record ended up: committed, spooled to disk, refused by the database
+ * (dead-lettered) or nowhere yet (the spool could not be written).
+ */
+export type RunDurability = 'database' | 'spool' | 'rejected' | 'unsaved';
+
+/** Tells when a run's record is settled. */
 export type RunCommits = {
-  readonly whenDurable: (runId: string) => Promise<'database' | 'spool'>;
+  readonly whenDurable: (runId: string) => Promise<RunDurability>;
 };
 
 export type RunRequest = {
@@ -87,7 +94,7 @@ export type RunRequest = {
 export type RunOutcome = WorkflowRunOutput & {
   readonly runId: string;
   readonly traceId: string | undefined;
-  readonly durable: 'database' | 'spool' | 'none';
+  readonly durable: RunDurability | 'none';
   readonly startedAt: number;
   readonly endedAt: number;
 };
@@ -121,6 +128,8 @@ export type RunRuntimeOptions = {
   readonly prices: PriceBook;
   readonly tokens: TokenCounter;
   readonly commits?: RunCommits | undefined;
+  /** Told of each lifecycle event as it happens (the database writer commits them live). */
+  readonly spanEvents?: RunSpanEventListener | undefined;
   readonly limits: {
     readonly runTimeoutMs: number;
     readonly modelCallTimeoutMs: number;

@@ -1,36 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'slonik';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadConfig } from '../../src/config.js';
-import { openDatabase, type Database } from '../../src/db/database.js';
-import { createEmptyTestDatabase } from '../helpers/database.js';
+import { databaseForServer } from '../helpers/server-database.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 const CHATS = 200;
-
-type Where = { env: Record<string, string>; open: () => Promise<Database>; cleanup: () => Promise<void> };
-
-/** The service's database: a fresh PostgreSQL database when DATABASE_URL is set, else a PGlite folder. */
-const databaseForServer = async (): Promise<Where> => {
-  if (loadConfig().database.url !== undefined) {
-    const db = await createEmptyTestDatabase(1);
-    await db.close();
-    return {
-      env: { DATABASE_URL: db.url },
-      open: () => openDatabase({ url: db.url, dataDir: 'memory://', poolSize: 2 }),
-      cleanup: db.drop,
-    };
-  }
-  const dataDir = await mkdtemp(join(tmpdir(), 'chatter-crash-'));
-  return {
-    env: { CHATTER_DATA_DIR: dataDir },
-    open: () => openDatabase({ dataDir, poolSize: 2 }),
-    cleanup: () => rm(dataDir, { recursive: true, force: true }),
-  };
-};
 
 const post = async (server: ServerProcess, path: string, body: unknown, token?: string) => {
   const response = await fetch(`${server.baseUrl}${path}`, {
@@ -48,7 +22,7 @@ describe('a crash during 200 concurrent chats', () => {
   });
 
   it('keeps every answered chat exactly once and marks the rest interrupted after a restart', async () => {
-    const where = await databaseForServer();
+    const where = await databaseForServer('chatter-crash-');
     cleanups.push(where.cleanup);
     const env = {
       ...where.env,

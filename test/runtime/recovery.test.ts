@@ -59,6 +59,8 @@ describe('runs left behind by a stopped process', () => {
     const turn = await first.startTurn({});
     await waitUntil(() => first.services.runtime.get(turn.runId)?.state === 'running.callingModel', 10_000, 'the model call');
     expect((await readRun(first.db.pool, turn.runId)).status).toBe('running');
+    // A crash loses at most what waits for the next flush: let the reported progress commit.
+    await first.services.writer.forceFlush();
 
     // The first process is gone without a shutdown; a new one starts on the same database
     // (same host, so the same instance id).
@@ -70,24 +72,29 @@ describe('runs left behind by a stopped process', () => {
       terminal_reason: 'interrupted',
       total_tokens: 0,
     });
-    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(['workflow_interrupted']);
+    // What was committed while it ran stays; the call in flight is usage_missing, never zero.
+    const lifecycle = ['workflow_started', 'usage_missing', 'workflow_interrupted'];
+    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
+    expect(await readModelCalls(first.db.pool, turn.runId)).toMatchObject([{ usage_source: 'missing', input_tokens: null, output_tokens: null }]);
     expect(await unfinished(first.db.pool)).toBe(0);
+    // The interrupted run leaves its (empty) reply, so the conversation keeps alternating.
+    expect(await readAssistantMessage(first.db.pool, turn.runId)).toMatchObject({ content: '', finish_reason: 'interrupted', total_tokens: 0 });
     const totals = await conversationTotals(first.db, turn.conversationId);
-    expect(totals).toMatchObject({ message_count: 1, sum_count: 1, total_tokens: 0, sum_tokens: 0 });
+    expect(totals).toMatchObject({ message_count: 2, sum_count: 2, total_tokens: 0, sum_tokens: 0 });
 
     // Should the old process still deliver its record, it counts nothing a second time.
     open();
     const outcome = await turn.done;
     expect(outcome.durable).toBe('database');
     expect((await readRun(first.db.pool, turn.runId)).status).toBe('interrupted');
-    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(['workflow_interrupted']);
-    expect(await readAssistantMessage(first.db.pool, turn.runId)).toBeNull();
+    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
+    expect(await readAssistantMessage(first.db.pool, turn.runId)).toMatchObject({ content: '', finish_reason: 'interrupted' });
     expect(await conversationTotals(first.db, turn.conversationId)).toEqual(totals);
     expect(await conversationsOutOfStep(first.db.pool)).toEqual([]);
 
     // A third start finds nothing more to interrupt.
     track(await createHarness({}, { database: first.db }));
-    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(['workflow_interrupted']);
+    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
   });
 
   it('ends live runs as interrupted on a graceful shutdown, keeping their usage so far', { timeout: 60_000 }, async () => {
