@@ -94,7 +94,7 @@ describe('usage durable as it is reported', () => {
     const db = await where.open();
     try {
       const pool = db.pool;
-      const run = await pool.one(sql.unsafe`
+      const run = await pool.one(sql.type(z.object({ id: z.string(), user_id: z.string() }).passthrough())`
         SELECT id, status, input_tokens, cache_read_tokens, output_tokens, total_tokens, cost, usage_missing,
                model_call_count, tool_call_count, conversation_id, user_id
         FROM workflow_runs`);
@@ -109,7 +109,7 @@ describe('usage durable as it is reported', () => {
         model_call_count: 3,
         tool_call_count: 2,
       });
-      const calls = await pool.any(sql.unsafe`
+      const calls = await pool.any(sql.type(z.object({ estimated_input_tokens: z.number().nullable() }).passthrough())`
         SELECT sequence, input_tokens, output_tokens, cost, usage_source, estimated_input_tokens, error
         FROM model_calls ORDER BY sequence`);
       expect(calls).toMatchObject([
@@ -118,7 +118,7 @@ describe('usage durable as it is reported', () => {
         { sequence: 2, input_tokens: null, output_tokens: null, cost: null, usage_source: 'missing', error: 'interrupted' },
       ]);
       // The runtime's estimate of the cut call is kept apart, outside every sum.
-      expect(calls[2]!['estimated_input_tokens']).toBeGreaterThan(0);
+      expect(calls[2]!.estimated_input_tokens).toBeGreaterThan(0);
 
       const messages = await pool.any(sql.unsafe`
         SELECT role, content, total_tokens, cost, finish_reason FROM messages ORDER BY sequence_number`);
@@ -128,7 +128,7 @@ describe('usage durable as it is reported', () => {
       ]);
       const conversation = await pool.one(sql.unsafe`SELECT message_count, total_tokens, total_cost FROM conversations`);
       expect(conversation).toEqual({ message_count: 2, total_tokens: tokens, total_cost: expectedCost });
-      const user = await pool.one(sql.unsafe`SELECT total_tokens, total_cost FROM users WHERE id = ${run['user_id'] as string}`);
+      const user = await pool.one(sql.unsafe`SELECT total_tokens, total_cost FROM users WHERE id = ${run.user_id}`);
       expect(user).toEqual({ total_tokens: tokens, total_cost: expectedCost });
       const rollup = await pool.one(sql.unsafe`
         SELECT sum(input_tokens)::bigint AS input, sum(cache_read_tokens)::bigint AS cache_read,
@@ -137,7 +137,7 @@ describe('usage durable as it is reported', () => {
       // In the rollups `input` is uncached input, so the buckets add up.
       expect(rollup).toEqual({ input: 280, cache_read: 20, output: 23, cost: expectedCost, calls: 3, runs: 1 });
       const events = await pool.anyFirst(sql.type(z.object({ type: z.string() }))`
-        SELECT type FROM events WHERE run_id = ${run['id'] as string} ORDER BY seq`);
+        SELECT type FROM events WHERE run_id = ${run.id} ORDER BY seq`);
       expect(events.filter((type) => type === 'workflow_started')).toHaveLength(1);
       expect(events.filter((type) => type === 'model_response')).toHaveLength(2);
       expect(events.filter((type) => type === 'tool_called')).toHaveLength(2);
