@@ -40,6 +40,10 @@ const EnvSchema = z.object({
   MODEL_MAX_RETRIES: nonNegativeInt.max(10).default(3),
   MODEL_RETRY_BASE_MS: positiveInt.default(500),
   TOOL_CALL_LIMIT: positiveInt.default(10),
+  // Runs across instances (see src/runtime/run-liveness.ts and run-control.ts).
+  RUN_HEARTBEAT_INTERVAL_MS: positiveInt.default(15_000),
+  RUN_STALE_AFTER_MS: positiveInt.default(120_000),
+  RUN_CANCEL_ACK_TIMEOUT_MS: positiveInt.default(5_000),
   // Providers.
   DEFAULT_PROVIDER: z.enum(['local', 'openai', 'anthropic']).default('local'),
   DEFAULT_MODEL: optionalString,
@@ -114,6 +118,15 @@ export type Config = {
     readonly maxRetries: number;
     readonly retryBaseMs: number;
     readonly toolCallLimit: number;
+  };
+  /** How instances keep their runs' rows live, take over stale ones and cancel each other's. */
+  readonly runControl: {
+    /** How often an instance heartbeats its live runs and sweeps stale ones. */
+    readonly heartbeatIntervalMs: number;
+    /** A live run whose row has not heartbeated for this long is taken over as interrupted. */
+    readonly staleAfterMs: number;
+    /** How long a cancel through another instance waits for the owner's acknowledgement. */
+    readonly cancelAckTimeoutMs: number;
   };
   readonly providers: {
     readonly defaultProvider: 'local' | 'openai' | 'anthropic';
@@ -206,6 +219,11 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       'JWT_SECRET=(unset): required in production (at least 32 random characters, e.g. `openssl rand -base64 48`)',
     ]);
   }
+  if (e.RUN_STALE_AFTER_MS <= 2 * e.RUN_HEARTBEAT_INTERVAL_MS) {
+    throw new ConfigError([
+      `RUN_STALE_AFTER_MS=${e.RUN_STALE_AFTER_MS}: must be more than twice RUN_HEARTBEAT_INTERVAL_MS (${e.RUN_HEARTBEAT_INTERVAL_MS}), or live runs are taken over between two heartbeats`,
+    ]);
+  }
   return {
     host: e.HOST,
     port: e.PORT,
@@ -226,6 +244,11 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       maxRetries: e.MODEL_MAX_RETRIES,
       retryBaseMs: e.MODEL_RETRY_BASE_MS,
       toolCallLimit: e.TOOL_CALL_LIMIT,
+    },
+    runControl: {
+      heartbeatIntervalMs: e.RUN_HEARTBEAT_INTERVAL_MS,
+      staleAfterMs: e.RUN_STALE_AFTER_MS,
+      cancelAckTimeoutMs: e.RUN_CANCEL_ACK_TIMEOUT_MS,
     },
     providers: {
       defaultProvider: e.DEFAULT_PROVIDER,
