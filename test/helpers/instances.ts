@@ -39,7 +39,7 @@ export const findPostgresServer = async (): Promise<PostgresServer> => {
 export const requirePostgres = (server: PostgresServer, what: string): server is { url: string } => {
   if (server.url !== undefined) return true;
   if (process.env['CI'] === 'true') {
-    throw new Error(`${what} needs PostgreSQL: ${server.reason}`);
+    throw new Error(`cannot run ${what} (CI=true): ${server.reason}`);
   }
   console.warn(`skipping ${what}: ${server.reason}`);
   return false;
