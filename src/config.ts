@@ -42,6 +42,10 @@ const EnvSchema = z.object({
   TOOL_CALL_LIMIT: positiveInt.default(10),
   // Group commit of what live runs report (see src/persistence/run-record-writer.ts).
   RUN_FLUSH_INTERVAL_MS: positiveInt.max(1_000).default(50),
+  // Runs across instances (see src/runtime/run-liveness.ts and run-control.ts).
+  RUN_HEARTBEAT_INTERVAL_MS: positiveInt.default(15_000),
+  RUN_STALE_AFTER_MS: positiveInt.default(120_000),
+  RUN_CANCEL_ACK_TIMEOUT_MS: positiveInt.default(5_000),
   // Providers.
   DEFAULT_PROVIDER: z.enum(['local', 'openai', 'anthropic']).default('local'),
   DEFAULT_MODEL: optionalString,
@@ -120,6 +124,15 @@ export type Config = {
   readonly runRecords: {
     /** The longest a live run's reported usage and events wait before they are committed. */
     readonly flushIntervalMs: number;
+  };
+  /** How instances keep their runs' rows live, take over stale ones and cancel each other's. */
+  readonly runControl: {
+    /** How often an instance heartbeats its live runs and sweeps stale ones. */
+    readonly heartbeatIntervalMs: number;
+    /** A live run whose row has not heartbeated for this long is taken over as interrupted. */
+    readonly staleAfterMs: number;
+    /** How long a cancel through another instance waits for the owner's acknowledgement. */
+    readonly cancelAckTimeoutMs: number;
   };
   readonly providers: {
     readonly defaultProvider: 'local' | 'openai' | 'anthropic';
@@ -212,6 +225,11 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       'JWT_SECRET=(unset): required in production (at least 32 random characters, e.g. `openssl rand -base64 48`)',
     ]);
   }
+  if (e.RUN_STALE_AFTER_MS <= 2 * e.RUN_HEARTBEAT_INTERVAL_MS) {
+    throw new ConfigError([
+      `RUN_STALE_AFTER_MS=${e.RUN_STALE_AFTER_MS}: must be more than twice RUN_HEARTBEAT_INTERVAL_MS (${e.RUN_HEARTBEAT_INTERVAL_MS}), or live runs are taken over between two heartbeats`,
+    ]);
+  }
   return {
     host: e.HOST,
     port: e.PORT,
@@ -234,6 +252,11 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       toolCallLimit: e.TOOL_CALL_LIMIT,
     },
     runRecords: { flushIntervalMs: e.RUN_FLUSH_INTERVAL_MS },
+    runControl: {
+      heartbeatIntervalMs: e.RUN_HEARTBEAT_INTERVAL_MS,
+      staleAfterMs: e.RUN_STALE_AFTER_MS,
+      cancelAckTimeoutMs: e.RUN_CANCEL_ACK_TIMEOUT_MS,
+    },
     providers: {
       defaultProvider: e.DEFAULT_PROVIDER,
       defaultModel: e.DEFAULT_MODEL,

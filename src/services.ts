@@ -11,6 +11,8 @@ import { createTracerProvider, registerContext } from '../otel/tracing.js';
 import { createAnalyticsFeed, type AnalyticsFeed } from './analytics/analytics-feed.js';
 import type { AnalyticsStore } from './analytics/analytics-store.js';
 import type { Config } from './config.js';
+import { RunControl } from './control/run-control.js';
+import { RunLiveness } from './control/run-liveness.js';
 import type { Database } from './db/database.js';
 import { createNotifier, type Notifier } from './db/notifications.js';
 import { createGraph } from './graphs/build-graph.js';
@@ -20,17 +22,13 @@ import { loadShippedPrices } from './providers/pricing.js';
 import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
 import { createTokenCounter, preloadTokenizer } from './providers/token-counter.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
-import { heartbeatRuns, interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
+import { interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
 import { createPriceBook } from './runtime/price-book.js';
 import { RunRuntime, type ChatModelFactory } from './runtime/run-runtime.js';
 import { createToolRegistry } from './tools/tool-registry.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
 type RunRollups = Pick<AnalyticsStore, 'add' | 'flush' | 'shutdown'>;
-
-const HEARTBEAT_INTERVAL_MS = 15_000;
-/** A run whose owner has not heartbeated for this long is taken as orphaned. */
-const HEARTBEAT_STALE_MS = 120_000;
 
 export type Services = {
   readonly instanceId: string;
@@ -42,6 +40,8 @@ export type Services = {
   readonly analyticsStore: RunRollups;
   readonly providers: ProviderRegistry;
   readonly runtime: RunRuntime;
+  /** Cancels a run on whichever instance runs it. */
+  readonly runControl: RunControl;
   readonly writer: RunRecordWriter;
   readonly tracerProvider: TracerProvider;
   readonly tracer: Tracer;
@@ -97,7 +97,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   await writer.start();
   const interrupted = await interruptOrphanedRuns(db.pool, {
     instanceId,
-    staleAfterMs: HEARTBEAT_STALE_MS,
+    staleAfterMs: config.runControl.staleAfterMs,
     // An embedded database belongs to this one process: nothing else can own a run.
     allRunning: db.kind === 'pglite',
     notifier,
@@ -178,13 +178,24 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     ...(options.random === undefined ? {} : { random: options.random }),
   });
 
-  const heartbeat = setInterval(() => {
-    heartbeatRuns(
-      db.pool,
-      runtime.active().map((run) => run.runId),
-    ).catch((error: unknown) => logger.warn({ err: error }, 'run heartbeat failed'));
-  }, HEARTBEAT_INTERVAL_MS);
-  heartbeat.unref();
+  const liveness = new RunLiveness({
+    pool: db.pool,
+    liveRunIds: () => runtime.active().map((run) => run.runId),
+    heartbeatIntervalMs: config.runControl.heartbeatIntervalMs,
+    staleAfterMs: config.runControl.staleAfterMs,
+    notifier,
+    logger: logger.child({ component: 'run-liveness' }),
+  });
+  liveness.start();
+  const runControl = new RunControl({
+    pool: db.pool,
+    notifier,
+    cancelLocal: (runId, reason) => runtime.cancel(runId, reason),
+    instanceId,
+    ackTimeoutMs: config.runControl.cancelAckTimeoutMs,
+    logger: logger.child({ component: 'run-control' }),
+  });
+  await runControl.start();
 
   return {
     instanceId,
@@ -194,11 +205,13 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     analyticsStore,
     providers,
     runtime,
+    runControl,
     writer,
     tracerProvider,
     tracer,
     close: async () => {
-      clearInterval(heartbeat);
+      runControl.close();
+      await liveness.stop();
       await tracerProvider.forceFlush();
       await writer.shutdown();
       // Shuts the processors down too: the analytics store makes its final flush.

@@ -22,6 +22,15 @@ describe('loadConfig', () => {
     expect(config.database.poolSize).toBe(4);
   });
 
+  it('reads the run heartbeat, staleness and cancel timeout, and refuses a staleness within two heartbeats', () => {
+    expect(loadConfig({}).runControl).toEqual({ heartbeatIntervalMs: 15_000, staleAfterMs: 120_000, cancelAckTimeoutMs: 5_000 });
+    expect(
+      loadConfig({ RUN_HEARTBEAT_INTERVAL_MS: '500', RUN_STALE_AFTER_MS: '6000', RUN_CANCEL_ACK_TIMEOUT_MS: '2000' }).runControl,
+    ).toEqual({ heartbeatIntervalMs: 500, staleAfterMs: 6_000, cancelAckTimeoutMs: 2_000 });
+    expect(() => loadConfig({ RUN_HEARTBEAT_INTERVAL_MS: '1000', RUN_STALE_AFTER_MS: '2000' })).toThrow(/RUN_STALE_AFTER_MS=2000/);
+    expect(() => loadConfig({ RUN_CANCEL_ACK_TIMEOUT_MS: '0' })).toThrow(ConfigError);
+  });
+
   it('derives the OTLP traces endpoint from the base endpoint', () => {
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318/' }).telemetry.otlpTracesEndpoint).toBe(
       'http://jaeger:4318/v1/traces',

@@ -152,6 +152,7 @@ export type RunRef = {
   readonly conversationId: string | null;
   readonly correlationId: string;
   readonly workflow: string;
+  readonly traceId: string;
 };
 
 /** What a live run reported since the last flush: committed in the next group commit. */
@@ -172,6 +173,7 @@ export const runRefOf = (root: ReadableSpan): RunRef => {
     conversationId: str(a, semconv.ATTR_GEN_AI_CONVERSATION_ID),
     correlationId: str(a, semconv.ATTR_CORRELATION_ID) ?? '',
     workflow: str(a, semconv.ATTR_WORKFLOW_NAME) ?? 'unknown',
+    traceId: root.spanContext().traceId,
   };
 };
 

@@ -9,7 +9,7 @@ import { HttpError } from '../http/errors.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { createConversationsRepository, type ConversationRow } from '../repositories/conversations-repository.js';
 import { MessageRow } from '../repositories/messages-repository.js';
-import { beginTurn, ConversationNotFoundError } from '../repositories/turns-repository.js';
+import { beginTurn, ConversationBusyError, ConversationNotFoundError } from '../repositories/turns-repository.js';
 import type { RunOutcome, RunRuntime } from '../runtime/run-runtime.js';
 import { assistantMessageOf, writesAssistantMessage } from '../persistence/assistant-message.js';
 import type { Settlement } from '../persistence/run-record-writer.js';
@@ -241,6 +241,9 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
       release();
       if (error instanceof ConversationNotFoundError) {
         throw new HttpError(404, 'Conversation not found', 'not_found');
+      }
+      if (error instanceof ConversationBusyError) {
+        throw error; // a run is live there on another instance: 409, nothing saved
       }
       throw unavailable(error);
     }

@@ -137,18 +137,18 @@ export class RunRecordWriter implements RunRecordSink {
     switch (item.kind) {
       case 'modelCallStarted':
         progress.modelCallStarts.push(item.call);
-        progress.liveState = 'callingModel';
+        progress.liveState = 'running.callingModel';
         break;
       case 'modelCallEnded':
         progress.modelCalls.push(item.call);
-        progress.liveState = 'running';
+        progress.liveState = 'running.stepping';
         break;
       case 'toolCallStarted':
-        progress.liveState = 'callingTool';
+        progress.liveState = 'running.callingTool';
         break;
       case 'toolCallEnded':
         progress.toolCalls.push(item.call);
-        progress.liveState = 'running';
+        progress.liveState = 'running.stepping';
         break;
       case 'event':
         progress.events.push(item.event);

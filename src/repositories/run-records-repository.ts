@@ -57,7 +57,7 @@ const upsertRuns = async (tx: DatabaseTransactionConnection, records: readonly R
       cost = EXCLUDED.cost, cost_unknown = EXCLUDED.cost_unknown, usage_missing = EXCLUDED.usage_missing,
       model_call_count = EXCLUDED.model_call_count, tool_call_count = EXCLUDED.tool_call_count,
       finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
-      trace_id = EXCLUDED.trace_id, last_heartbeat_at = EXCLUDED.last_heartbeat_at`);
+      trace_id = EXCLUDED.trace_id, last_heartbeat_at = EXCLUDED.last_heartbeat_at, live_state = NULL`);
   }
 };
 
@@ -208,11 +208,12 @@ export const applyRunProgress = async (tx: DatabaseTransactionConnection, report
         reasoning_tokens = COALESCE(s.reasoning_tokens, 0), total_tokens = COALESCE(s.total_tokens, 0),
         cost = s.cost, model_call_count = COALESCE(s.calls, 0),
         usage_missing = COALESCE(s.missing, false),
-        live_state = COALESCE(v.state, r.live_state), last_heartbeat_at = now()
+        live_state = COALESCE(v.state, r.live_state), trace_id = COALESCE(r.trace_id, v.trace_id),
+        last_heartbeat_at = now()
     FROM (VALUES ${sql.join(
-      progress.map((p) => sql.fragment`(${p.runId}::text, ${p.liveState}::text)`),
+      progress.map((p) => sql.fragment`(${p.runId}::text, ${p.liveState}::text, ${p.traceId}::text)`),
       sql.fragment`, `,
-    )}) AS v(id, state)
+    )}) AS v(id, state, trace_id)
     LEFT JOIN LATERAL (
       SELECT sum(input_tokens)::bigint AS input_tokens, sum(cache_read_tokens)::bigint AS cache_read_tokens,
              sum(cache_write_tokens)::bigint AS cache_write_tokens, sum(output_tokens)::bigint AS output_tokens,

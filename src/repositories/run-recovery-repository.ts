@@ -180,17 +180,17 @@ const recordOfOrphan = (run: ClaimedRun, calls: readonly RecordedCall[], tools: 
 
 const recover = async (
   tx: DatabaseTransactionConnection,
-  options: { instanceId: string; staleAfterMs: number; allRunning?: boolean },
+  options: { instanceId?: string; staleAfterMs: number; allRunning?: boolean },
 ): Promise<{ runIds: string[]; maxEventSeq: number | null }> => {
   // The claim is atomic: whichever instance's UPDATE gets a run takes it over, once.
   const claimed = await tx.any(sql.type(ClaimedRun)`
     UPDATE workflow_runs
     SET status = 'interrupted', terminal_reason = 'interrupted', error = ${INTERRUPTED_ERROR},
         finished_at = now(), live_state = NULL,
-        duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (now() - started_at)) * 1000)::int)
+        duration_ms = LEAST(2147483647, GREATEST(0, EXTRACT(EPOCH FROM (now() - started_at)) * 1000))::int
     WHERE status IN ('queued', 'running')
       AND (${options.allRunning === true}
-           OR instance_id = ${options.instanceId}
+           OR instance_id = ${options.instanceId ?? null}
            OR last_heartbeat_at < now() - make_interval(secs => ${options.staleAfterMs / 1000}))
     RETURNING id, user_id, conversation_id, correlation_id, workflow, provider, model, input, trace_id,
               instance_id, started_at, finished_at`);
@@ -231,7 +231,8 @@ const recover = async (
  */
 export const interruptOrphanedRuns = async (
   pool: DatabasePool,
-  options: { instanceId: string; staleAfterMs: number; allRunning?: boolean; notifier?: Notifier },
+  /** `instanceId`: this instance's own runs count as orphaned (it just started); without it, staleness only. */
+  options: { instanceId?: string; staleAfterMs: number; allRunning?: boolean; notifier?: Notifier },
 ): Promise<string[]> => {
   if (options.notifier === undefined) {
     return (await pool.transaction((tx) => recover(tx, options))).runIds;

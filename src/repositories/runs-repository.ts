@@ -28,6 +28,9 @@ export const RunRow = z.object({
   correlation_id: z.string(),
   trace_id: z.string().nullable(),
   instance_id: z.string().nullable(),
+  last_heartbeat_at: z.string().nullable(),
+  /** What a live run is doing as its owner last recorded it (`running.callingModel`, …). */
+  live_state: z.string().nullable(),
 });
 export type RunRow = z.infer<typeof RunRow>;
 
@@ -35,7 +38,10 @@ const columns = sql.fragment`
   id, user_id, conversation_id, workflow, status, terminal_reason, provider, model, error, input_tokens,
   cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens, cost, cost_unknown,
   usage_missing, model_call_count, tool_call_count, started_at, finished_at, duration_ms, correlation_id,
-  trace_id, instance_id`;
+  trace_id, instance_id, last_heartbeat_at, live_state`;
+
+/** The statuses of a run that has not ended (the ones the one-live-run index covers). */
+export const isLive = (status: string): boolean => status === 'queued' || status === 'running';
 
 export const ModelCallRow = z.object({
   id: z.string(),
@@ -104,6 +110,17 @@ export const createRunsRepository = (pool: DatabasePool) => ({
     return pool.any(sql.type(RunRow)`
       SELECT ${columns} FROM workflow_runs WHERE ${where} ORDER BY started_at DESC, id DESC LIMIT ${limit}`);
   },
+
+  /**
+   * The runs live on any instance, oldest first, from their rows (owner, usage so far,
+   * heartbeat); `userId` null → every user's.
+   */
+  live: async (userId: string | null): Promise<readonly RunRow[]> =>
+    pool.any(sql.type(RunRow)`
+      SELECT ${columns} FROM workflow_runs
+      WHERE status IN ('queued', 'running') -- literal, so the partial indexes on live runs apply
+        ${userId === null ? sql.fragment`` : sql.fragment`AND user_id = ${userId}`}
+      ORDER BY started_at, id`),
 
   findById: async (id: string): Promise<RunRow | null> =>
     pool.maybeOne(sql.type(RunRow)`SELECT ${columns} FROM workflow_runs WHERE id = ${id}`),

@@ -1,4 +1,4 @@
-import { sql, type DatabasePool } from 'slonik';
+import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
 import { ulid } from 'ulid';
 import { z } from 'zod';
 import { ConversationRow, conversationColumns, insertConversation, type NewConversation } from './conversations-repository.js';
@@ -43,13 +43,32 @@ export class ConversationNotFoundError extends Error {
   }
 }
 
+/** The index (migration 0007) that allows one `queued`/`running` run per conversation. */
+const ONE_LIVE_RUN_PER_CONVERSATION = 'workflow_runs_one_live_per_conversation';
+
+/**
+ * The conversation already has a live run (on this or any other instance): the database
+ * refused the turn's run row, and the whole turn was rolled back (HTTP 409).
+ */
+export class ConversationBusyError extends Error {
+  public constructor(conversationId: string, options?: ErrorOptions) {
+    super(`conversation ${conversationId} already has a live run`, options);
+    this.name = 'ConversationBusyError';
+  }
+}
+
 /**
  * Saves the user's message and the run's `running` row in one transaction, with the
  * conversation's message_count moved in the same transaction (its token and cost
  * totals do not change: a user message carries no usage), creating the conversation
  * first when `newConversation` is given.
  *
+ * The run row is where instances agree that the conversation is busy: a second live run
+ * there violates a unique index, so of two turns racing on any instances exactly one
+ * commits (the conversation row's lock makes the loser wait for the winner's commit).
+ *
  * @throws ConversationNotFoundError when the conversation is not the user's.
+ * @throws ConversationBusyError when the conversation already has a live run; nothing is saved.
  */
 export const beginTurn = async (
   pool: DatabasePool,
@@ -70,12 +89,19 @@ export const beginTurn = async (
     }
     // The run's row first, so the message can name it (messages.run_id references it).
     const userMessageId = ulid();
-    await tx.query(sql.unsafe`
+    await tx
+      .query(sql.unsafe`
       INSERT INTO workflow_runs (id, user_id, conversation_id, workflow, status, provider, model, input,
                                  correlation_id, instance_id, started_at, last_heartbeat_at)
       VALUES (${turn.runId}, ${turn.userId}, ${turn.conversationId}, ${turn.workflow}, 'running', ${turn.provider},
               ${turn.model}, ${sql.jsonb({ user_message_id: userMessageId, ...(turn.input ?? {}) } as never)},
-              ${turn.correlationId}, ${turn.instanceId}, now(), now())`);
+              ${turn.correlationId}, ${turn.instanceId}, now(), now())`)
+      .catch((error: unknown) => {
+        if (error instanceof UniqueIntegrityConstraintViolationError && error.constraint === ONE_LIVE_RUN_PER_CONVERSATION) {
+          throw new ConversationBusyError(turn.conversationId, { cause: error });
+        }
+        throw error;
+      });
     const message = await tx.one(sql.type(UserMessageRow)`
       INSERT INTO messages (id, conversation_id, role, content, sequence_number, run_id, correlation_id, created_at)
       VALUES (

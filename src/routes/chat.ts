@@ -7,6 +7,7 @@ import { HttpError } from '../http/errors.js';
 import { openEventStream, type EventStream } from '../http/sse.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import type { ChatRequestBody } from '../http/schemas/chat-schemas.js';
+import { ConversationBusyError } from '../repositories/turns-repository.js';
 import { RunConflictError, RuntimeClosedError } from '../runtime/run-runtime.js';
 import type { Services } from '../services.js';
 
@@ -20,7 +21,7 @@ const HOUR = 3_600_000;
 
 /** Known domain errors → their HTTP answer; anything else goes to the error handler. */
 const asHttpError = (error: unknown): unknown => {
-  if (error instanceof RunConflictError) {
+  if (error instanceof RunConflictError || error instanceof ConversationBusyError) {
     return new HttpError(409, 'A reply is already being generated in this conversation', 'run_in_progress');
   }
   if (error instanceof RuntimeClosedError) {

@@ -2,8 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { HttpError } from '../http/errors.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { createEventsRepository } from '../repositories/events-repository.js';
-import { createRunsRepository, type RunRow } from '../repositories/runs-repository.js';
-import type { ActiveRun } from '../runtime/run-runtime.js';
+import { createRunsRepository, isLive, type RunRow } from '../repositories/runs-repository.js';
 import type { Services } from '../services.js';
 
 const notFound = () => new HttpError(404, 'Execution not found', 'not_found');
@@ -41,30 +40,36 @@ export const presentRun = (row: RunRow) => ({
   instance_id: row.instance_id,
 });
 
-/** A live run as the runtime sees it right now. */
-export const presentActive = (run: ActiveRun) => ({
-  id: run.runId,
-  user_id: run.userId,
-  conversation_id: run.conversationId,
-  correlation_id: run.correlationId,
-  workflow: run.workflow,
-  provider: run.provider,
-  model: run.model,
-  state: run.state,
+/**
+ * A live run as its row shows it, whichever instance runs it: the owner (`instance_id`),
+ * its state, the usage recorded so far and the owner's last heartbeat.
+ */
+export const presentActive = (row: RunRow) => ({
+  id: row.id,
+  user_id: row.user_id,
+  conversation_id: row.conversation_id,
+  correlation_id: row.correlation_id,
+  workflow: row.workflow,
+  provider: row.provider,
+  model: row.model,
+  state: row.live_state ?? row.status,
   tokens: {
-    uncached_input: run.usage.inputUncached,
-    cache_read: run.usage.cacheRead,
-    cache_write: run.usage.cacheWrite,
-    output: run.usage.output,
-    reasoning: run.usage.reasoning,
-    total: run.usage.inputUncached + run.usage.cacheRead + run.usage.cacheWrite + run.usage.output,
+    uncached_input: row.input_tokens - row.cache_read_tokens - row.cache_write_tokens,
+    cache_read: row.cache_read_tokens,
+    cache_write: row.cache_write_tokens,
+    output: row.output_tokens,
+    reasoning: row.reasoning_tokens,
+    total: row.total_tokens,
   },
-  cost: run.costUsd,
-  model_calls: run.modelCalls,
-  tool_calls: run.toolCalls,
-  started_at: new Date(run.startedAt).toISOString(),
-  elapsed_ms: Date.now() - run.startedAt,
-  trace_id: run.traceId ?? null,
+  // Nothing recorded yet is 0 spent; null only when a call's price is unknown.
+  cost: row.cost_unknown ? null : (row.cost ?? 0),
+  model_calls: row.model_call_count,
+  tool_calls: row.tool_call_count,
+  started_at: row.started_at,
+  elapsed_ms: Math.max(0, Date.now() - Date.parse(row.started_at)),
+  trace_id: row.trace_id,
+  instance_id: row.instance_id,
+  last_heartbeat_at: row.last_heartbeat_at,
 });
 
 type Scope = { all_users?: boolean };
@@ -136,7 +141,7 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
     {
       schema: {
         tags: ['Workflows'],
-        summary: 'Active executions on this instance',
+        summary: 'Live executions on every instance',
         security: bearerSecurity,
         querystring: { type: 'object', properties: { all_users: { type: 'boolean' } } },
         response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses(401, 403) },
@@ -144,7 +149,7 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
     },
     async (request) => {
       const everyone = await allUsers(request, request.query);
-      const active = services.runtime.active().filter((run) => everyone || run.userId === request.user.id);
+      const active = await runs.live(everyone ? null : request.user.id);
       return { instance_id: services.instanceId, active: active.map(presentActive), count: active.length };
     },
   );
@@ -167,10 +172,9 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
         runs.toolCalls(row.id),
         events.list({ userId: null, runId: row.id }, { limit: 500 }),
       ]);
-      const live = services.runtime.get(row.id);
       return {
         ...presentRun(row),
-        live: live === undefined ? null : presentActive(live),
+        live: isLive(row.status) ? presentActive(row) : null,
         model_calls: modelCalls,
         tool_calls: toolCalls,
         events: [...runEvents].reverse(),
@@ -186,17 +190,31 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
         summary: 'Cancel an execution',
         security: bearerSecurity,
         params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } },
-        response: { 202: { type: 'object', additionalProperties: true }, ...errorResponses(401, 404, 409) },
+        response: {
+          202: { type: 'object', additionalProperties: true },
+          ...errorResponses(401, 404, 409),
+          504: { $ref: 'ErrorResponse#' },
+        },
       },
     },
     async (request, reply) => {
       const row = await visibleRun(request, request.params.id);
-      if (!services.runtime.cancel(row.id, `cancelled by ${request.user.id}`)) {
-        const reason =
-          row.status === 'running'
-            ? `the run is not live on this instance (owner: ${row.instance_id ?? 'unknown'})`
-            : `the run already ended (${row.status})`;
-        throw new HttpError(409, `Cannot cancel: ${reason}`, 'not_cancellable');
+      const ended = (status: string) =>
+        new HttpError(409, `Cannot cancel: the run already ended (${status})`, 'not_cancellable');
+      if (!isLive(row.status)) throw ended(row.status);
+      // The owner (this instance or another) cancels it and acknowledges; the row decides the rest.
+      const outcome = await services.runControl.cancel({ id: row.id, instanceId: row.instance_id }, `cancelled by ${request.user.id}`);
+      if (outcome !== 'cancelled') {
+        const now = await runs.findById(row.id);
+        if (now === null || !isLive(now.status)) throw ended(now?.status ?? 'deleted');
+        if (outcome === 'not_live') {
+          throw new HttpError(409, 'Cannot cancel: the run is ending and its record is being saved', 'not_cancellable');
+        }
+        throw new HttpError(
+          504,
+          `The instance running this run (${row.instance_id ?? 'unknown'}) did not answer; retry, or wait for it to be taken over`,
+          'owner_unreachable',
+        );
       }
       return reply.status(202).send({ id: row.id, status: 'cancelling', correlation_id: row.correlation_id });
     },

@@ -46,14 +46,14 @@ export const monitoringRoutes: FastifyPluginAsync<{ services: Services }> = asyn
     async (request) => {
       const scope = await scopeOf(request, request.query.all_users);
       const window = request.query.window ?? '1h';
-      const [{ outcomes, providers }, recent] = await Promise.all([
+      const [{ outcomes, providers }, recent, active] = await Promise.all([
         runs.window(scope, WINDOWS[window]),
         runs.recent(scope, 20),
+        runs.live(scope),
       ]);
       const finished = outcomes.filter((o) => o.status !== 'running' && o.status !== 'queued');
       const total = finished.reduce((sum, o) => sum + o.runs, 0);
       const failed = finished.filter((o) => o.status !== 'completed').reduce((sum, o) => sum + o.runs, 0);
-      const active = services.runtime.active().filter((run) => scope === null || run.userId === scope);
       return {
         instance_id: services.instanceId,
         window,
