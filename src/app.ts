@@ -11,6 +11,7 @@ import type { Database } from './db/database.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { correlationIdOf, tagRequest } from './http/correlation.js';
 import { registerBodyGuard } from './http/body-guard.js';
+import { logCompletedRequest, logIncomingRequest } from './http/request-logging.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
 import { registerContractSchemas } from './http/schemas/contract-schemas.js';
 import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
@@ -108,12 +109,12 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
       request.log = request.log.child(ids);
     }
     if (logRequests) {
-      request.log.info({ req: request }, 'incoming request');
+      logIncomingRequest(request);
     }
   });
   if (logRequests) {
     app.addHook('onResponse', async (request, reply) => {
-      request.log.info({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+      logCompletedRequest(request, reply);
     });
   }
   registerErrorHandling(app);
