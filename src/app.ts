@@ -15,6 +15,7 @@ import { logCompletedRequest, logIncomingRequest } from './http/request-logging.
 import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
 import { registerContractSchemas } from './http/schemas/contract-schemas.js';
 import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
+import { adminPriceRoutes } from './routes/admin-prices.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
 import { conversationRoutes } from './routes/conversations.js';
@@ -172,6 +173,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     await app.register(executionRoutes, { prefix: '/api/v1/workflows', services });
     await app.register(monitoringRoutes, { prefix: '/api/v1/monitoring', services });
     await app.register(analyticsRoutes, { prefix: '/api/v1/analytics', services });
+    await app.register(adminPriceRoutes, { prefix: '/api/v1/admin/prices', services });
   }
   await app.register(eventRoutes, { prefix: '/api/v1/events' });
   return app;

@@ -20,7 +20,7 @@ import { createProviderRegistry, type ProviderRegistry } from './providers/provi
 import { createTokenCounter, preloadTokenizer } from './providers/token-counter.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
 import { heartbeatRuns, interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
-import { createPriceBook } from './runtime/price-book.js';
+import { loadPriceBook, type ReloadablePriceBook } from './runtime/price-book.js';
 import { RunRuntime, type ChatModelFactory } from './runtime/run-runtime.js';
 import { createToolRegistry } from './tools/tool-registry.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
@@ -30,6 +30,8 @@ type RunRollups = Pick<AnalyticsStore, 'add' | 'flush' | 'shutdown'>;
 const HEARTBEAT_INTERVAL_MS = 15_000;
 /** A run whose owner has not heartbeated for this long is taken as orphaned. */
 const HEARTBEAT_STALE_MS = 120_000;
+/** How soon a price changed through another instance is used here (until model_prices changes are announced by NOTIFY). */
+const PRICE_RELOAD_INTERVAL_MS = 10_000;
 
 export type Services = {
   readonly instanceId: string;
@@ -38,6 +40,8 @@ export type Services = {
   /** Flushing it makes every finished run's rollups durable (they travel with the run records). */
   readonly analyticsStore: RunRollups;
   readonly providers: ProviderRegistry;
+  /** The prices runs are costed with (a cache of model_prices). */
+  readonly prices: ReloadablePriceBook;
   readonly runtime: RunRuntime;
   readonly writer: RunRecordWriter;
   readonly tracerProvider: TracerProvider;
@@ -75,8 +79,10 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   const instanceId = config.instanceId ?? hostname();
 
   await syncShippedPrices(db.pool, loadShippedPrices().prices);
-  const { shipped, operator } = await loadPrices(db.pool);
-  const prices = createPriceBook(shipped, operator);
+  // A cache of model_prices: reloaded at once by the admin price routes of this
+  // instance, and every PRICE_RELOAD_INTERVAL_MS for changes made through another one.
+  const prices = await loadPriceBook(async () => loadPrices(db.pool));
+  prices.reloadEvery(PRICE_RELOAD_INTERVAL_MS, (error: unknown) => logger.warn({ err: error }, 'price reload failed'));
 
   const spoolDir =
     options.spoolDir ??
@@ -182,12 +188,14 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     analyticsFeed,
     analyticsStore,
     providers,
+    prices,
     runtime,
     writer,
     tracerProvider,
     tracer,
     close: async () => {
       clearInterval(heartbeat);
+      prices.stop();
       await tracerProvider.forceFlush();
       await writer.shutdown();
       // Shuts the processors down too: the analytics store makes its final flush.
