@@ -12,9 +12,11 @@ import { createNotifier, type Notifier } from './db/notifications.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { correlationIdOf, tagRequest } from './http/correlation.js';
 import { registerBodyGuard } from './http/body-guard.js';
+import { logCompletedRequest, logIncomingRequest } from './http/request-logging.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
 import { registerContractSchemas } from './http/schemas/contract-schemas.js';
 import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
+import { adminPriceRoutes } from './routes/admin-prices.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
 import { conversationRoutes } from './routes/conversations.js';
@@ -118,12 +120,12 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
       request.log = request.log.child(ids);
     }
     if (logRequests) {
-      request.log.info({ req: request }, 'incoming request');
+      logIncomingRequest(request);
     }
   });
   if (logRequests) {
     app.addHook('onResponse', async (request, reply) => {
-      request.log.info({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+      logCompletedRequest(request, reply);
     });
   }
   registerErrorHandling(app);
@@ -181,6 +183,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     await app.register(executionRoutes, { prefix: '/api/v1/workflows', services });
     await app.register(monitoringRoutes, { prefix: '/api/v1/monitoring', services });
     await app.register(analyticsRoutes, { prefix: '/api/v1/analytics', services });
+    await app.register(adminPriceRoutes, { prefix: '/api/v1/admin/prices', services });
   }
   await app.register(eventRoutes, { prefix: '/api/v1/events' });
   return app;

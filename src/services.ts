@@ -23,12 +23,15 @@ import { createProviderRegistry, type ProviderRegistry } from './providers/provi
 import { createTokenCounter, preloadTokenizer } from './providers/token-counter.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
 import { interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
-import { createPriceBook } from './runtime/price-book.js';
+import { loadPriceBook, type ReloadablePriceBook } from './runtime/price-book.js';
 import { RunRuntime, type ChatModelFactory } from './runtime/run-runtime.js';
 import { createToolRegistry } from './tools/tool-registry.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
 type RunRollups = Pick<AnalyticsStore, 'add' | 'flush' | 'shutdown'>;
+
+/** How soon a price changed through another instance is used here (until model_prices changes are announced by NOTIFY). */
+const PRICE_RELOAD_INTERVAL_MS = 10_000;
 
 export type Services = {
   readonly instanceId: string;
@@ -39,6 +42,8 @@ export type Services = {
   /** Flushing it makes every finished run's rollups durable (they travel with the run records). */
   readonly analyticsStore: RunRollups;
   readonly providers: ProviderRegistry;
+  /** The prices runs are costed with (a cache of model_prices). */
+  readonly prices: ReloadablePriceBook;
   readonly runtime: RunRuntime;
   /** Cancels a run on whichever instance runs it. */
   readonly runControl: RunControl;
@@ -79,8 +84,10 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   const notifier = createNotifier(db, logger.child({ component: 'notifier' }));
 
   await syncShippedPrices(db.pool, loadShippedPrices().prices);
-  const { shipped, operator } = await loadPrices(db.pool);
-  const prices = createPriceBook(shipped, operator);
+  // A cache of model_prices: reloaded at once by the admin price routes of this
+  // instance, and every PRICE_RELOAD_INTERVAL_MS for changes made through another one.
+  const prices = await loadPriceBook(async () => loadPrices(db.pool));
+  prices.reloadEvery(PRICE_RELOAD_INTERVAL_MS, (error: unknown) => logger.warn({ err: error }, 'price reload failed'));
 
   const spoolDir =
     options.spoolDir ??
@@ -204,6 +211,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     analyticsFeed,
     analyticsStore,
     providers,
+    prices,
     runtime,
     runControl,
     writer,
@@ -212,6 +220,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     close: async () => {
       runControl.close();
       await liveness.stop();
+      prices.stop();
       await tracerProvider.forceFlush();
       await writer.shutdown();
       // Shuts the processors down too: the analytics store makes its final flush.

@@ -71,6 +71,21 @@ export const unitsToDecimal = (units: bigint): string => {
   return `${negative ? '-' : ''}${integer}.${fraction}`;
 };
 
+/**
+ * An exact decimal (a numeric(20, 10) column read as text, e.g. `0.0000123000`) → 1e-10
+ * USD units, the inverse of {@link unitsToDecimal}.
+ * @throws RangeError when the text is not a decimal with at most 10 fraction digits.
+ */
+export const decimalToUnits = (text: string): bigint => {
+  const match = /^(-?)(\d+)(?:\.(\d{0,10}))?$/.exec(text.trim());
+  if (match === null) {
+    throw new RangeError(`not an exact decimal of scale ${COST_SCALE}: ${text}`);
+  }
+  const [, sign = '', integer = '0', fraction = ''] = match;
+  const units = BigInt(integer) * BigInt(COST_UNITS_PER_USD) + BigInt(fraction.padEnd(COST_SCALE, '0'));
+  return sign === '-' ? -units : units;
+};
+
 export const emptyRollup = (bucketStart: number, userId: string, provider: string, model: string): Rollup => ({
   bucketStart,
   userId,

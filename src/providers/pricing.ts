@@ -136,12 +136,21 @@ function costUnits(usd: number): bigint {
  * @throws RangeError when a bucket is not an integer (usage from normalizeUsage always is).
  */
 export function computeCost(usage: Usage, price: PriceRow): number {
-  const units =
+  return Number(computeCostUnits(usage, price)) / COST_UNITS_PER_USD;
+}
+
+/**
+ * The cost of {@link computeCost} as an integer count of 1e-10 USD (the scale of the
+ * database's numeric(20, 10)), for sums and differences that must stay exact.
+ * @throws RangeError when a bucket is not an integer.
+ */
+export function computeCostUnits(usage: Usage, price: PriceRow): bigint {
+  return (
     BigInt(usage.inputUncached) * priceUnits(price.inputPerMTok) +
     BigInt(usage.cacheRead) * priceUnits(price.cacheReadPerMTok) +
     BigInt(usage.cacheWrite) * priceUnits(price.cacheWritePerMTok) +
-    BigInt(usage.output) * priceUnits(price.outputPerMTok);
-  return Number(units) / COST_UNITS_PER_USD;
+    BigInt(usage.output) * priceUnits(price.outputPerMTok)
+  );
 }
 
 /**

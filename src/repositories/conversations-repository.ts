@@ -58,6 +58,7 @@ export type NewConversation = {
   readonly maxTokens?: number | null | undefined;
   readonly workflowConfig?: JsonObject | null | undefined;
   readonly extraMetadata?: JsonObject | null | undefined;
+  readonly tags?: readonly string[] | null | undefined;
 };
 
 /** Columns a user may change; a key that is present (even `null`) is written. */
@@ -69,6 +70,7 @@ export type ConversationChanges = {
   readonly maxTokens?: number | null;
   readonly workflowConfig?: JsonObject | null;
   readonly extraMetadata?: JsonObject | null;
+  readonly tags?: readonly string[] | null;
 };
 
 export const CONVERSATION_SORT_COLUMNS = [
@@ -94,6 +96,7 @@ export type ConversationFilter = {
 };
 
 const jsonbOrNull = (value: JsonObject | null | undefined) => (value === null || value === undefined ? null : sql.jsonb(value as never));
+const tagsOrNull = (tags: readonly string[] | null | undefined) => (tags === null || tags === undefined ? null : sql.jsonb([...tags]));
 
 const whereOf = (filter: ConversationFilter): ListSqlToken => {
   const conditions: FragmentSqlToken[] = [sql.fragment`user_id = ${filter.userId}`, sql.fragment`status <> 'deleted'`];
@@ -138,6 +141,9 @@ const setOf = (changes: ConversationChanges): FragmentSqlToken[] => {
   if (changes.extraMetadata !== undefined) {
     sets.push(sql.fragment`extra_metadata = ${jsonbOrNull(changes.extraMetadata)}`);
   }
+  if (changes.tags !== undefined) {
+    sets.push(sql.fragment`tags = ${tagsOrNull(changes.tags)}`);
+  }
   return sets;
 };
 
@@ -151,12 +157,12 @@ const ConversationWithMessageRow = ConversationRow.extend(
 /** The INSERT of a new conversation, returning its row (run on the pool or inside a transaction). */
 export const insertConversation = (id: string, conversation: NewConversation) => sql.type(ConversationRow)`
   INSERT INTO conversations (id, user_id, title, description, profile_id, system_prompt, enable_retrieval,
-                             temperature, max_tokens, workflow_config, extra_metadata)
+                             temperature, max_tokens, workflow_config, extra_metadata, tags)
   VALUES (${id}, ${conversation.userId}, ${conversation.title}, ${conversation.description ?? null},
           ${conversation.profileId ?? null}, ${conversation.systemPrompt ?? null},
           ${conversation.enableRetrieval ?? false}, ${conversation.temperature ?? null},
           ${conversation.maxTokens ?? null}, ${jsonbOrNull(conversation.workflowConfig)},
-          ${jsonbOrNull(conversation.extraMetadata)})
+          ${jsonbOrNull(conversation.extraMetadata)}, ${tagsOrNull(conversation.tags)})
   RETURNING ${conversationColumns}`;
 
 export type ConversationsRepository = ReturnType<typeof createConversationsRepository>;

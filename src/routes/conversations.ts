@@ -7,6 +7,7 @@ import type {
   ConversationStatus,
   ConversationUpdateBody,
 } from '../http/schemas/conversation-schemas.js';
+import { MAX_TAG_LENGTH, MAX_TAGS } from '../http/schemas/conversation-schemas.js';
 import {
   CONVERSATION_SORT_COLUMNS,
   createConversationsRepository,
@@ -40,7 +41,12 @@ const ListQuery = {
     status: { type: 'string', enum: ['active', 'archived', 'deleted'], description: 'Filter by conversation status' },
     llm_provider: { type: 'string', maxLength: 100, description: 'Filter by LLM provider' },
     llm_model: { type: 'string', maxLength: 200, description: 'Filter by LLM model' },
-    tags: { type: 'array', items: { type: 'string', maxLength: 100 }, maxItems: 20, description: 'Conversations carrying all these tags' },
+    tags: {
+      type: 'array',
+      items: { type: 'string', maxLength: MAX_TAG_LENGTH },
+      maxItems: MAX_TAGS,
+      description: 'Conversations carrying all these tags (repeat the parameter: `?tags=a&tags=b`)',
+    },
     enable_retrieval: { type: 'boolean', description: 'Filter by retrieval enabled status' },
     limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 50, description: 'Maximum number of results' },
     offset: { type: 'integer', minimum: 0, maximum: MAX_OFFSET, default: 0, description: 'Number of results to skip' },
@@ -94,6 +100,7 @@ const changesOf = (body: ConversationUpdateBody): ConversationChanges => ({
   ...(body.max_tokens !== undefined ? { maxTokens: body.max_tokens } : {}),
   ...(body.workflow_config !== undefined ? { workflowConfig: body.workflow_config } : {}),
   ...(body.extra_metadata !== undefined ? { extraMetadata: body.extra_metadata } : {}),
+  ...(body.tags !== undefined ? { tags: body.tags } : {}),
 });
 
 /**
@@ -169,6 +176,7 @@ export const conversationRoutes: FastifyPluginAsync = async (app) => {
         maxTokens: body.max_tokens,
         workflowConfig: body.workflow_config,
         extraMetadata: body.extra_metadata,
+        tags: body.tags,
       });
       return reply.status(201).send(row);
     },

@@ -146,8 +146,9 @@ describe('conversation routes', () => {
     const owner = await registerUser(api.app);
     const archived = await create(owner, { title: 'old' });
     await asUser(api.app, owner)({ method: 'PUT', url: `${BASE}/${archived.id}`, payload: { status: 'archived' } });
-    const retrieval = await create(owner, { title: 'docs', enable_retrieval: true });
-    await api.db.pool.query(sql.unsafe`UPDATE conversations SET tags = '["work","urgent"]'::jsonb WHERE id = ${retrieval.id}`);
+    const retrieval = await create(owner, { title: 'docs', enable_retrieval: true, tags: ['work', 'urgent'] });
+    expect(retrieval['tags']).toEqual(['work', 'urgent']);
+    await create(owner, { title: 'chores', tags: ['home'] });
     const titles = async (query: string) =>
       (await asUser(api.app, owner)({ method: 'GET', url: `${BASE}/${query}` })).json<ConversationList>().conversations.map((c) => c.title);
     expect(await titles('?status=archived')).toEqual(['old']);
@@ -155,6 +156,7 @@ describe('conversation routes', () => {
     expect(await titles('?tags=work')).toEqual(['docs']);
     expect(await titles('?tags=work&tags=urgent')).toEqual(['docs']);
     expect(await titles('?tags=work&tags=home')).toEqual([]);
+    expect(await titles('?tags=home')).toEqual(['chores']);
     expect(await titles('?status=deleted')).toEqual([]);
   });
 
@@ -170,6 +172,57 @@ describe('conversation routes', () => {
     expect(contractErrors(responseSchemaOf(`${BASE}/{conversation_id}`, 'put', '200'), body)).toEqual([]);
     expect(body).toMatchObject({ title: 'After', description: 'keep me', temperature: null, extra_metadata: { b: 2 }, status: 'active' });
     expect(Date.parse(body['updated_at'] as string)).toBeGreaterThanOrEqual(Date.parse(conversation['updated_at'] as string));
+  });
+
+  it('stores the tags sent on create and update, returns them everywhere, and clears them with null', async () => {
+    const as = asUser(api.app, alice);
+    const conversation = await create(alice, { title: 'Tagged', tags: ['alpha', 'béta'] });
+    expect(contractErrors('ConversationResponse', conversation)).toEqual([]);
+    const stored = await api.db.pool.oneFirst(
+      sql.type(z.object({ tags: z.unknown() }))`SELECT tags FROM conversations WHERE id = ${conversation.id}`,
+    );
+    expect(stored).toEqual(['alpha', 'béta']);
+
+    const retagged = await as({ method: 'PUT', url: `${BASE}/${conversation.id}`, payload: { tags: ['gamma'] } });
+    expect(retagged.statusCode).toBe(200);
+    expect(retagged.json<Conversation>()['tags']).toEqual(['gamma']);
+    const read = await as({ method: 'GET', url: `${BASE}/${conversation.id}` });
+    expect(read.json<Conversation>()['tags']).toEqual(['gamma']);
+    // A body without tags leaves them.
+    const renamed = await as({ method: 'PUT', url: `${BASE}/${conversation.id}`, payload: { title: 'Still tagged' } });
+    expect(renamed.json<Conversation>()['tags']).toEqual(['gamma']);
+    const listed = (await as({ method: 'GET', url: `${BASE}/?tags=gamma` })).json<ConversationList>();
+    expect(listed.conversations.map((c) => [c.id, c['tags']])).toEqual([[conversation.id, ['gamma']]]);
+
+    const cleared = await as({ method: 'PUT', url: `${BASE}/${conversation.id}`, payload: { tags: null } });
+    expect(cleared.json<Conversation>()['tags']).toBeNull();
+    expect((await as({ method: 'GET', url: `${BASE}/?tags=gamma` })).json<ConversationList>().total_count).toBe(0);
+  });
+
+  it('refuses tags that are not a short list of distinct short strings with 422, changing nothing', async () => {
+    const as = asUser(api.app, alice);
+    const conversation = await create(alice, { title: 'Tag checks', tags: ['keep'] });
+    const bad: [unknown, string][] = [
+      ['work', 'type'],
+      [[1, 2], 'type'],
+      [[''], 'minLength'],
+      [['x'.repeat(101)], 'maxLength'],
+      [Array.from({ length: 21 }, (_, index) => `t${index}`), 'maxItems'],
+      [['same', 'same'], 'uniqueItems'],
+    ];
+    for (const [tags, keyword] of bad) {
+      const created = await as({ method: 'POST', url: `${BASE}/`, payload: { title: 'never stored', tags } });
+      expect(created.statusCode, JSON.stringify(tags)).toBe(422);
+      const detail = created.json<{ detail: { loc: (string | number)[]; type: string }[] }>().detail;
+      expect(detail.some((item) => item.loc[0] === 'body' && item.loc[1] === 'tags' && item.type === keyword), created.body).toBe(true);
+      const updated = await as({ method: 'PUT', url: `${BASE}/${conversation.id}`, payload: { tags } });
+      expect(updated.statusCode, JSON.stringify(tags)).toBe(422);
+    }
+    const count = await api.db.pool.oneFirst(
+      sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM conversations WHERE title = 'never stored'`,
+    );
+    expect(count).toBe(0);
+    expect((await as({ method: 'GET', url: `${BASE}/${conversation.id}` })).json<Conversation>()['tags']).toEqual(['keep']);
   });
 
   it('soft-deletes: 200 once, then 404 everywhere, and gone from the list', async () => {

@@ -6,6 +6,20 @@ const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: 'nu
 const jsonObject = { type: 'object', additionalProperties: true } as const;
 /** PostgreSQL `integer`: a larger value would be a database error, so it is a 422 instead. */
 const INT4_MAX = 2_147_483_647;
+/** Tags a conversation may carry, and the length of one (the list filter takes as many). */
+export const MAX_TAGS = 20;
+export const MAX_TAG_LENGTH = 100;
+/** Beyond the contract's create/update bodies (its responses and list filter have `tags`): stored as sent. */
+const tagsProperty = {
+  ...nullable({
+    type: 'array',
+    items: { type: 'string', minLength: 1, maxLength: MAX_TAG_LENGTH },
+    maxItems: MAX_TAGS,
+    uniqueItems: true,
+  }),
+  title: 'Tags',
+  description: `Conversation tags: at most ${MAX_TAGS} distinct strings of 1 to ${MAX_TAG_LENGTH} characters (null clears them)`,
+} as const;
 
 export const ConversationStatusSchema = {
   $id: 'ConversationStatus',
@@ -45,6 +59,7 @@ export const ConversationCreateSchema = {
     },
     workflow_config: { ...nullable(jsonObject), title: 'Workflow Config', description: 'Workflow configuration' },
     extra_metadata: { ...nullable(jsonObject), title: 'Extra Metadata', description: 'Additional metadata' },
+    tags: tagsProperty,
   },
 } as const;
 
@@ -60,6 +75,7 @@ export type ConversationCreateBody = {
   max_tokens?: number | null;
   workflow_config?: JsonObject | null;
   extra_metadata?: JsonObject | null;
+  tags?: string[] | null;
 };
 
 export const ConversationUpdateSchema = {
@@ -79,6 +95,7 @@ export const ConversationUpdateSchema = {
     },
     workflow_config: { ...nullable(jsonObject), title: 'Workflow Config', description: 'Workflow configuration' },
     extra_metadata: { ...nullable(jsonObject), title: 'Extra Metadata', description: 'Additional metadata' },
+    tags: tagsProperty,
   },
 } as const;
 
@@ -90,6 +107,7 @@ export type ConversationUpdateBody = {
   max_tokens?: number | null;
   workflow_config?: JsonObject | null;
   extra_metadata?: JsonObject | null;
+  tags?: string[] | null;
 };
 
 export const MessageResponseSchema = {
