@@ -105,6 +105,67 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance tests'))('three ins
     expect(counted).toBe(4);
   });
 
+  it("delivers a run's lifecycle events from its instance to a stream on another, live and in order, resumable there", async () => {
+    // A subscriber on C; the run on A.
+    const controller = new AbortController();
+    const response = await fetch(`${c.baseUrl}/api/v1/events/stream?category=workflow`, {
+      headers: { authorization: `Bearer ${alice.token}` },
+      signal: controller.signal,
+    });
+    expect(response.status).toBe(200);
+    const received: { seq: number; type: string; runId: string | null; createdAt: number; arrivedAt: number }[] = [];
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = frame.split('\n').find((line) => line.startsWith('data: '));
+          if (data === undefined) continue;
+          const event = JSON.parse(data.slice('data: '.length)) as { seq: number; type: string; run_id: string | null; created_at: string };
+          received.push({ seq: event.seq, type: event.type, runId: event.run_id, createdAt: Date.parse(event.created_at), arrivedAt: Date.now() });
+        }
+      }
+    })().catch(() => undefined);
+    // The stream is subscribed once its first bytes arrived (the connected comment).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    const { runId, answer } = await startChat(a, alice);
+    const started = await waitFor('workflow_started on C', async () => received.find((e) => e.runId === runId && e.type === 'workflow_started'));
+    // Live: it reached C while the run was still going on A.
+    expect((await run(runId)).status).toBe('running');
+    expect((await answer).status).toBe(200);
+    await waitFor('the terminal event on C', async () => received.find((e) => e.runId === runId && e.type === 'workflow_completed'));
+    controller.abort();
+    await reading;
+
+    const ofRun = received.filter((e) => e.runId === runId);
+    expect(ofRun.map((e) => e.type)).toEqual(['workflow_started', 'model_response', 'workflow_completed']);
+    expect(ofRun.map((e) => e.seq)).toEqual([...ofRun.map((e) => e.seq)].sort((x, y) => x - y));
+    const delays = ofRun.map((e) => e.arrivedAt - e.createdAt);
+    console.log(`events from A on C's stream: delays ${delays.join(', ')} ms (transition → delivery)`);
+    expect(started.arrivedAt).toBeGreaterThan(0);
+
+    // Resumable on another instance: from the first event's seq, B sends what came after.
+    const resumed = await fetch(`${b.baseUrl}/api/v1/events/stream?run_id=${runId}`, {
+      headers: { authorization: `Bearer ${alice.token}`, 'last-event-id': String(ofRun[0]!.seq) },
+    });
+    const reader = resumed.body!.getReader();
+    let text = '';
+    const deadline = Date.now() + 10_000;
+    while (!text.includes('workflow_completed') && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+    const resumedTypes = [...text.matchAll(/^event: (\w+)$/gm)].map((match) => match[1]);
+    expect(resumedTypes).toEqual(['model_response', 'workflow_completed']);
+  });
+
   it('lists a live run on every instance, from its row, with its owner and heartbeat', async () => {
     const { runId, answer } = await startChat(b, alice);
     for (const instance of [a, b, c]) {
