@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
+import { messageColumns, MessageRow } from '../../src/repositories/messages-repository.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { buildApp } from '../../src/app.js';
@@ -98,6 +99,13 @@ describe('a 20 s database outage under load', () => {
     const messages = await direct.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
       SELECT count(*) AS n FROM messages WHERE role = 'assistant' AND run_id = ANY(${sql.array(runIds, 'text')})`);
     expect(messages).toBe(25);
+    // What each chat answered during the outage is, field by field, the row the replay wrote.
+    for (const response of answered) {
+      const body = response.json<{ message: MessageRow; conversation: { message_count: number; total_tokens: number; total_cost: number } }>();
+      const stored = await direct.pool.one(sql.type(MessageRow)`
+        SELECT ${messageColumns} FROM messages WHERE id = ${body.message.id}`);
+      expect(body.message).toEqual(stored);
+    }
     const drift = await direct.pool.any(sql.type(z.object({ id: z.string() }))`
       SELECT c.id FROM conversations c
       WHERE c.message_count <> (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
