@@ -72,6 +72,17 @@ const EnvSchema = z.object({
   LOGIN_MAX_FAILURES_PER_ACCOUNT: positiveInt.default(5),
   LOGIN_MAX_FAILURES_PER_IP: positiveInt.default(20),
   LOGIN_FAILURE_WINDOW_SECONDS: positiveInt.default(15 * 60),
+  REGISTER_MAX_PER_IP: positiveInt.default(10),
+  REGISTER_MAX_PER_EMAIL: positiveInt.default(5),
+  REGISTER_WINDOW_SECONDS: positiveInt.default(3600),
+  // Shared limits (chat rate limits, stream caps, login/register throttles).
+  REDIS_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .optional(),
+  ),
+  REDIS_KEY_PREFIX: z.string().max(64).default('chatter:'),
   // HTTP.
   CORS_ORIGINS: optionalString.pipe(
     z
@@ -140,6 +151,15 @@ export type Config = {
     readonly loginMaxFailuresPerAccount: number;
     readonly loginMaxFailuresPerIp: number;
     readonly loginFailureWindowSeconds: number;
+    readonly registerMaxPerIp: number;
+    readonly registerMaxPerEmail: number;
+    readonly registerWindowSeconds: number;
+  };
+  /** Where per-user and per-address limits are counted (see src/limits). */
+  readonly limits: {
+    /** Redis when set; else PostgreSQL (DATABASE_URL), else memory (embedded PGlite, one instance). */
+    readonly redisUrl: string | undefined;
+    readonly redisKeyPrefix: string;
   };
   readonly http: {
     /** Origins allowed by CORS; empty → no cross-origin access. */
@@ -251,7 +271,11 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       loginMaxFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       loginMaxFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
       loginFailureWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+      registerMaxPerIp: e.REGISTER_MAX_PER_IP,
+      registerMaxPerEmail: e.REGISTER_MAX_PER_EMAIL,
+      registerWindowSeconds: e.REGISTER_WINDOW_SECONDS,
     },
+    limits: { redisUrl: e.REDIS_URL, redisKeyPrefix: e.REDIS_KEY_PREFIX },
     http: {
       corsOrigins: e.CORS_ORIGINS ?? (e.CHATTER_ENV === 'production' ? [] : DEVELOPMENT_CORS_ORIGINS),
       trustProxy: e.TRUST_PROXY,
