@@ -8,6 +8,7 @@ import { authPlugin } from './auth/auth-plugin.js';
 import { createAuthServices, type AuthServices } from './auth/auth-services.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import { createLimitStore } from './limits/create-limit-store.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { correlationIdOf, tagRequest } from './http/correlation.js';
 import { registerBodyGuard } from './http/body-guard.js';
@@ -146,7 +147,13 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   registerBodyGuard(app);
   await registerApiDocs(app, { upgradeInsecureRequests: config.environment === 'production' });
 
-  const auth = dependencies.auth ?? createAuthServices({ config: config.auth, pool: db.pool });
+  const auth =
+    dependencies.auth ??
+    createAuthServices({
+      config: config.auth,
+      pool: db.pool,
+      limitStore: createLimitStore({ db, redisUrl: config.limits.redisUrl, redisKeyPrefix: config.limits.redisKeyPrefix }),
+    });
   if (config.auth.jwtSecretGenerated && config.environment !== 'test') {
     logger.warn('JWT_SECRET is not set: using a random secret, so tokens will not survive a restart');
   }

@@ -10,7 +10,9 @@ export type SecurityEventType =
   | 'rate_limited'
   | 'api_key_created'
   | 'api_key_revoked'
-  | 'logout';
+  | 'logout'
+  | 'password_changed'
+  | 'account_deactivated';
 
 const PRIORITY: Record<SecurityEventType, 'low' | 'normal' | 'high'> = {
   login_success: 'low',
@@ -21,6 +23,8 @@ const PRIORITY: Record<SecurityEventType, 'low' | 'normal' | 'high'> = {
   api_key_created: 'normal',
   api_key_revoked: 'normal',
   logout: 'low',
+  password_changed: 'normal',
+  account_deactivated: 'normal',
 };
 
 const MAX_USER_AGENT = 512;
