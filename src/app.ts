@@ -153,6 +153,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
       config: config.auth,
       pool: db.pool,
       limitStore: createLimitStore({ db, redisUrl: config.limits.redisUrl, redisKeyPrefix: config.limits.redisKeyPrefix }),
+      streamLeaseTtlMs: config.limits.streamLeaseTtlSeconds * 1000,
     });
   if (config.auth.jwtSecretGenerated && config.environment !== 'test') {
     logger.warn('JWT_SECRET is not set: using a random secret, so tokens will not survive a restart');

@@ -83,6 +83,7 @@ const EnvSchema = z.object({
       .optional(),
   ),
   REDIS_KEY_PREFIX: z.string().max(64).default('chatter:'),
+  STREAM_LEASE_TTL_SECONDS: positiveInt.min(3).max(3600).default(30),
   // HTTP.
   CORS_ORIGINS: optionalString.pipe(
     z
@@ -160,6 +161,8 @@ export type Config = {
     /** Redis when set; else PostgreSQL (DATABASE_URL), else memory (embedded PGlite, one instance). */
     readonly redisUrl: string | undefined;
     readonly redisKeyPrefix: string;
+    /** An open stream's slot lapses this long after its instance last renewed it (crash). */
+    readonly streamLeaseTtlSeconds: number;
   };
   readonly http: {
     /** Origins allowed by CORS; empty → no cross-origin access. */
@@ -275,7 +278,7 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       registerMaxPerEmail: e.REGISTER_MAX_PER_EMAIL,
       registerWindowSeconds: e.REGISTER_WINDOW_SECONDS,
     },
-    limits: { redisUrl: e.REDIS_URL, redisKeyPrefix: e.REDIS_KEY_PREFIX },
+    limits: { redisUrl: e.REDIS_URL, redisKeyPrefix: e.REDIS_KEY_PREFIX, streamLeaseTtlSeconds: e.STREAM_LEASE_TTL_SECONDS },
     http: {
       corsOrigins: e.CORS_ORIGINS ?? (e.CHATTER_ENV === 'production' ? [] : DEVELOPMENT_CORS_ORIGINS),
       trustProxy: e.TRUST_PROXY,

@@ -34,6 +34,8 @@ export const createAuthServices = (options: {
   readonly pool: DatabasePool;
   /** Where limits are counted; memory (this process only) when omitted. */
   readonly limitStore?: LimitStore;
+  /** How long a stream's lease outlives its instance's last heartbeat. */
+  readonly streamLeaseTtlMs?: number;
   /** Epoch milliseconds; tests move time forward. */
   readonly now?: () => number;
 }): AuthServices => {
@@ -60,7 +62,7 @@ export const createAuthServices = (options: {
       windowMs: config.registerWindowSeconds * 1000,
       ...clock,
     }),
-    limits: createLimits({ store, ...clock }),
+    limits: createLimits({ store, ...clock, ...(options.streamLeaseTtlMs === undefined ? {} : { leaseTtlMs: options.streamLeaseTtlMs }) }),
     securityEvents: createSecurityEventLog(pool),
   };
 };

@@ -12,9 +12,19 @@ export type Limits = {
   readonly close: () => Promise<void>;
 };
 
-export const createLimits = (options: { store: LimitStore; now?: () => number; onError?: (error: unknown) => void }): Limits => {
+export const createLimits = (options: {
+  store: LimitStore;
+  now?: () => number;
+  leaseTtlMs?: number;
+  onError?: (error: unknown) => void;
+}): Limits => {
   const now = options.now ?? Date.now;
-  const streams = new StreamLeases({ store: options.store, now, ...(options.onError === undefined ? {} : { onError: options.onError }) });
+  const streams = new StreamLeases({
+    store: options.store,
+    now,
+    ...(options.leaseTtlMs === undefined ? {} : { ttlMs: options.leaseTtlMs }),
+    ...(options.onError === undefined ? {} : { onError: options.onError }),
+  });
   return {
     store: options.store,
     streams,
