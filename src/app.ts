@@ -9,6 +9,7 @@ import { createAuthServices, type AuthServices } from './auth/auth-services.js';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import { createNotifier, type Notifier } from './db/notifications.js';
+import { createLimitStore } from './limits/create-limit-store.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { correlationIdOf, tagRequest } from './http/correlation.js';
 import { registerBodyGuard } from './http/body-guard.js';
@@ -158,7 +159,14 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   registerBodyGuard(app);
   await registerApiDocs(app, { upgradeInsecureRequests: config.environment === 'production' });
 
-  const auth = dependencies.auth ?? createAuthServices({ config: config.auth, pool: db.pool });
+  const auth =
+    dependencies.auth ??
+    createAuthServices({
+      config: config.auth,
+      pool: db.pool,
+      limitStore: createLimitStore({ db, redisUrl: config.limits.redisUrl, redisKeyPrefix: config.limits.redisKeyPrefix }),
+      streamLeaseTtlMs: config.limits.streamLeaseTtlSeconds * 1000,
+    });
   if (config.auth.jwtSecretGenerated && config.environment !== 'test') {
     logger.warn('JWT_SECRET is not set: using a random secret, so tokens will not survive a restart');
   }

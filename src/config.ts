@@ -78,6 +78,18 @@ const EnvSchema = z.object({
   LOGIN_MAX_FAILURES_PER_ACCOUNT: positiveInt.default(5),
   LOGIN_MAX_FAILURES_PER_IP: positiveInt.default(20),
   LOGIN_FAILURE_WINDOW_SECONDS: positiveInt.default(15 * 60),
+  REGISTER_MAX_PER_IP: positiveInt.default(10),
+  REGISTER_MAX_PER_EMAIL: positiveInt.default(5),
+  REGISTER_WINDOW_SECONDS: positiveInt.default(3600),
+  // Shared limits (chat rate limits, stream caps, login/register throttles).
+  REDIS_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .optional(),
+  ),
+  REDIS_KEY_PREFIX: z.string().max(64).default('chatter:'),
+  STREAM_LEASE_TTL_SECONDS: positiveInt.min(3).max(3600).default(30),
   // HTTP.
   CORS_ORIGINS: optionalString.pipe(
     z
@@ -159,6 +171,17 @@ export type Config = {
     readonly loginMaxFailuresPerAccount: number;
     readonly loginMaxFailuresPerIp: number;
     readonly loginFailureWindowSeconds: number;
+    readonly registerMaxPerIp: number;
+    readonly registerMaxPerEmail: number;
+    readonly registerWindowSeconds: number;
+  };
+  /** Where per-user and per-address limits are counted (see src/limits). */
+  readonly limits: {
+    /** Redis when set; else PostgreSQL (DATABASE_URL), else memory (embedded PGlite, one instance). */
+    readonly redisUrl: string | undefined;
+    readonly redisKeyPrefix: string;
+    /** An open stream's slot lapses this long after its instance last renewed it (crash). */
+    readonly streamLeaseTtlSeconds: number;
   };
   readonly http: {
     /** Origins allowed by CORS; empty → no cross-origin access. */
@@ -281,7 +304,11 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       loginMaxFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       loginMaxFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
       loginFailureWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+      registerMaxPerIp: e.REGISTER_MAX_PER_IP,
+      registerMaxPerEmail: e.REGISTER_MAX_PER_EMAIL,
+      registerWindowSeconds: e.REGISTER_WINDOW_SECONDS,
     },
+    limits: { redisUrl: e.REDIS_URL, redisKeyPrefix: e.REDIS_KEY_PREFIX, streamLeaseTtlSeconds: e.STREAM_LEASE_TTL_SECONDS },
     http: {
       corsOrigins: e.CORS_ORIGINS ?? (e.CHATTER_ENV === 'production' ? [] : DEVELOPMENT_CORS_ORIGINS),
       trustProxy: e.TRUST_PROXY,

@@ -4,7 +4,9 @@ import { ulid } from 'ulid';
 /**
  * HS256 JSON Web Tokens with node:crypto. Only what this service issues is accepted:
  * header `{"alg":"HS256","typ":"JWT"}` exactly (no `none`, no algorithm switching),
- * a signature compared in constant time, then `exp`/`iat`/`typ`/`iss` checked.
+ * a signature compared in constant time, then `exp`/`iat`/`nbf`/`typ`/`iss` checked, and a
+ * lifetime (`exp − iat`) longer than the configured one refused: a token is only ever
+ * what `sign` made. Whether its session still lives is the caller's check (auth-plugin).
  */
 
 export type AccessTokenClaims = {
@@ -15,10 +17,12 @@ export type AccessTokenClaims = {
   /** The session (refresh-token family) the token was issued for. */
   readonly sid: string;
   readonly iat: number;
+  /** Not before (epoch seconds); `sign` sets it to `iat`. Optional on input (tokens from before it existed). */
+  readonly nbf?: number;
   readonly exp: number;
 };
 
-export type AccessTokenRejection = 'malformed' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'wrong_type';
+export type AccessTokenRejection = 'malformed' | 'bad_signature' | 'expired' | 'not_yet_valid' | 'lifetime_too_long' | 'wrong_type';
 
 /** A token that cannot be accepted; `reason` goes to the security event, never to the client. */
 export class AccessTokenError extends Error {
@@ -68,7 +72,7 @@ export const createAccessTokens = (options: {
 
   const sign: AccessTokens['sign'] = ({ userId, sessionId }) => {
     const iat = Math.floor(now() / 1000);
-    const claims: AccessTokenClaims = { sub: userId, jti: ulid(), sid: sessionId, iat, exp: iat + options.ttlSeconds };
+    const claims: AccessTokenClaims = { sub: userId, jti: ulid(), sid: sessionId, iat, nbf: iat, exp: iat + options.ttlSeconds };
     const payload = Buffer.from(JSON.stringify({ ...claims, iss: ISSUER, typ: 'access' })).toString('base64url');
     const signingInput = `${HEADER}.${payload}`;
     return { token: `${signingInput}.${mac(signingInput).toString('base64url')}`, claims };
@@ -96,7 +100,8 @@ export const createAccessTokens = (options: {
       typeof body['jti'] !== 'string' ||
       typeof body['sid'] !== 'string' ||
       !Number.isSafeInteger(body['iat']) ||
-      !Number.isSafeInteger(body['exp'])
+      !Number.isSafeInteger(body['exp']) ||
+      (body['nbf'] !== undefined && !Number.isSafeInteger(body['nbf']))
     ) {
       throw new AccessTokenError('malformed');
     }
@@ -105,6 +110,7 @@ export const createAccessTokens = (options: {
       jti: body['jti'],
       sid: body['sid'],
       iat: body['iat'] as number,
+      ...(body['nbf'] === undefined ? {} : { nbf: body['nbf'] as number }),
       exp: body['exp'] as number,
     };
     if (body['typ'] !== 'access' || body['iss'] !== ISSUER) {
@@ -114,8 +120,13 @@ export const createAccessTokens = (options: {
     if (claims.exp <= seconds) {
       throw new AccessTokenError('expired', claims.sub);
     }
-    if (claims.iat > seconds + LEEWAY_SECONDS) {
+    if (claims.iat > seconds + LEEWAY_SECONDS || (claims.nbf !== undefined && claims.nbf > seconds + LEEWAY_SECONDS)) {
       throw new AccessTokenError('not_yet_valid', claims.sub);
+    }
+    // A valid signature with a longer life than this service gives (a leaked key's forgery,
+    // or a token from before the TTL was lowered) is not accepted past the configured TTL.
+    if (claims.exp - claims.iat > options.ttlSeconds) {
+      throw new AccessTokenError('lifetime_too_long', claims.sub);
     }
     return claims;
   };

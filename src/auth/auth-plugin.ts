@@ -3,6 +3,7 @@ import { HttpError } from '../http/errors.js';
 import { AccessTokenError } from './access-tokens.js';
 import type { AuthServices } from './auth-services.js';
 import { hashToken, looksLikeApiKey } from './opaque-tokens.js';
+import type { Limits } from '../limits/limits.js';
 import type { SecurityEventLog } from './security-events.js';
 
 /** The authenticated caller, as `app.authenticate` leaves it on `request.user`. */
@@ -36,6 +37,8 @@ declare module 'fastify' {
     authenticate: AuthenticateHook;
     /** Writes `security` events (access_denied, …) for routes outside the auth plugin. */
     securityEvents: SecurityEventLog;
+    /** Limits shared by every instance: chat rate limits, stream caps (src/limits). */
+    limits: Limits;
   }
   interface FastifyRequest {
     /** Set by `app.authenticate`; absent (null) on routes that do not use it. */
@@ -86,12 +89,16 @@ const createAuthenticate = (services: AuthServices): AuthenticateHook => {
       }
       throw error;
     }
-    const row = await users.findForAccessToken(claims.sub, claims.jti);
+    const row = await users.findForAccessToken(claims.sub, claims.jti, claims.sid);
     if (row === null) {
       return reject(request, reply, 'unknown_user');
     }
     if (row.token_revoked) {
       return reject(request, reply, 'revoked', row.id);
+    }
+    // Every access token of an ended session dies with it, whichever instance issued it.
+    if (row.session !== 'live') {
+      return reject(request, reply, row.session === 'ended' ? 'session_ended' : `session_${row.session}`, row.id);
     }
     if (!row.is_active) {
       return reject(request, reply, 'user_inactive', row.id);
@@ -114,7 +121,7 @@ const createAuthenticate = (services: AuthServices): AuthenticateHook => {
 };
 
 /**
- * Decorates the root instance with `authenticate` and `securityEvents` (the plugin is
+ * Decorates the root instance with `authenticate`, `securityEvents` and `limits` (the plugin is
  * not encapsulated, like a `fastify-plugin` one, so every route plugin sees them).
  */
 const plugin: FastifyPluginAsync<{ services: AuthServices }> = async (app, { services }) => {
@@ -122,6 +129,10 @@ const plugin: FastifyPluginAsync<{ services: AuthServices }> = async (app, { ser
   app.decorateRequest<AuthCredential>('credential', null as unknown as AuthCredential);
   app.decorate('authenticate', createAuthenticate(services));
   app.decorate('securityEvents', services.securityEvents);
+  app.decorate('limits', services.limits);
+  app.addHook('onClose', async () => {
+    await services.limits.close();
+  });
 };
 
 /** `Symbol.for('skip-override')` is what `fastify-plugin` sets: register into the parent's scope. */

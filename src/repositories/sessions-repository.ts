@@ -93,6 +93,18 @@ export const createSessionsRepository = (pool: DatabasePool) => ({
     return result.rowCount;
   },
 
+  /**
+   * Ends every session of the user but `keepFamilyId` (a password change keeps the
+   * caller's own; deactivation keeps none). Their access tokens are refused from then on.
+   */
+  revokeAllFamilies: async (userId: string, keepFamilyId?: string): Promise<number> => {
+    const result = await pool.query(sql.unsafe`
+      UPDATE refresh_tokens SET revoked_at = now()
+      WHERE user_id = ${userId} AND revoked_at IS NULL
+        ${keepFamilyId === undefined ? sql.fragment`` : sql.fragment`AND family_id <> ${keepFamilyId}`}`);
+    return result.rowCount;
+  },
+
   /** The family of a refresh token, if the token is the user's. */
   familyOfRefreshToken: async (userId: string, tokenHash: string): Promise<string | null> =>
     pool.maybeOneFirst(sql.type(z.object({ family_id: z.string() }))`

@@ -39,6 +39,12 @@ const TokenUserRow = z.object({
   is_superuser: z.boolean(),
   is_active: z.boolean(),
   token_revoked: z.boolean(),
+  /**
+   * The token's session (refresh-token family): `live` while it has an unrevoked,
+   * unexpired refresh token; `ended` after logout, replay detection, a password change or
+   * deactivation; `foreign` when the family belongs to another user; `unknown` when none.
+   */
+  session: z.enum(['live', 'ended', 'foreign', 'unknown']),
 });
 export type TokenUserRow = z.infer<typeof TokenUserRow>;
 
@@ -107,10 +113,66 @@ export const createUsersRepository = (pool: DatabasePool) => ({
       WHERE id = ${id}`);
   },
 
-  /** The user an access token names, and whether that token was revoked, in one query. */
-  findForAccessToken: async (userId: string, tokenId: string): Promise<TokenUserRow | null> =>
+  /**
+   * The user an access token names, whether that token was revoked and whether its
+   * session still lives, in one query (run on every request: no cache, so an ended
+   * session is refused by every instance at once).
+   */
+  findForAccessToken: async (userId: string, tokenId: string, sessionId: string): Promise<TokenUserRow | null> =>
     pool.maybeOne(sql.type(TokenUserRow)`
       SELECT u.id, u.email, u.username, u.is_superuser, u.is_active,
-             EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = ${tokenId}) AS token_revoked
+             EXISTS (SELECT 1 FROM revoked_access_tokens r WHERE r.jti = ${tokenId}) AS token_revoked,
+             (SELECT CASE
+                       WHEN count(*) = 0 THEN 'unknown'
+                       WHEN bool_or(t.user_id <> u.id) THEN 'foreign'
+                       WHEN bool_or(t.revoked_at IS NULL AND t.expires_at > now()) THEN 'live'
+                       ELSE 'ended'
+                     END
+              FROM refresh_tokens t WHERE t.family_id = ${sessionId}) AS session
       FROM users u WHERE u.id = ${userId}`),
+
+  /** Updates the profile fields given (undefined: unchanged; null: cleared). @throws UserExistsError for a taken email. */
+  updateProfile: async (
+    id: string,
+    fields: {
+      readonly email?: string | undefined;
+      readonly fullName?: string | null | undefined;
+      readonly bio?: string | null | undefined;
+      readonly avatarUrl?: string | null | undefined;
+      readonly phoneNumber?: string | null | undefined;
+      readonly defaultLlmProvider?: string | null | undefined;
+    },
+  ): Promise<UserRow | null> => {
+    const sets = [
+      fields.email === undefined ? null : sql.fragment`email = ${fields.email}`,
+      fields.fullName === undefined ? null : sql.fragment`full_name = ${fields.fullName}`,
+      fields.bio === undefined ? null : sql.fragment`bio = ${fields.bio}`,
+      fields.avatarUrl === undefined ? null : sql.fragment`avatar_url = ${fields.avatarUrl}`,
+      fields.phoneNumber === undefined ? null : sql.fragment`phone_number = ${fields.phoneNumber}`,
+      fields.defaultLlmProvider === undefined ? null : sql.fragment`default_llm_provider = ${fields.defaultLlmProvider}`,
+    ].filter((set) => set !== null);
+    try {
+      await pool.query(sql.unsafe`
+        UPDATE users SET ${sql.join([...sets, sql.fragment`updated_at = now()`], sql.fragment`, `)} WHERE id = ${id}`);
+    } catch (error) {
+      if (error instanceof UniqueIntegrityConstraintViolationError) {
+        throw new UserExistsError({ cause: error });
+      }
+      throw error;
+    }
+    return pool.maybeOne(sql.type(UserRow)`SELECT ${userColumns} FROM users u WHERE u.id = ${id}`);
+  },
+
+  /** The stored password hash of an active user. */
+  passwordHashOf: async (id: string): Promise<string | null> =>
+    pool.maybeOneFirst(sql.type(z.object({ password_hash: z.string() }))`
+      SELECT password_hash FROM users WHERE id = ${id} AND is_active`),
+
+  setPasswordHash: async (id: string, passwordHash: string): Promise<void> => {
+    await pool.query(sql.unsafe`UPDATE users SET password_hash = ${passwordHash}, updated_at = now() WHERE id = ${id}`);
+  },
+
+  /** Deactivates the user (their data stays); true when the user was active. */
+  deactivate: async (id: string): Promise<boolean> =>
+    (await pool.query(sql.unsafe`UPDATE users SET is_active = false, updated_at = now() WHERE id = ${id} AND is_active`)).rowCount === 1,
 });

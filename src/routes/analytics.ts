@@ -81,7 +81,6 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
   const maxStreamsPerUser = options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER;
   const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
   const reports = createAnalyticsReports(app.db.pool);
-  const openStreams = new Map<string, number>();
   const subscriptions = new Set<FeedSubscription>();
 
   app.addHook('onRequest', app.authenticate);
@@ -168,12 +167,12 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
     async (request, reply) => {
       const scope = await scopeOf(request, request.query);
       const userId = request.user.id;
-      const open = openStreams.get(userId) ?? 0;
-      if (open >= maxStreamsPerUser) {
+      // A lease in the shared limit store: the cap holds across every instance.
+      const lease = await app.limits.streams.acquire(`analytics:${userId}`, maxStreamsPerUser);
+      if (lease === null) {
         await app.securityEvents.record(request, { type: 'rate_limited', userId, reason: 'analytics_streams' });
         throw new HttpError(429, `At most ${maxStreamsPerUser} live analytics streams per user`, 'too_many_streams');
       }
-      openStreams.set(userId, open + 1);
       const subscription = services.analyticsFeed.subscribe(scope);
       subscriptions.add(subscription);
       // The client going away closes the subscription, which ends the loop.
@@ -184,9 +183,7 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
         subscription.close();
         stream.close();
         subscriptions.delete(subscription);
-        const left = (openStreams.get(userId) ?? 1) - 1;
-        if (left > 0) openStreams.set(userId, left);
-        else openStreams.delete(userId);
+        await lease.release().catch((error: unknown) => request.log.warn({ err: error }, 'stream lease not released'));
       }
       return reply;
     },

@@ -6,9 +6,14 @@ import type { APIKeyCreateBody } from '../http/schemas/auth-schemas.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { TooManyApiKeysError, type ApiKeyRow } from '../repositories/api-keys-repository.js';
 
-/** The contract's `APIKeyResponse`: its `id` is the user's id, so `key_id` names the key. */
+/**
+ * The contract's `APIKeyResponse`. Its `id` is the key's id (what revoking one key takes;
+ * the original said "User ID", which left a list of keys with one id for all of them);
+ * `key_id` repeats it for clients of the earlier shape, `user_id` names the owner.
+ */
 const toApiKeyResponse = (key: ApiKeyRow, plaintext?: string) => ({
-  id: key.user_id,
+  id: key.id,
+  user_id: key.user_id,
   api_key: plaintext ?? maskApiKey(key.key_prefix),
   api_key_name: key.name,
   key_id: key.id,

@@ -3,9 +3,16 @@ import { unauthorized } from '../auth/auth-plugin.js';
 import type { AuthServices } from '../auth/auth-services.js';
 import type { LoginBlock } from '../auth/login-throttle.js';
 import { generateRefreshToken, hashToken } from '../auth/opaque-tokens.js';
+import { checkPassword } from '../auth/password-policy.js';
 import { hashPassword, needsRehash, verifyPassword } from '../auth/passwords.js';
 import { HttpError, RequestValidationError } from '../http/errors.js';
-import type { TokenRefreshBody, UserCreateBody, UserLoginBody } from '../http/schemas/auth-schemas.js';
+import type {
+  PasswordChangeBody,
+  TokenRefreshBody,
+  UserCreateBody,
+  UserLoginBody,
+  UserUpdateBody,
+} from '../http/schemas/auth-schemas.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { UserExistsError, type UserRow } from '../repositories/users-repository.js';
 
@@ -40,10 +47,21 @@ const loginIdentity = (body: UserLoginBody): { email: string } | { username: str
   throw new RequestValidationError([{ loc: ['body', 'email'], msg: 'email or username is required', type: 'missing' }]);
 };
 
-/** `/api/v1/auth/*`: register, login, refresh, me and logout, per the Chatter contract (API keys: ./api-keys.ts). */
+/** The password policy's verdict as the contract's 422, naming the rule broken. */
+const enforcePasswordPolicy = (password: string, account: { username: string; email: string }, field: string): void => {
+  const violation = checkPassword(password, account);
+  if (violation !== null) {
+    throw new RequestValidationError([{ loc: ['body', field], msg: violation.message, type: `password_policy.${violation.rule}` }]);
+  }
+};
+
+/**
+ * `/api/v1/auth/*`: register, login, refresh, me (read, update), change-password,
+ * account (deactivate) and logout, per the Chatter contract (API keys: ./api-keys.ts).
+ */
 export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, options) => {
   const { services, secureCookies } = options;
-  const { users, sessions, accessTokens, loginThrottle, securityEvents, config } = services;
+  const { users, sessions, accessTokens, loginThrottle, registerThrottle, securityEvents, config } = services;
 
   const setRefreshCookie = (reply: FastifyReply, token: string): void => {
     void reply.setCookie(REFRESH_COOKIE, token, {
@@ -92,11 +110,24 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, opt
         description: 'Registers a user and logs them in (tokens in the body, refresh token also as an HttpOnly cookie).',
         operationId: 'register_api_v1_auth_register_post',
         body: { $ref: 'UserCreate#' },
-        response: { 201: { $ref: 'TokenResponse#' }, ...errorResponses(409, 413) },
+        response: { 201: { $ref: 'TokenResponse#' }, ...errorResponses(409, 413, 429) },
       },
     },
     async (request, reply) => {
       const body = request.body;
+      // Before anything else: probing which emails are taken (409) is throttled like a login.
+      const throttle = await registerThrottle.attempt(request.ip, body.email);
+      if (throttle.blocked) {
+        const seconds = Math.ceil(throttle.retryAfterMs / 1000);
+        await securityEvents.record(request, {
+          type: 'rate_limited',
+          reason: throttle.scope === 'ip' ? 'register_per_ip' : 'register_per_email',
+          details: { retry_after_seconds: seconds },
+        });
+        void reply.header('retry-after', String(seconds));
+        throw new HttpError(429, `Too many registration attempts; try again in ${seconds} seconds`, 'rate_limited');
+      }
+      enforcePasswordPolicy(body.password, body, 'password');
       let user: UserRow;
       try {
         user = await users.create({
@@ -126,7 +157,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, opt
         tags: ['Authentication'],
         summary: 'Login',
         description:
-          'Authenticates with an email or a username and the password. Failed attempts are limited per account and per client address (429 with Retry-After).',
+          'Authenticates with an email or a username and the password. Failed attempts are limited per client address, and slowed down per account for the addresses that failed on it (429 with Retry-After); a new address is never refused because of others’ failures.',
         operationId: 'login_api_v1_auth_login_post',
         body: { $ref: 'UserLogin#' },
         response: { 200: { $ref: 'TokenResponse#' }, ...errorResponses(401, 413, 429) },
@@ -134,7 +165,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, opt
     },
     async (request, reply) => {
       const ip = request.ip;
-      const ipBlock = loginThrottle.checkIp(ip);
+      const ipBlock = await loginThrottle.checkIp(ip);
       if (ipBlock !== null) {
         throw await tooManyAttempts(request, reply, ipBlock, null);
       }
@@ -142,7 +173,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, opt
       const credentials = await users.findCredentials(identity);
       const accountKey =
         credentials?.id ?? ('email' in identity ? `email:${identity.email.toLowerCase()}` : `username:${identity.username.toLowerCase()}`);
-      const attempt = loginThrottle.begin(ip, accountKey);
+      const attempt = await loginThrottle.begin(ip, accountKey);
       if (attempt.blocked) {
         throw await tooManyAttempts(request, reply, attempt, credentials?.id ?? null);
       }
@@ -152,7 +183,7 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, opt
         await securityEvents.record(request, { type: 'login_failed', userId: credentials?.id ?? null, reason });
         throw new HttpError(401, 'Incorrect email/username or password', 'invalid_credentials');
       }
-      attempt.succeeded();
+      await attempt.succeeded();
       await users.recordLogin(
         credentials.id,
         needsRehash(credentials.password_hash) ? await hashPassword(request.body.password) : undefined,
@@ -220,6 +251,111 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, opt
         throw unauthorized(reply);
       }
       return toUserResponse(user);
+    },
+  );
+
+  app.put<{ Body: UserUpdateBody }>(
+    '/me',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['Authentication'],
+        summary: 'Update Profile',
+        description: 'Updates the fields given (null clears one); answers the updated user. 409 when the email is taken.',
+        operationId: 'update_profile_api_v1_auth_me_put',
+        security: bearerSecurity,
+        body: { $ref: 'UserUpdate#' },
+        response: { 200: { $ref: 'UserResponse#' }, ...errorResponses(401, 409, 413) },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      if (body.email === null) {
+        throw new RequestValidationError([{ loc: ['body', 'email'], msg: 'email cannot be cleared', type: 'value_error' }]);
+      }
+      let user: UserRow | null;
+      try {
+        user = await users.updateProfile(request.user.id, {
+          email: body.email,
+          fullName: body.full_name,
+          bio: body.bio,
+          avatarUrl: body.avatar_url,
+          phoneNumber: body.phone_number,
+          defaultLlmProvider: body.default_llm_provider,
+        });
+      } catch (error) {
+        if (error instanceof UserExistsError) {
+          throw new HttpError(409, 'A user with this email already exists', 'user_exists');
+        }
+        throw error;
+      }
+      if (user === null) {
+        throw unauthorized(reply);
+      }
+      return { ...toUserResponse(user), default_profile_id: body.default_profile_id ?? null };
+    },
+  );
+
+  app.post<{ Body: PasswordChangeBody }>(
+    '/change-password',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['Authentication'],
+        summary: 'Change Password',
+        description:
+          'Checks the current password, applies the password policy to the new one (422 naming the rule), stores it and ends every other session of the user (their access and refresh tokens stop working); the session making the call stays. 400 when the current password is wrong.',
+        operationId: 'change_password_api_v1_auth_change_password_post',
+        security: bearerSecurity,
+        body: { $ref: 'PasswordChange#' },
+        response: { 200: { $ref: 'PasswordChangeResponse#' }, ...errorResponses(400, 401, 413, 429) },
+      },
+    },
+    async (request, reply) => {
+      const { user, credential } = request;
+      // Guessing the current password here is throttled like a login (a stolen token must not brute-force it).
+      const attempt = await loginThrottle.begin(request.ip, user.id);
+      if (attempt.blocked) {
+        throw await tooManyAttempts(request, reply, attempt, user.id);
+      }
+      const stored = await users.passwordHashOf(user.id);
+      if (stored === null) {
+        throw unauthorized(reply);
+      }
+      if (!(await verifyPassword(request.body.current_password, stored))) {
+        await securityEvents.record(request, { type: 'login_failed', userId: user.id, reason: 'change_password_bad_current' });
+        throw new HttpError(400, 'The current password is incorrect', 'invalid_password');
+      }
+      await attempt.succeeded();
+      enforcePasswordPolicy(request.body.new_password, user, 'new_password');
+      await users.setPasswordHash(user.id, await hashPassword(request.body.new_password));
+      const ended = await sessions.revokeAllFamilies(user.id, credential.kind === 'access_token' ? credential.sessionId : undefined);
+      await securityEvents.record(request, { type: 'password_changed', userId: user.id, details: { refresh_tokens_revoked: ended } });
+      return { message: 'Password changed; your other sessions were ended' };
+    },
+  );
+
+  app.delete(
+    '/account',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['Authentication'],
+        summary: 'Deactivate Account',
+        description:
+          'Deactivates the account: every session, access token and API key stops working and logins are refused; conversations, messages and usage records stay (accounting needs them).',
+        operationId: 'deactivate_account_api_v1_auth_account_delete',
+        security: bearerSecurity,
+        response: { 200: { $ref: 'AccountDeactivateResponse#' }, ...errorResponses(401) },
+      },
+    },
+    async (request, reply) => {
+      const { user } = request;
+      await users.deactivate(user.id);
+      const ended = await sessions.revokeAllFamilies(user.id);
+      clearRefreshCookie(reply);
+      await securityEvents.record(request, { type: 'account_deactivated', userId: user.id, details: { refresh_tokens_revoked: ended } });
+      return { message: 'Account deactivated' };
     },
   );
 

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { SlidingWindowCounter } from '../auth/sliding-window.js';
 import { createChatService, type ChatTurnRequest, type ChatTurnResult } from '../chat/chat-service.js';
 import { UnknownTemplateError } from '../graphs/templates.js';
 import { runParentContext } from '../http/correlation.js';
@@ -8,6 +7,7 @@ import { openEventStream, type EventStream } from '../http/sse.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import type { ChatRequestBody } from '../http/schemas/chat-schemas.js';
 import { ConversationBusyError } from '../repositories/turns-repository.js';
+import { createChatRateLimiter } from '../limits/chat-rate-limit.js';
 import { RunConflictError, RuntimeClosedError } from '../runtime/run-runtime.js';
 import type { Services } from '../services.js';
 
@@ -15,9 +15,6 @@ export type ChatRoutesOptions = {
   readonly services: Services;
   readonly limits: { readonly chatPerMinute: number; readonly streamingPerMinute: number; readonly perHour: number };
 };
-
-const MINUTE = 60_000;
-const HOUR = 3_600_000;
 
 /** Known domain errors → their HTTP answer; anything else goes to the error handler. */
 const asHttpError = (error: unknown): unknown => {
@@ -63,36 +60,21 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
     providers: services.providers,
     instanceId: services.instanceId,
   });
-  const perMinute = new SlidingWindowCounter({ windowMs: MINUTE });
-  const perMinuteStreaming = new SlidingWindowCounter({ windowMs: MINUTE });
-  const perHour = new SlidingWindowCounter({ windowMs: HOUR });
+  // Counted in the shared limit store: the limits hold once across every instance.
+  const limiter = createChatRateLimiter({ store: app.limits.store, limits, now: app.limits.now });
 
   app.addHook('onRequest', app.authenticate);
 
   /** Per-user limits with the contract's headers; 429 with Retry-After past them. */
   const rateLimit = async (request: FastifyRequest, reply: FastifyReply, streaming: boolean): Promise<void> => {
     const key = request.user.id;
-    const minute = streaming ? perMinuteStreaming : perMinute;
-    const minuteLimit = streaming ? limits.streamingPerMinute : limits.chatPerMinute;
-    const overMinute = minute.count(key) >= minuteLimit;
-    const overHour = perHour.count(key) >= limits.perHour;
-    if (overMinute || overHour) {
-      const retryAfterMs = Math.max(
-        overMinute ? minute.retryAfterMs(key, minuteLimit) : 0,
-        overHour ? perHour.retryAfterMs(key, limits.perHour) : 0,
-      );
-      void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+    const verdict = await limiter.take(key, streaming);
+    if (!verdict.allowed) {
+      void reply.header('retry-after', String(verdict.retryAfterSeconds));
       await app.securityEvents.record(request, { type: 'rate_limited', userId: key, reason: streaming ? 'chat_streaming' : 'chat' });
       throw new HttpError(429, 'Too many chat requests; slow down', 'rate_limited');
     }
-    minute.hit(key);
-    perHour.hit(key);
-    void reply.headers({
-      'x-ratelimit-limit-minute': String(minuteLimit),
-      'x-ratelimit-remaining-minute': String(Math.max(0, minuteLimit - minute.count(key))),
-      'x-ratelimit-limit-hour': String(limits.perHour),
-      'x-ratelimit-remaining-hour': String(Math.max(0, limits.perHour - perHour.count(key))),
-    });
+    void reply.headers(verdict.headers);
   };
 
   const turnRequest = (request: FastifyRequest<{ Body: ChatRequestBody }>, streaming: boolean): ChatTurnRequest => {

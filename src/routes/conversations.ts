@@ -133,19 +133,15 @@ export const conversationRoutes: FastifyPluginAsync = async (app) => {
     return requestedUserId;
   };
 
-  /** The conversation if it is visible in the scope (not deleted, owned by `ownerId`), else 404. */
+  /**
+   * The conversation if it is visible in the scope (not deleted, owned by `ownerId`),
+   * else 404 with the same `access_denied` event for a missing and for another user's
+   * one (the target's id goes to operators only: no existence oracle).
+   */
   const visibleConversation = async (request: FastifyRequest, id: string, ownerId: string): Promise<ConversationRow> => {
     const row = await conversations.findById(id);
-    if (row === null || row.status === 'deleted') {
-      throw notFound();
-    }
-    if (row.user_id !== ownerId) {
-      await events.record(request, {
-        type: 'access_denied',
-        userId: request.user.id,
-        reason: 'not_owner',
-        details: { conversation_id: id },
-      });
+    if (row === null || row.status === 'deleted' || row.user_id !== ownerId) {
+      await events.recordHidden(request, { resource: 'conversation', id, exists: row !== null });
       throw notFound();
     }
     return row;

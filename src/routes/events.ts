@@ -61,7 +61,6 @@ export type EventRoutesOptions = { readonly maxStreamsPerUser?: number };
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, options) => {
   const events = createEventsRepository(app.db.pool);
   const hub = new EventStreamHub({ repository: events, logger: app.log, notifier: app.notifier });
-  const streamsPerUser = new Map<string, number>();
   const maxStreams = options.maxStreamsPerUser ?? 5;
   const openStreams = new Set<{ close: () => void }>();
   // Open streams would hold the server's close forever (it waits for their connections
@@ -148,21 +147,19 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       const header = lastEventIdOf(request);
       const lastEventId = header !== undefined && /^\d{1,15}$/.test(header) ? Number(header) : request.query.last_event_id;
       const userId = request.user.id;
-      const open = streamsPerUser.get(userId) ?? 0;
-      if (open >= maxStreams) {
+      // A lease in the shared limit store: the cap holds across every instance.
+      const lease = await app.limits.streams.acquire(`events:${userId}`, maxStreams);
+      if (lease === null) {
         await app.securityEvents.record(request, { type: 'rate_limited', userId, reason: 'event_streams' });
         throw new HttpError(429, `At most ${maxStreams} event streams per user`, 'too_many_streams');
       }
-      streamsPerUser.set(userId, open + 1);
       let subscription: { close: () => void } | undefined;
       const stream = openEventStream(reply, {
         resumable: true,
         onClose: () => {
           openStreams.delete(stream);
           subscription?.close();
-          const left = (streamsPerUser.get(userId) ?? 1) - 1;
-          if (left <= 0) streamsPerUser.delete(userId);
-          else streamsPerUser.set(userId, left);
+          lease.release().catch((error: unknown) => request.log.warn({ err: error }, 'stream lease not released'));
         },
       });
       openStreams.add(stream);

@@ -92,17 +92,14 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
     return true;
   };
 
-  /** The run if the caller may see it (own, or superuser), else 404 with an access_denied event. */
+  /**
+   * The run if the caller may see it (own, or superuser), else 404 with the same
+   * `access_denied` event for a missing and for another user's run (no existence oracle).
+   */
   const visibleRun = async (request: FastifyRequest, id: string): Promise<RunRow> => {
     const row = await runs.findById(id);
-    if (row === null) throw notFound();
-    if (row.user_id !== request.user.id && !request.user.isSuperuser) {
-      await app.securityEvents.record(request, {
-        type: 'access_denied',
-        userId: request.user.id,
-        reason: 'not_owner',
-        details: { run_id: id },
-      });
+    if (row === null || (row.user_id !== request.user.id && !request.user.isSuperuser)) {
+      await app.securityEvents.recordHidden(request, { resource: 'run', id, exists: row !== null });
       throw notFound();
     }
     return row;

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AccessTokenError, createAccessTokens } from '../../src/auth/access-tokens.js';
 
@@ -55,5 +56,33 @@ describe('access tokens', () => {
     for (const garbage of ['', 'abc', 'a.b', 'a.b.c.d', '!!.!!.!!']) {
       expect(rejection(() => tokens.verify(garbage))).toBe('malformed');
     }
+  });
+});
+
+describe('access token time claims', () => {
+  const forge = (claims: Record<string, unknown>): string => {
+    const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ iss: 'chatter', typ: 'access', sub: 'u', jti: 'j', sid: 's', ...claims })).toString('base64url');
+    const signature = createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url');
+    return `${header}.${payload}.${signature}`;
+  };
+  const nowSeconds = 1_800_000_000;
+  const tokens = createAccessTokens({ secret: SECRET, ttlSeconds: 1800, now: () => nowSeconds * 1000 });
+
+  it('sets nbf to iat and honours it: a token not yet valid is refused', () => {
+    const { claims } = tokens.sign({ userId: 'u', sessionId: 's' });
+    expect(claims.nbf).toBe(claims.iat);
+    expect(rejection(() => tokens.verify(forge({ iat: nowSeconds, nbf: nowSeconds + 3600, exp: nowSeconds + 1800 })))).toBe('not_yet_valid');
+    expect(tokens.verify(forge({ iat: nowSeconds - 10, nbf: nowSeconds - 10, exp: nowSeconds + 1790 })).sub).toBe('u');
+  });
+
+  it('refuses a lifetime (exp − iat) longer than the configured one, even with a valid signature', () => {
+    expect(rejection(() => tokens.verify(forge({ iat: nowSeconds, exp: nowSeconds + 1801 })))).toBe('lifetime_too_long');
+    expect(rejection(() => tokens.verify(forge({ iat: nowSeconds, exp: nowSeconds + 10 * 365 * 86_400 })))).toBe('lifetime_too_long');
+    expect(tokens.verify(forge({ iat: nowSeconds, exp: nowSeconds + 1800 })).sub).toBe('u');
+  });
+
+  it('refuses a non-integer nbf', () => {
+    expect(rejection(() => tokens.verify(forge({ iat: nowSeconds, nbf: 'soon', exp: nowSeconds + 60 })))).toBe('malformed');
   });
 });

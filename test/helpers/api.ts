@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { sql } from 'slonik';
 import { ulid } from 'ulid';
@@ -58,7 +59,9 @@ export const registerUser = async (app: FastifyInstance, fields: { password?: st
   const username = fields.username ?? `user_${suffix}`;
   const email = `${username}@example.com`;
   const password = fields.password ?? 'correct horse battery staple';
-  const response = await app.inject({ method: 'POST', url: '/api/v1/auth/register', payload: { email, username, password } });
+  // From an address of its own: registrations are throttled per address, and tests register many users.
+  const remoteAddress = `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+  const response = await app.inject({ method: 'POST', url: '/api/v1/auth/register', payload: { email, username, password }, remoteAddress });
   if (response.statusCode !== 201) {
     throw new Error(`register failed: ${response.statusCode} ${response.body}`);
   }

@@ -30,7 +30,9 @@ describe('API keys', () => {
     expect(response.statusCode).toBe(200);
     const body = response.json<KeyBody>();
     expect(contractErrors(responseSchemaOf('/api/v1/auth/api-key', 'post', '200'), body)).toEqual([]);
-    expect(body).toMatchObject({ id: user.id, api_key_name: 'ci' });
+    // `id` is the key's own id (the one revoking takes), the same as key_id.
+    expect(body).toMatchObject({ id: body.key_id, user_id: user.id, api_key_name: 'ci' });
+    expect(body.id).not.toBe(user.id);
     expect(body.api_key).toMatch(/^chk_[A-Za-z0-9_-]{43}$/);
 
     const rows = await api.db.pool.any(
@@ -60,9 +62,18 @@ describe('API keys', () => {
     const list = response.json<KeyBody[]>();
     expect(contractErrors(responseSchemaOf('/api/v1/auth/api-keys', 'get', '200'), list)).toEqual([]);
     const listed = list.find((item) => item.key_id === key.key_id);
-    expect(listed).toMatchObject({ id: user.id, api_key_name: 'laptop', api_key: `${key.key_prefix}…` });
+    expect(listed).toMatchObject({ id: key.key_id, user_id: user.id, api_key_name: 'laptop', api_key: `${key.key_prefix}…` });
     expect(response.body).not.toContain(key.api_key);
-    expect(list.every((item) => item.id === user.id)).toBe(true);
+    // Each key its own id, and revoking by the listed id revokes that key alone.
+    expect(new Set(list.map((item) => item.id)).size).toBe(list.length);
+    expect(list.every((item) => item.id === item.key_id)).toBe(true);
+    const other = await createKey(user, 'to revoke');
+    const listedOther = (await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/api-keys' })).json<KeyBody[]>().find((item) => item.api_key_name === 'to revoke');
+    const revoke = await asUser(api.app, user)({ method: 'DELETE', url: `/api/v1/auth/api-key?key_id=${listedOther?.id ?? ''}` });
+    expect(revoke.json()).toMatchObject({ revoked: 1 });
+    const after = (await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/api-keys' })).json<KeyBody[]>();
+    expect(after.map((item) => item.id)).toEqual(expect.arrayContaining([key.key_id]));
+    expect(after.map((item) => item.id)).not.toContain(other.key_id);
     expect(list.map((item) => item.key_id)).not.toContain(strangerKey.key_id);
     // UserResponse names the newest active key.
     const me = await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/me' });

@@ -50,12 +50,12 @@ describe('auth routes', () => {
     const sameEmail = await api.app.inject({
       method: 'POST',
       url: '/api/v1/auth/register',
-      payload: { email: 'ada@example.COM', username: 'someone_else', password: 'whatever1' },
+      payload: { email: 'ada@example.COM', username: 'someone_else', password: 'a fine pass phrase' },
     });
     const sameUsername = await api.app.inject({
       method: 'POST',
       url: '/api/v1/auth/register',
-      payload: { email: 'other@example.com', username: 'ADA_L', password: 'whatever1' },
+      payload: { email: 'other@example.com', username: 'ADA_L', password: 'a fine pass phrase' },
     });
     expect(sameEmail.statusCode).toBe(409);
     expect(sameUsername.statusCode).toBe(409);

@@ -27,7 +27,14 @@ export const UserCreateSchema = {
     bio: { ...nullable({ type: 'string', maxLength: 1000 }), title: 'Bio', description: 'User bio' },
     avatar_url: { ...nullable({ type: 'string', maxLength: 500 }), title: 'Avatar Url', description: 'Avatar URL' },
     phone_number: { ...nullable({ type: 'string', maxLength: 20 }), title: 'Phone Number', description: 'Phone number' },
-    password: { type: 'string', minLength: 6, maxLength: 128, title: 'Password', description: 'Password' },
+    password: {
+      type: 'string',
+      minLength: 6,
+      maxLength: 128,
+      title: 'Password',
+      description:
+        'Password: at least 8 characters, not only spaces, not containing the username or the email, not a common password (422 naming the rule)',
+    },
   },
 } as const;
 
@@ -164,10 +171,11 @@ export const APIKeyResponseSchema = {
     'Schema for API key response. `api_key` is the key itself only in the answer that created it; lists show its prefix.',
   required: ['id', 'api_key', 'api_key_name'],
   properties: {
-    id: { type: 'string', title: 'Id', description: 'User ID' },
+    id: { type: 'string', title: 'Id', description: 'Id of this key (what `DELETE /api/v1/auth/api-key?key_id=` takes)' },
     api_key: { type: 'string', title: 'Api Key', description: 'API key (shown once), or its masked prefix in lists' },
     api_key_name: { type: 'string', title: 'Api Key Name', description: 'API key name' },
-    key_id: { type: 'string', description: 'Id of this key (to revoke it alone)' },
+    key_id: { type: 'string', description: 'Id of this key, the same as `id`' },
+    user_id: { type: 'string', description: 'The owner' },
     key_prefix: { type: 'string', description: 'The first characters of the key' },
     created_at: { type: 'string', format: 'date-time' },
     last_used_at: { ...nullable({ type: 'string', format: 'date-time' }) },
@@ -186,7 +194,78 @@ export const APIKeyRevokeResponseSchema = {
   },
 } as const;
 
+export const UserUpdateSchema = {
+  $id: 'UserUpdate',
+  type: 'object',
+  title: 'UserUpdate',
+  description: 'Schema for user profile updates: fields left out stay as they are; null clears one (not the email).',
+  properties: {
+    email: { type: 'string', format: 'email', maxLength: 254, title: 'Email', description: 'User email address' },
+    full_name: { ...nullable({ type: 'string', maxLength: 255 }), title: 'Full Name', description: 'Full name' },
+    bio: { ...nullable({ type: 'string', maxLength: 1000 }), title: 'Bio', description: 'User bio' },
+    avatar_url: { ...nullable({ type: 'string', maxLength: 500 }), title: 'Avatar Url', description: 'Avatar URL' },
+    phone_number: { ...nullable({ type: 'string', maxLength: 20 }), title: 'Phone Number', description: 'Phone number' },
+    default_llm_provider: {
+      ...nullable({ type: 'string', enum: ['local', 'openai', 'anthropic'] }),
+      title: 'Default Llm Provider',
+      description: 'Default LLM provider',
+    },
+    default_profile_id: {
+      ...nullable({ type: 'string', maxLength: 128 }),
+      title: 'Default Profile Id',
+      description: 'Default profile ID (accepted; profiles are not stored by this service yet)',
+    },
+  },
+} as const;
+
+export type UserUpdateBody = {
+  email?: string | null;
+  full_name?: string | null;
+  bio?: string | null;
+  avatar_url?: string | null;
+  phone_number?: string | null;
+  default_llm_provider?: string | null;
+  default_profile_id?: string | null;
+};
+
+export const PasswordChangeSchema = {
+  $id: 'PasswordChange',
+  type: 'object',
+  title: 'PasswordChange',
+  description: 'Schema for password change.',
+  required: ['current_password', 'new_password'],
+  properties: {
+    current_password: { type: 'string', minLength: 1, maxLength: 1024, title: 'Current Password', description: 'Current password' },
+    new_password: {
+      type: 'string',
+      minLength: 6,
+      maxLength: 128,
+      title: 'New Password',
+      description: 'New password, under the same policy as at registration',
+    },
+  },
+} as const;
+
+export type PasswordChangeBody = { current_password: string; new_password: string };
+
+const messageResponse = (id: string, description: string) =>
+  ({
+    $id: id,
+    type: 'object',
+    title: id,
+    description,
+    required: ['message'],
+    properties: { message: { type: 'string', title: 'Message', description: 'Success message' } },
+  }) as const;
+
+export const PasswordChangeResponseSchema = messageResponse('PasswordChangeResponse', 'Schema for password change response.');
+export const AccountDeactivateResponseSchema = messageResponse('AccountDeactivateResponse', 'Schema for account deactivation response.');
+
 export const AUTH_SCHEMAS = [
+  UserUpdateSchema,
+  PasswordChangeSchema,
+  PasswordChangeResponseSchema,
+  AccountDeactivateResponseSchema,
   UserCreateSchema,
   UserLoginSchema,
   UserResponseSchema,
