@@ -55,17 +55,20 @@ export type AppDependencies = {
  */
 const runRecordsCheck = (services: Services): ReadinessCheck => async () => {
   const stats = services.writer.stats();
-  const backlog = stats.queued + stats.spooled;
+  const backlog = stats.queued + stats.spooled + stats.unsaved;
   return {
     name: 'run_records',
-    healthy: true,
+    // Records that neither the database nor the spool took: new chats would answer 503.
+    healthy: stats.unsaved === 0,
     details: {
-      status: backlog > 0 || stats.lastError !== null ? 'degraded' : 'healthy',
+      status: backlog > 0 || stats.lastError !== null || stats.spoolError !== null ? 'degraded' : 'healthy',
       queued: stats.queued,
       spooled: stats.spooled,
+      unsaved: stats.unsaved,
       committed: stats.committed,
       dead_lettered: stats.deadLettered,
       last_error: stats.lastError === null ? null : 'database write failed',
+      spool_error: stats.spoolError === null ? null : 'spool not writable',
       active_runs: services.runtime.activeCount(),
     },
   };
