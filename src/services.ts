@@ -18,6 +18,7 @@ import { RunRecordWriter } from './persistence/run-record-writer.js';
 import { loadShippedPrices } from './providers/pricing.js';
 import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
 import { createTokenCounter, preloadTokenizer } from './providers/token-counter.js';
+import { createBudgetReservationsRepository } from './repositories/budget-reservations-repository.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
 import { heartbeatRuns, interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
 import { createPriceBook } from './runtime/price-book.js';
@@ -161,6 +162,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     prices,
     tokens: createTokenCounter(),
     commits: writer,
+    budgets: createBudgetReservationsRepository(db.pool),
     limits: config.runtime,
     instanceId,
     logger: logger.child({ component: 'runtime' }),

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { RunRecord } from '../../otel/processors/run-record.js';
 import { applyRollups } from '../analytics/analytics-upsert.js';
 import { rollupsFromRecords } from '../analytics/run-record-rollups.js';
+import { releaseRunReservations } from './budget-reservations-repository.js';
 
 const ts = (ms: number) => sql.timestamp(new Date(ms));
 const totalInput = (u: RunRecord['usage']) => u.inputUncached + u.cacheRead + u.cacheWrite;
@@ -244,6 +245,9 @@ export const applyRunRecords = async (
       batch.push(record); // a record listed twice in one batch is written once
     }
   }
+  // A record ends its run's reservations, written now or already (a replay, a run the
+  // orphan sweep took over): its usage is in the totals from this commit on.
+  await releaseRunReservations(tx, records.map((record) => record.runId));
   if (batch.length === 0) {
     return [];
   }
