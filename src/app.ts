@@ -16,6 +16,7 @@ import { registerContractSchemas } from './http/schemas/contract-schemas.js';
 import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
+import { budgetRoutes } from './routes/budgets.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { chatRoutes } from './routes/chat.js';
@@ -165,6 +166,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   });
   await app.register(apiKeyRoutes, { prefix: '/api/v1/auth', services: auth });
   await app.register(conversationRoutes, { prefix: '/api/v1/conversations' });
+  await app.register(budgetRoutes, { prefix: '/api/v1' });
   if (services !== undefined) {
     await app.register(metricsRoutes, { metrics: services.metrics });
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });

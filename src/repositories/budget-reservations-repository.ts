@@ -144,3 +144,45 @@ export const budgetStanding = async (
     exhausted,
   };
 };
+
+const BudgetViewRow = z.object({
+  token_budget: z.number().nullable(),
+  cost_budget_usd: z.number().nullable(),
+  spent_tokens: z.number(),
+  spent_cost_usd: z.number(),
+  reserved_tokens: z.number(),
+  reserved_cost_usd: z.number(),
+});
+
+/** A budget as the API shows it: the limits, what finished runs spent, what runs in flight reserve. */
+export type BudgetView = z.infer<typeof BudgetViewRow>;
+
+/** A user's budget and spending; null when there is no such user. */
+export const findUserBudget = async (pool: DatabasePool, userId: string): Promise<BudgetView | null> =>
+  pool.maybeOne(sql.type(BudgetViewRow)`
+    SELECT u.token_budget, u.cost_budget_usd, u.total_tokens AS spent_tokens, u.total_cost AS spent_cost_usd,
+           COALESCE(sum(r.tokens), 0) AS reserved_tokens, COALESCE(sum(r.cost), 0) AS reserved_cost_usd
+    FROM users u LEFT JOIN budget_reservations r ON r.user_id = u.id
+    WHERE u.id = ${userId}
+    GROUP BY u.id`);
+
+/** Sets (null: removes) a user's budgets; returns the new view, or null when there is no such user. */
+export const setUserBudget = async (
+  pool: DatabasePool,
+  userId: string,
+  budget: { readonly tokenBudget: number | null; readonly costBudgetUsd: number | null },
+): Promise<BudgetView | null> => {
+  const updated = await pool.maybeOneFirst(sql.type(z.object({ id: z.string() }))`
+    UPDATE users SET token_budget = ${budget.tokenBudget}, cost_budget_usd = ${budget.costBudgetUsd}, updated_at = now()
+    WHERE id = ${userId} RETURNING id`);
+  return updated === null ? null : findUserBudget(pool, userId);
+};
+
+/** A conversation's budget and spending, if `ownerId` owns it and it is not deleted. */
+export const findConversationBudget = async (pool: DatabasePool, conversationId: string, ownerId: string): Promise<BudgetView | null> =>
+  pool.maybeOne(sql.type(BudgetViewRow)`
+    SELECT c.token_budget, c.cost_budget_usd, c.total_tokens AS spent_tokens, c.total_cost AS spent_cost_usd,
+           COALESCE(sum(r.tokens), 0) AS reserved_tokens, COALESCE(sum(r.cost), 0) AS reserved_cost_usd
+    FROM conversations c LEFT JOIN budget_reservations r ON r.conversation_id = c.id
+    WHERE c.id = ${conversationId} AND c.user_id = ${ownerId} AND c.status <> 'deleted'
+    GROUP BY c.id`);

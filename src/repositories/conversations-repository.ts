@@ -69,6 +69,8 @@ export type ConversationChanges = {
   readonly maxTokens?: number | null;
   readonly workflowConfig?: JsonObject | null;
   readonly extraMetadata?: JsonObject | null;
+  readonly tokenBudget?: number | null;
+  readonly costBudgetUsd?: number | null;
 };
 
 export const CONVERSATION_SORT_COLUMNS = [
@@ -137,6 +139,12 @@ const setOf = (changes: ConversationChanges): FragmentSqlToken[] => {
   }
   if (changes.extraMetadata !== undefined) {
     sets.push(sql.fragment`extra_metadata = ${jsonbOrNull(changes.extraMetadata)}`);
+  }
+  if (changes.tokenBudget !== undefined) {
+    sets.push(sql.fragment`token_budget = ${changes.tokenBudget}`);
+  }
+  if (changes.costBudgetUsd !== undefined) {
+    sets.push(sql.fragment`cost_budget_usd = ${changes.costBudgetUsd}`);
   }
   return sets;
 };

@@ -94,6 +94,8 @@ const changesOf = (body: ConversationUpdateBody): ConversationChanges => ({
   ...(body.max_tokens !== undefined ? { maxTokens: body.max_tokens } : {}),
   ...(body.workflow_config !== undefined ? { workflowConfig: body.workflow_config } : {}),
   ...(body.extra_metadata !== undefined ? { extraMetadata: body.extra_metadata } : {}),
+  ...(body.token_budget !== undefined ? { tokenBudget: body.token_budget } : {}),
+  ...(body.cost_budget_usd !== undefined ? { costBudgetUsd: body.cost_budget_usd } : {}),
 });
 
 /**
