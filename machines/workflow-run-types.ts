@@ -68,6 +68,11 @@ export type RunFailedEvent = { type: 'run.failed'; error: { message: string }; a
 export type CancelEvent = { type: 'cancel'; reason?: string; at: number; partial?: PartialModelCall };
 export type TimeoutEvent = { type: 'timeout'; at: number; partial?: PartialModelCall };
 export type InterruptEvent = { type: 'interrupt'; reason?: string; at: number; partial?: PartialModelCall };
+/**
+ * The next model call could not reserve its worst case in the budget named by `reason`
+ * (sent by the runtime before the call, so while stepping or retrying).
+ */
+export type BudgetRefusedEvent = { type: 'budget.refused'; reason: BudgetReason; at: number };
 
 export type WorkflowRunEvent =
   | RunStartEvent
@@ -80,7 +85,8 @@ export type WorkflowRunEvent =
   | RunFailedEvent
   | CancelEvent
   | TimeoutEvent
-  | InterruptEvent;
+  | InterruptEvent
+  | BudgetRefusedEvent;
 
 /** Events that stop a run from outside the graph; each may carry an in-flight call's result. */
 export type StopEvent = CancelEvent | TimeoutEvent | InterruptEvent;

@@ -72,6 +72,25 @@ export const budgetBreach = (budget: RunBudget, totals: Pick<Totals, 'usage' | '
 const exceededBudget = (context: WorkflowRunContext): BudgetReason =>
   budgetBreach(context.budget, context) ?? 'budget_cost';
 
+const isBudgetReason = (reason: TerminalReason | null): reason is BudgetReason =>
+  reason === 'budget_tokens' || reason === 'budget_cost';
+
+/** The budget a run in `budgetExceeded` broke: the refused reservation's, or the one its totals break. */
+const brokenBudget = (context: WorkflowRunContext): BudgetReason =>
+  isBudgetReason(context.terminalReason) ? context.terminalReason : exceededBudget(context);
+
+/** A refused reservation: the call is never made, the run ends over budget. */
+const budgetRefused = {
+  target: '#workflowRun.budgetExceeded',
+  actions: {
+    type: 'endRun',
+    params: ({ event }: { event: WorkflowRunEvent }) => ({
+      status: 'budgetExceeded' as const,
+      reason: event.type === 'budget.refused' ? event.reason : ('budget_tokens' as const),
+    }),
+  },
+} as const;
+
 /** The model call result an event reports: a response, or a stopped call's partial result. */
 const modelCallOf = (event: WorkflowRunEvent): ModelCallEndedParams | null => {
   if (event.type === 'model.responded') return { callId: event.callId, result: event.result, partial: false };
@@ -271,6 +290,7 @@ export const workflowRunMachine = runSetup.createMachine({
                 ],
               },
             ],
+            'budget.refused': budgetRefused,
             'run.finished': {
               target: '#workflowRun.completed',
               actions: [
@@ -339,6 +359,7 @@ export const workflowRunMachine = runSetup.createMachine({
                 },
               ],
             },
+            'budget.refused': budgetRefused,
           },
         },
         callingTool: {
@@ -393,7 +414,7 @@ export const workflowRunMachine = runSetup.createMachine({
     budgetExceeded: {
       type: 'final',
       entry: [
-        { type: 'onBudgetExceeded', params: ({ context }) => ({ reason: exceededBudget(context) }) },
+        { type: 'onBudgetExceeded', params: ({ context }) => ({ reason: brokenBudget(context) }) },
         { type: 'abortWork', params: { status: 'budgetExceeded' } },
         { type: 'onRunEnded', params: { status: 'budgetExceeded' } },
       ],

@@ -20,6 +20,7 @@ import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
 import { adminPriceRoutes } from './routes/admin-prices.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authRoutes } from './routes/auth.js';
+import { budgetRoutes } from './routes/budgets.js';
 import { conversationRoutes } from './routes/conversations.js';
 import { analyticsRoutes } from './routes/analytics.js';
 import { chatRoutes } from './routes/chat.js';
@@ -188,6 +189,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   });
   await app.register(apiKeyRoutes, { prefix: '/api/v1/auth', services: auth });
   await app.register(conversationRoutes, { prefix: '/api/v1/conversations' });
+  await app.register(budgetRoutes, { prefix: '/api/v1' });
   if (services !== undefined) {
     await app.register(metricsRoutes, { metrics: services.metrics });
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });

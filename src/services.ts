@@ -21,6 +21,7 @@ import { RunRecordWriter } from './persistence/run-record-writer.js';
 import { loadShippedPrices } from './providers/pricing.js';
 import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
 import { createTokenCounter, preloadTokenizer } from './providers/token-counter.js';
+import { createBudgetReservationsRepository } from './repositories/budget-reservations-repository.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
 import { interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
 import { loadPriceBook, type ReloadablePriceBook } from './runtime/price-book.js';
@@ -178,6 +179,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     commits: writer,
     // Lifecycle events reach the database writer as they happen, not only with the run's end.
     spanEvents: databaseWriter,
+    budgets: createBudgetReservationsRepository(db.pool),
     limits: config.runtime,
     instanceId,
     logger: logger.child({ component: 'runtime' }),

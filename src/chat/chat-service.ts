@@ -2,12 +2,11 @@ import type { Context } from '@opentelemetry/api';
 import { AIMessage, HumanMessage, SystemMessage, type BaseMessage } from '@langchain/core/messages';
 import { sql, type DatabasePool } from 'slonik';
 import { ulid } from 'ulid';
-import { z } from 'zod';
-import type { RunBudget } from '../../machines/workflow-run-types.js';
 import { getTemplate } from '../graphs/templates.js';
 import { HttpError } from '../http/errors.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { createConversationsRepository, type ConversationRow } from '../repositories/conversations-repository.js';
+import { budgetStanding, type BudgetStanding } from '../repositories/budget-reservations-repository.js';
 import { MessageRow } from '../repositories/messages-repository.js';
 import { beginTurn, ConversationBusyError, ConversationNotFoundError } from '../repositories/turns-repository.js';
 import type { RunOutcome, RunRuntime } from '../runtime/run-runtime.js';
@@ -49,18 +48,6 @@ export type ChatTurnResult = {
   readonly conversation: ConversationRow;
   readonly assistantMessage: MessageRow | null;
   readonly started: StartedTurn;
-};
-
-const BudgetRow = z.object({
-  user_token_budget: z.number().nullable(),
-  user_cost_budget: z.number().nullable(),
-  user_tokens: z.number(),
-  user_cost: z.number(),
-});
-
-const minRemaining = (values: readonly (number | null)[]): number | null => {
-  const known = values.filter((value): value is number => value !== null);
-  return known.length === 0 ? null : Math.min(...known);
 };
 
 const HISTORY_LIMIT = 200;
@@ -133,26 +120,16 @@ export type ChatServiceOptions = {
 export const createChatService = ({ pool, runtime, records, providers, instanceId }: ChatServiceOptions) => {
   const conversations = createConversationsRepository(pool);
 
-  /** `conversation` null: a new conversation (no budget of its own, nothing spent yet). */
-  const budgetFor = async (userId: string, conversation: ConversationRow | null): Promise<RunBudget> => {
-    const row = await pool.one(sql.type(BudgetRow)`
-      SELECT token_budget AS user_token_budget, cost_budget_usd AS user_cost_budget,
-             total_tokens AS user_tokens, total_cost AS user_cost
-      FROM users WHERE id = ${userId}`);
-    const budget: RunBudget = {
-      tokensRemaining: minRemaining([
-        row.user_token_budget === null ? null : row.user_token_budget - row.user_tokens,
-        conversation === null || conversation.token_budget === null ? null : conversation.token_budget - conversation.total_tokens,
-      ]),
-      costRemainingUsd: minRemaining([
-        row.user_cost_budget === null ? null : row.user_cost_budget - row.user_cost,
-        conversation === null || conversation.cost_budget_usd === null ? null : conversation.cost_budget_usd - conversation.total_cost,
-      ]),
-    };
-    if ((budget.tokensRemaining ?? 1) <= 0 || (budget.costRemainingUsd ?? 1) <= 0) {
+  /**
+   * The turn's budgets: 402 when one is used up (spent and reserved by runs in flight),
+   * before anything is saved. `conversation` null: a new conversation (no budget of its own).
+   */
+  const budgetFor = async (userId: string, conversation: ConversationRow | null): Promise<BudgetStanding> => {
+    const standing = await budgetStanding(pool, userId, conversation);
+    if (standing.exhausted !== null) {
       throw new HttpError(402, 'The token or cost budget for this conversation or account is used up', 'budget_exhausted');
     }
-    return budget;
+    return standing;
   };
 
   /** `conversation` null: a new conversation, which has no messages yet. */
@@ -258,7 +235,8 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
       temperature: request.temperature ?? conversation.temperature ?? undefined,
       maxTokens: request.maxTokens ?? conversation.max_tokens ?? undefined,
       messages,
-      budget,
+      budget: budget.budget,
+      budgetScope: budget.scope,
       userMessageId,
       assistantMessageId,
       parentContext: request.parentContext,

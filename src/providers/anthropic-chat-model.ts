@@ -35,6 +35,14 @@ export class AnthropicChatModel extends ChatAnthropic {
     return 'AnthropicChatModel';
   }
 
+  /** Takes `maxTokens` per call too (LangChain reads it only from the constructor): a budget's cap. */
+  override invocationParams(options?: this['ParsedCallOptions']): ReturnType<ChatAnthropic['invocationParams']> {
+    const params = super.invocationParams(options);
+    const cap = (options as { maxTokens?: unknown } | undefined)?.maxTokens;
+    if (typeof cap === 'number') params.max_tokens = Math.min(cap, params.max_tokens ?? cap);
+    return params;
+  }
+
   override async *_streamResponseChunks(
     messages: BaseMessage[],
     options: this['ParsedCallOptions'],

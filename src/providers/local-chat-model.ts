@@ -27,9 +27,13 @@ export type LocalChatModelFields = BaseChatModelParams & {
   latencyMs?: number;
 };
 
-/** Call options: `bindTools` passes the tools through here. */
+/**
+ * Call options: `bindTools` passes the tools through here; `maxTokens` caps the reply's
+ * output tokens for this call (a longer reply is cut, finish reason `length`).
+ */
 export type LocalChatModelCallOptions = BaseChatModelCallOptions & {
   tools?: BindToolsInput[];
+  maxTokens?: number;
 };
 
 type ToolCall = { name: string; args: Record<string, unknown>; id: string };
@@ -194,7 +198,8 @@ export class LocalChatModel extends BaseChatModel<LocalChatModelCallOptions> {
   /** Decides the reply; pure in (messages, bound tools). */
   private plan(messages: BaseMessage[], options: this['ParsedCallOptions']): PlannedReply {
     const tools = (options.tools ?? []).map(describeTool).filter((tool) => tool !== undefined);
-    const { content, toolCalls } = this.reply(messages, tools);
+    const full = this.reply(messages, tools);
+    const { content, toolCalls, cut } = this.limited(full, options.maxTokens);
     const promptTokens = messages.reduce((sum, message) => sum + this.messageTokens(message), 0);
     const completionTokens =
       this.tokens.count(content) + toolCalls.reduce((sum, call) => sum + this.toolCallTokens(call), 0);
@@ -209,11 +214,38 @@ export class LocalChatModel extends BaseChatModel<LocalChatModelCallOptions> {
       responseMetadata: {
         model_name: this.model,
         model_provider: 'local',
-        finish_reason: toolCalls.length > 0 ? 'tool_calls' : 'stop',
+        finish_reason: cut ? 'length' : toolCalls.length > 0 ? 'tool_calls' : 'stop',
       },
       firstChunkDelayMs: this.latencyMs,
       chunkDelayMs: this.latencyMs,
     };
+  }
+
+  /**
+   * The reply as far as `maxTokens` output tokens reach, as a provider cuts one: the text
+   * token by token, then each tool call only if it fits whole (a cut one would be invalid).
+   */
+  private limited(
+    reply: { content: string; toolCalls: ToolCall[] },
+    maxTokens: number | undefined,
+  ): { content: string; toolCalls: ToolCall[]; cut: boolean } {
+    if (maxTokens === undefined) return { ...reply, cut: false };
+    const full = this.tokens.count(reply.content) + reply.toolCalls.reduce((sum, call) => sum + this.toolCallTokens(call), 0);
+    if (full <= maxTokens) return { ...reply, cut: false };
+    let content = '';
+    for (const piece of this.tokens.split(reply.content)) {
+      if (this.tokens.count(content + piece) > maxTokens) break;
+      content += piece;
+    }
+    let used = this.tokens.count(content);
+    const toolCalls: ToolCall[] = [];
+    for (const call of reply.toolCalls) {
+      const cost = this.toolCallTokens(call);
+      if (used + cost > maxTokens) break;
+      toolCalls.push(call);
+      used += cost;
+    }
+    return { content, toolCalls, cut: true };
   }
 
   private reply(messages: BaseMessage[], tools: BoundTool[]): { content: string; toolCalls: ToolCall[] } {

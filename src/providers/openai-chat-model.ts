@@ -53,10 +53,27 @@ export function usageMetadataFromOpenAI(raw: unknown): UsageMetadata | undefined
   } as UsageMetadata;
 }
 
-/** `ChatOpenAICompletions` whose JSON completions report usage exactly as the server sent it. */
+/** The `maxTokens` call option: caps one call's output (a budget's reservation sets it). */
+type MaxTokensOption = { maxTokens?: unknown };
+
+/**
+ * `ChatOpenAICompletions` whose JSON completions report usage exactly as the server sent
+ * it, and which takes `maxTokens` per call (LangChain reads it only from the constructor).
+ */
 export class OpenAIChatModel extends ChatOpenAICompletions {
   static override lc_name(): string {
     return 'OpenAIChatModel';
+  }
+
+  override invocationParams(...args: Parameters<ChatOpenAICompletions['invocationParams']>): ReturnType<ChatOpenAICompletions['invocationParams']> {
+    const params = super.invocationParams(...args);
+    const cap = (args[0] as MaxTokensOption | undefined)?.maxTokens;
+    if (typeof cap === 'number') {
+      // The parent sets the key the model takes (reasoning models: max_completion_tokens).
+      if ('max_completion_tokens' in params) params.max_completion_tokens = Math.min(cap, params.max_completion_tokens ?? cap);
+      else params.max_tokens = Math.min(cap, params.max_tokens ?? cap);
+    }
+    return params;
   }
 
   override async _generate(messages: BaseMessage[], options: this['ParsedCallOptions'], runManager?: CallbackManagerForLLMRun): Promise<ChatResult> {

@@ -74,6 +74,8 @@ export type ScriptedCall = {
   /** Names of the tools bound for this call. */
   tools: string[];
   streamed: boolean;
+  /** The call's `maxTokens` option, if it had one. */
+  maxTokens: number | undefined;
 };
 
 /** Options of {@link ScriptedChatModel}. */
@@ -85,9 +87,13 @@ export type ScriptedChatModelFields = BaseChatModelParams & {
   provider?: string;
 };
 
-/** Call options: `bindTools` passes the tools through here. */
+/**
+ * Call options: `bindTools` passes the tools through here; `maxTokens` caps the reply's
+ * output tokens for this call (a longer scripted reply is cut, as a provider cuts it).
+ */
 export type ScriptedChatModelCallOptions = BaseChatModelCallOptions & {
   tools?: BindToolsInput[];
+  maxTokens?: number;
 };
 
 const nonNegativeInt = z.number().int().min(0);
@@ -159,6 +165,34 @@ function completeUsage(usage: ProviderUsageReport): UsageMetadata {
   return {
     ...usage,
     total_tokens: usage.total_tokens ?? usage.input_tokens + usage.output_tokens,
+  };
+}
+
+/**
+ * A reply cut at `maxTokens` output tokens, as a provider cuts one (finish reason
+ * `length`): the first `maxTokens` word-sized chunks (a chunk is a token in this model's
+ * count), no tool call (a cut one would be invalid JSON), and the usage of what was
+ * generated: output `maxTokens` (reasoning no more than that).
+ */
+function truncated(
+  reply: { chunks: string[]; toolCalls: PlannedReply['toolCalls']; usage: UsageMetadata | undefined },
+  maxTokens: number,
+): Pick<PlannedReply, 'chunks' | 'toolCalls' | 'usage'> {
+  const { usage } = reply;
+  const chunks = reply.chunks.slice(0, maxTokens);
+  if (usage === undefined) return { chunks, toolCalls: [], usage };
+  const reasoning = usage.output_token_details?.reasoning;
+  return {
+    chunks,
+    toolCalls: [],
+    usage: {
+      ...usage,
+      output_tokens: maxTokens,
+      total_tokens: usage.input_tokens + maxTokens,
+      ...(reasoning === undefined
+        ? {}
+        : { output_token_details: { ...usage.output_token_details, reasoning: Math.min(reasoning, maxTokens) } }),
+    },
   };
 }
 
@@ -245,7 +279,8 @@ export class ScriptedChatModel extends BaseChatModel<ScriptedChatModelCallOption
   /** Consumes the next turn (recording the call) and turns it into a playback plan. */
   private nextPlan(messages: BaseMessage[], options: this['ParsedCallOptions'], streamed: boolean): PlannedReply {
     const turnIndex = this.cursor;
-    this.received.push({ turn: turnIndex, messages: [...messages], tools: toolNames(options.tools), streamed });
+    const maxTokens = options.maxTokens;
+    this.received.push({ turn: turnIndex, messages: [...messages], tools: toolNames(options.tools), streamed, maxTokens });
     const turn = this.turns[turnIndex];
     if (turn === undefined) {
       throw new ScriptExhaustedError(
@@ -269,14 +304,16 @@ export class ScriptedChatModel extends BaseChatModel<ScriptedChatModelCallOption
         output_tokens: countWords(turn.content) + toolCalls.length,
       });
     }
+    const reply = { chunks: splitIntoChunks(turn.content), toolCalls, usage };
+    // Without usage the model's own count decides: a token per chunk and per tool call.
+    const output = usage?.output_tokens ?? reply.chunks.length + toolCalls.length;
+    const cut = maxTokens !== undefined && output > maxTokens;
     return {
-      chunks: splitIntoChunks(turn.content),
-      toolCalls,
-      usage,
+      ...(cut ? truncated(reply, maxTokens) : reply),
       responseMetadata: {
         model_name: this.model,
         model_provider: this.provider,
-        finish_reason: turn.finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop'),
+        finish_reason: cut ? 'length' : (turn.finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop')),
       },
       firstChunkDelayMs: turn.latencyMs ?? 0,
       chunkDelayMs: turn.chunkDelayMs ?? 0,

@@ -71,6 +71,8 @@ export type ConversationChanges = {
   readonly workflowConfig?: JsonObject | null;
   readonly extraMetadata?: JsonObject | null;
   readonly tags?: readonly string[] | null;
+  readonly tokenBudget?: number | null;
+  readonly costBudgetUsd?: number | null;
 };
 
 export const CONVERSATION_SORT_COLUMNS = [
@@ -143,6 +145,12 @@ const setOf = (changes: ConversationChanges): FragmentSqlToken[] => {
   }
   if (changes.tags !== undefined) {
     sets.push(sql.fragment`tags = ${tagsOrNull(changes.tags)}`);
+  }
+  if (changes.tokenBudget !== undefined) {
+    sets.push(sql.fragment`token_budget = ${changes.tokenBudget}`);
+  }
+  if (changes.costBudgetUsd !== undefined) {
+    sets.push(sql.fragment`cost_budget_usd = ${changes.costBudgetUsd}`);
   }
   return sets;
 };

@@ -6,6 +6,7 @@ import { rollupsFromRecords } from '../analytics/run-record-rollups.js';
 import { ConversationRow } from './conversations-repository.js';
 import { messageColumns, MessageRow } from './messages-repository.js';
 import { assistantMessageOf, runCostOf, writesAssistantMessage } from '../persistence/assistant-message.js';
+import { releaseRunReservations } from './budget-reservations-repository.js';
 
 const ts = (ms: number) => sql.timestamp(new Date(ms));
 const totalInput = (u: RunRecord['usage']) => u.inputUncached + u.cacheRead + u.cacheWrite;
@@ -366,6 +367,9 @@ export const applyRunRecords = async (
       batch.push(record); // a record listed twice in one batch is written once
     }
   }
+  // A record ends its run's reservations, written now or already (a replay, a run the
+  // orphan sweep took over): its usage is in the totals from this commit on.
+  await releaseRunReservations(tx, records.map((record) => record.runId));
   if (batch.length === 0) {
     return { applied: [], replies, maxEventSeq: null };
   }

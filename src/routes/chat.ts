@@ -120,6 +120,10 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
       }
       if (result.assistantMessage === null) {
         const { status, error } = result.outcome;
+        if (status === 'budgetExceeded') {
+          // Its first model call could not reserve: the budget went to runs in flight.
+          throw new HttpError(402, 'The token or cost budget for this conversation or account is used up', 'budget_exhausted');
+        }
         throw new HttpError(
           status === 'timedOut' ? 504 : 502,
           status === 'timedOut' ? 'The model did not answer in time' : `The model provider failed: ${error ?? status}`,

@@ -101,6 +101,8 @@ const changesOf = (body: ConversationUpdateBody): ConversationChanges => ({
   ...(body.workflow_config !== undefined ? { workflowConfig: body.workflow_config } : {}),
   ...(body.extra_metadata !== undefined ? { extraMetadata: body.extra_metadata } : {}),
   ...(body.tags !== undefined ? { tags: body.tags } : {}),
+  ...(body.token_budget !== undefined ? { tokenBudget: body.token_budget } : {}),
+  ...(body.cost_budget_usd !== undefined ? { costBudgetUsd: body.cost_budget_usd } : {}),
 });
 
 /**

@@ -23,6 +23,12 @@ export type ModelCallRun = {
    * provider's Retry-After when it moved to `retrying`, undefined when it did not.
    */
   readonly retryDecision: () => { readonly retries: number; readonly retryAfterMs: number | null } | undefined;
+  /**
+   * Runs before each attempt (budgeted runs: reserves its worst case) and returns the
+   * attempt's max_tokens cap, passed to the model as the `maxTokens` call option.
+   * A rejection (a refused reservation) ends the loop with it; nothing is retried.
+   */
+  readonly beforeAttempt?: ((messages: BaseMessage[], runnable: Parameters<InvokeModel>[0]) => Promise<number | undefined>) | undefined;
 };
 
 /**
@@ -43,13 +49,16 @@ export const callModelWithRetries = async (
   config: RunnableConfig | undefined,
 ): Promise<BaseMessage> => {
   for (;;) {
+    const maxTokens = run.beforeAttempt === undefined ? undefined : await run.beforeAttempt(messages, runnable);
+    run.signal.throwIfAborted();
     const callTimeout = new AbortController();
     const timer = setTimeout(() => callTimeout.abort(), policy.timeoutMs);
     try {
       return await runnable.invoke(messages, {
         ...config,
+        ...(maxTokens === undefined ? {} : { maxTokens }),
         signal: AbortSignal.any([run.signal, callTimeout.signal]),
-      });
+      } as RunnableConfig);
     } catch (error) {
       if (run.signal.aborted) {
         throw error;

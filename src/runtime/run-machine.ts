@@ -1,5 +1,6 @@
 import { workflowRunMachine } from '../../machines/workflow-run.js';
 import type { Actor } from 'xstate';
+import type { RunBudgetLedger } from './run-budget-ledger.js';
 import type { RunCallbacks } from './run-callbacks.js';
 import type { RunSpans } from './run-spans.js';
 import type { RunRequest } from './run-types.js';
@@ -12,6 +13,8 @@ export type LiveRun = {
   readonly spans: RunSpans;
   readonly callbacks: RunCallbacks;
   readonly controller: AbortController;
+  /** The run's budget reservations; undefined when no budget applies. */
+  readonly budget: RunBudgetLedger | undefined;
   readonly startedAt: number;
   actor: Actor<RunMachine> | undefined;
   /** Text streamed by the current model call: the answer so far if the run is stopped. */
@@ -37,10 +40,24 @@ export const provideRunMachine = (live: (runId: string) => LiveRun | undefined, 
           run.spans.modelCallStarted(params, run.callbacks.estimatedInputTokens(params.callId));
         }
       },
-      onModelCallEnded: ({ context }, params) => live(context.runId)?.spans.modelCallEnded(params),
+      onModelCallEnded: ({ context }, params) => {
+        const run = live(context.runId);
+        if (run !== undefined) {
+          // A stopped call's partial result is an estimate: its worst case stays held.
+          if (params.partial) run.budget?.keepHeld();
+          else run.budget?.settle(params.result);
+          run.spans.modelCallEnded(params);
+        }
+      },
       onUsageMissing: ({ context }, params) => live(context.runId)?.spans.usageMissing(params),
       onPriceUnknown: ({ context }, params) => live(context.runId)?.spans.priceUnknown(params),
-      onModelCallFailed: ({ context }, params) => live(context.runId)?.spans.modelCallFailed(params),
+      onModelCallFailed: ({ context }, params) => {
+        const run = live(context.runId);
+        if (run !== undefined) {
+          run.budget?.release();
+          run.spans.modelCallFailed(params);
+        }
+      },
       onRetryScheduled: ({ context }, params) => {
         const run = live(context.runId);
         if (run !== undefined) {

@@ -3,6 +3,7 @@ import { context as otelContext } from '@opentelemetry/api';
 import { createActor } from 'xstate';
 import type { TerminalStatus, WorkflowRunEvent, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
 import { callModelWithRetries } from './model-call-retries.js';
+import { boundTools, RunBudgetLedger } from './run-budget-ledger.js';
 import { RunCallbacks } from './run-callbacks.js';
 import { provideRunMachine, type LiveRun, type RunMachine } from './run-machine.js';
 import { RunSpans } from './run-spans.js';
@@ -77,9 +78,29 @@ export class RunRuntime {
       maxTokens: request.maxTokens,
     });
     const controller = new AbortController();
+    const { budgets } = this.options;
+    const scope = request.budgetScope ?? null;
     const run: LiveRun = {
       request,
       controller,
+      budget:
+        budgets === undefined || scope === null
+          ? undefined
+          : new RunBudgetLedger({
+              budgets,
+              scope,
+              tokens: this.options.tokens,
+              prices: this.options.prices,
+              runId: request.runId,
+              userId: request.userId,
+              conversationId: request.conversationId,
+              provider: request.provider,
+              model: request.model,
+              maxTokens: request.maxTokens ?? null,
+              now: this.now,
+              logger: this.options.logger,
+              onRefused: (reason) => this.send(request.runId, { type: 'budget.refused', reason, at: this.now() }),
+            }),
       startedAt: this.now(),
       spans: new RunSpans(
         this.options.tracer,
@@ -127,7 +148,12 @@ export class RunRuntime {
         callModelWithRetries(
           {
             signal: controller.signal,
-            onTimeout: (message) => run.callbacks.failInFlight(message),
+            onTimeout: (message) => {
+              run.budget?.keepHeld(); // the provider may bill the call cut short
+              run.callbacks.failInFlight(message);
+            },
+            beforeAttempt:
+              run.budget === undefined ? undefined : (messages, runnable) => run.budget!.reserve(messages, boundTools(runnable)),
             retryDecision: () => {
               const snapshot = run.actor?.getSnapshot();
               return snapshot !== undefined && snapshot.matches({ running: 'retrying' })

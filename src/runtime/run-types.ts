@@ -5,6 +5,7 @@ import type { Context, Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { RunBudget, Usage, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
 import type { TokenCounter } from '../providers/token-counter.js';
+import type { BudgetReservations, BudgetScope } from './budget-reservations.js';
 import type { PriceBook } from './price-book.js';
 import type { RunSpanEventListener } from './run-spans.js';
 
@@ -80,6 +81,11 @@ export type RunRequest = {
   /** The history the graph starts from, ending with the new user message. */
   readonly messages: BaseMessage[];
   readonly budget: RunBudget;
+  /**
+   * The budgets the run's model calls reserve against before each call (null or absent:
+   * none applies, nothing is reserved). Needs the runtime's `budgets`.
+   */
+  readonly budgetScope?: BudgetScope | null | undefined;
   readonly userMessageId: string | null;
   readonly assistantMessageId: string | null;
   /** The request's context: the run span becomes a child of its span. */
@@ -130,6 +136,8 @@ export type RunRuntimeOptions = {
   readonly commits?: RunCommits | undefined;
   /** Told of each lifecycle event as it happens (the database writer commits them live). */
   readonly spanEvents?: RunSpanEventListener | undefined;
+  /** Budget reservations, used only by runs with a `budgetScope`. */
+  readonly budgets?: BudgetReservations | undefined;
   readonly limits: {
     readonly runTimeoutMs: number;
     readonly modelCallTimeoutMs: number;

@@ -103,6 +103,8 @@ export const sampleEvents = {
     error: 'division by zero',
     at: T0 + 710,
   },
+  /** The next call could not reserve its worst case (sent before the call: stepping or retrying). */
+  budgetRefused: { type: 'budget.refused', reason: 'budget_cost', at: T0 + 650 },
   runFinished: { type: 'run.finished', output: 'The answer is 42.', at: T0 + 900 },
   runFailed: { type: 'run.failed', error: { message: 'graph node threw' }, at: T0 + 900 },
   cancel: { type: 'cancel', reason: 'user pressed stop', at: T0 + 950 },

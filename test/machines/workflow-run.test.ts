@@ -197,6 +197,41 @@ describe('workflowRunMachine transitions', () => {
     expect(run.calls('onBudgetExceeded')).toEqual([{ reason: 'budget_cost' }]);
   });
 
+  it('ends in budgetExceeded when the next call cannot reserve, with the refusing budget as reason', () => {
+    const run = startRun(withBudget(null, null));
+    run.send(ev.runStart, ev.modelStarted, ev.respondedPriced, ev.toolStarted, ev.toolReturnedOk);
+    run.send({ type: 'budget.refused', reason: 'budget_tokens', at: 1_700_000_000_800 });
+    const snapshot = run.snapshot();
+    expect(snapshot.value).toBe('budgetExceeded');
+    expect(snapshot.context).toMatchObject({
+      terminalReason: 'budget_tokens',
+      modelCalls: 1,
+      usage: sampleResults.priced.usage,
+      endedAt: 1_700_000_000_800,
+    });
+    expect(snapshot.output?.status).toBe('budgetExceeded');
+    expect(run.calls('onBudgetExceeded')).toEqual([{ reason: 'budget_tokens' }]);
+    expect(run.calls('abortWork')).toEqual([{ status: 'budgetExceeded' }]);
+    expect(run.calls('onModelCallStarted')).toHaveLength(1);
+  });
+
+  it('ends a retrying run in budgetExceeded when its retry cannot reserve', () => {
+    const run = startRun(withBudget(null, null));
+    run.send(ev.runStart, ev.modelStarted, ev.failedTransient, ev.budgetRefused);
+    expect(run.snapshot().value).toBe('budgetExceeded');
+    expect(run.snapshot().context).toMatchObject({ terminalReason: 'budget_cost', modelCalls: 0 });
+    expect(run.calls('onBudgetExceeded')).toEqual([{ reason: 'budget_cost' }]);
+  });
+
+  it('ignores a refusal while a model or tool call is in flight (reservations come before calls)', () => {
+    const run = startRun(withBudget(null, null));
+    run.send(ev.runStart, ev.modelStarted, ev.budgetRefused);
+    expect(run.snapshot().value).toEqual({ running: 'callingModel' });
+    run.send(ev.respondedPriced, ev.toolStarted, ev.budgetRefused);
+    expect(run.snapshot().value).toEqual({ running: 'callingTool' });
+    expect(run.calls('onBudgetExceeded')).toEqual([]);
+  });
+
   it('allows totals that reach the budget exactly', () => {
     const run = startRun(withBudget(200, 0.0003123457));
     run.send(ev.runStart, ev.modelStarted, ev.respondedPriced, ev.modelStarted, ev.respondedPriceUnknown);

@@ -81,7 +81,8 @@ export type SkipReason =
   | 'tool call without a response asking for it'
   | 'tool call past the limit (the graph answers it without running it)'
   | 'run.finished not right after a final response'
-  | 'budget by cost: not reached at shipped prices';
+  | 'budget by cost: not reached at shipped prices'
+  | 'budget refusal: decided by the database (driven in test/chat/budgets.test.ts)';
 
 export type Compilation = {
   readonly generated: number;
@@ -170,6 +171,8 @@ const unrealizable = (names: SampleEventName[]): SkipReason | null => {
     switch (name) {
       case 'runFailed':
         return 'run.failed (a graph error) cannot be scripted';
+      case 'budgetRefused':
+        return 'budget refusal: decided by the database (driven in test/chat/budgets.test.ts)';
       case 'runStart':
         break; // the generator only offers it first
       case 'modelStarted':

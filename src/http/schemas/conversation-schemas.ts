@@ -96,6 +96,15 @@ export const ConversationUpdateSchema = {
     workflow_config: { ...nullable(jsonObject), title: 'Workflow Config', description: 'Workflow configuration' },
     extra_metadata: { ...nullable(jsonObject), title: 'Extra Metadata', description: 'Additional metadata' },
     tags: tagsProperty,
+    // Beyond the contract: the conversation's own budgets (null: unlimited), see README "Budgets".
+    token_budget: {
+      ...nullable({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+      description: "Tokens the conversation's runs may spend in all; null: unlimited",
+    },
+    cost_budget_usd: {
+      ...nullable({ type: 'number', minimum: 0, maximum: 9_999_999_999 }),
+      description: "USD the conversation's runs may spend in all; null: unlimited",
+    },
   },
 } as const;
 
@@ -108,6 +117,8 @@ export type ConversationUpdateBody = {
   workflow_config?: JsonObject | null;
   extra_metadata?: JsonObject | null;
   tags?: string[] | null;
+  token_budget?: number | null;
+  cost_budget_usd?: number | null;
 };
 
 export const MessageResponseSchema = {
