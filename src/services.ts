@@ -7,7 +7,7 @@ import { createMetrics, type Metrics } from '../otel/metrics.js';
 import { AnalyticsSpanProcessor } from '../otel/processors/analytics-span-processor.js';
 import { DatabaseWriterSpanProcessor } from '../otel/processors/database-writer-span-processor.js';
 import { MetricsSpanProcessor } from '../otel/processors/metrics-span-processor.js';
-import { createTracerProvider, registerContext } from '../otel/tracing.js';
+import { createServiceResource, startTelemetry } from '../otel/tracing.js';
 import { createAnalyticsFeed, type AnalyticsFeed } from './analytics/analytics-feed.js';
 import type { AnalyticsStore } from './analytics/analytics-store.js';
 import type { Config } from './config.js';
@@ -68,7 +68,6 @@ export type ServicesOptions = {
  */
 export const createServices = async (options: ServicesOptions): Promise<Services> => {
   const { config, db, logger } = options;
-  registerContext();
   // The bundled tokenizer takes a moment to build; not on the first request.
   preloadTokenizer();
   // Stable across restarts on one host, so a restarted instance recognises its own runs.
@@ -99,7 +98,9 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     logger.warn({ runs: interrupted.length }, 'runs left in flight by a stopped process were marked interrupted');
   }
 
-  const metrics = createMetrics({ serviceName: config.telemetry.serviceName, enabled: config.telemetry.metricsEnabled });
+  // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read by the SDK's resource detector.
+  const resource = createServiceResource(SERVICE_VERSION);
+  const metrics = createMetrics({ serviceName: String(resource.attributes['service.name']), enabled: config.telemetry.metricsEnabled });
   const analyticsFeed = createAnalyticsFeed();
   // The rollups are written with each run's record (exactly once, see
   // src/analytics/run-record-rollups.ts); the analytics processor keeps the live feed.
@@ -109,12 +110,11 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   };
   const analyticsStore: RunRollups = { add: () => {}, flush: flushRollups, shutdown: flushRollups };
 
-  const tracerProvider = createTracerProvider({
-    serviceName: config.telemetry.serviceName,
-    serviceVersion: SERVICE_VERSION,
+  // The SDK reads the standard OTEL_* variables (exporter, protocol, endpoint, batching).
+  const telemetry = startTelemetry({
+    resource,
     sampler: config.telemetry.sampler,
     samplerArg: config.telemetry.samplerArg,
-    otlpTracesEndpoint: config.telemetry.otlpTracesEndpoint,
     processors: [
       new DatabaseWriterSpanProcessor({ sink: writer }),
       new MetricsSpanProcessor({ meter: metrics.meter }),
@@ -123,6 +123,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     ],
     exporters: options.exporters ?? [],
   });
+  const { tracerProvider } = telemetry;
   const tracer = tracerProvider.getTracer(SERVICE_NAME, SERVICE_VERSION);
 
   const providers = createProviderRegistry({
@@ -188,10 +189,15 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     tracer,
     close: async () => {
       clearInterval(heartbeat);
-      await tracerProvider.forceFlush();
+      // The service's processors first: an unreachable trace backend (retrying for up to
+      // OTEL_EXPORTER_OTLP_TIMEOUT) must not hold up the run records.
+      await telemetry.flushProcessors();
       await writer.shutdown();
-      // Shuts the processors down too: the analytics store makes its final flush.
-      await tracerProvider.shutdown();
+      // Shuts the processors down too (the analytics store makes its final flush), then
+      // the trace export, whose failure is only logged.
+      await telemetry
+        .shutdown()
+        .catch((error: unknown) => logger.warn({ err: error }, 'trace export did not flush before shutdown'));
       await metrics.meterProvider.shutdown();
     },
   };
