@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter, SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { Logger } from 'pino';
-import { createMetrics, type Metrics } from '../otel/metrics.js';
+import { createMetrics, observeBudgetUse, observeWriterBacklog, type Metrics } from '../otel/metrics.js';
 import { AnalyticsSpanProcessor } from '../otel/processors/analytics-span-processor.js';
 import { DatabaseWriterSpanProcessor } from '../otel/processors/database-writer-span-processor.js';
 import { MetricsSpanProcessor } from '../otel/processors/metrics-span-processor.js';
@@ -18,6 +18,7 @@ import { RunRecordWriter } from './persistence/run-record-writer.js';
 import { loadShippedPrices } from './providers/pricing.js';
 import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
 import { createTokenCounter, preloadTokenizer } from './providers/token-counter.js';
+import { readBudgetUse, type BudgetUse } from './repositories/budget-use-repository.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
 import { heartbeatRuns, interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
 import { createPriceBook } from './runtime/price-book.js';
@@ -101,6 +102,22 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read by the SDK's resource detector.
   const resource = createServiceResource(SERVICE_VERSION);
   const metrics = createMetrics({ serviceName: String(resource.attributes['service.name']), enabled: config.telemetry.metricsEnabled });
+  // Alerting (prometheus/alerts.yml): the writer's backlog, and the budget use, a database
+  // fact every instance reports alike, refreshed with the heartbeat and served from memory.
+  observeWriterBacklog(metrics.meter, () => writer.stats());
+  let budgetUse: BudgetUse | undefined;
+  let budgetRead: Promise<void> = Promise.resolve();
+  const refreshBudgetUse = () => {
+    if (!config.telemetry.metricsEnabled) {
+      return;
+    }
+    budgetRead = readBudgetUse(db.pool).then(
+      (use) => void (budgetUse = use),
+      (error: unknown) => logger.warn({ err: error }, 'budget use not read'),
+    );
+  };
+  observeBudgetUse(metrics.meter, () => budgetUse);
+  refreshBudgetUse();
   const analyticsFeed = createAnalyticsFeed();
   // The rollups are written with each run's record (exactly once, see
   // src/analytics/run-record-rollups.ts); the analytics processor keeps the live feed.
@@ -174,6 +191,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
       db.pool,
       runtime.active().map((run) => run.runId),
     ).catch((error: unknown) => logger.warn({ err: error }, 'run heartbeat failed'));
+    refreshBudgetUse();
   }, HEARTBEAT_INTERVAL_MS);
   heartbeat.unref();
 
@@ -189,6 +207,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     tracer,
     close: async () => {
       clearInterval(heartbeat);
+      await budgetRead;
       // The service's processors first: an unreachable trace backend (retrying for up to
       // OTEL_EXPORTER_OTLP_TIMEOUT) must not hold up the run records.
       await telemetry.flushProcessors();
