@@ -343,11 +343,14 @@ describe('the alerting rules (prometheus/alerts.yml)', () => {
     let db: TestDatabase;
     let h: Harness;
     let exported: Set<string>;
+    let samples: string[];
     beforeAll(async () => {
       db = await createTestDatabase();
       // A user with budgets, so that the budget gauge has something to report from the start.
       const userId = await createUser(db.pool);
-      await db.pool.query(sql.unsafe`UPDATE users SET cost_budget_usd = 10, token_budget = 1000 WHERE id = ${userId}`);
+      await db.pool.query(
+        sql.unsafe`UPDATE users SET cost_budget_usd = 10, total_cost = 8.5, token_budget = 1000, total_tokens = 250 WHERE id = ${userId}`,
+      );
       h = await createHarness({}, { database: db });
       await runMix(h);
       // GET /metrics as the API serves it (its handler on a loopback server).
@@ -355,12 +358,8 @@ describe('the alerting rules (prometheus/alerts.yml)', () => {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`).then((answer) => answer.text());
       await new Promise((resolve) => server.close(resolve));
-      exported = new Set(
-        response
-          .split('\n')
-          .filter((line) => line !== '' && !line.startsWith('#'))
-          .map((line) => line.split(/[{ ]/)[0] ?? ''),
-      );
+      samples = response.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+      exported = new Set(samples.map((line) => line.split(/[{ ]/)[0] ?? ''));
     }, 120_000);
     afterAll(async () => {
       await h?.close();
@@ -379,6 +378,16 @@ describe('the alerting rules (prometheus/alerts.yml)', () => {
       expect(exported).toContain('chatter_telemetry_writer_backlog');
       expect(exported).toContain('chatter_telemetry_writer_dead_lettered_total');
       expect(exported).toContain('chatter_budget_max_used');
+    });
+
+    it('reports the largest share of a budget any user has spent, and the writer backlog', () => {
+      const value = (prefix: string) => Number(samples.find((line) => line.startsWith(prefix))?.split(' ').pop());
+      // Only the budgeted user counts (the mix's users have no budget): 8.5 of 10 USD, 250 of 1000 tokens.
+      expect(value('chatter_budget_max_used{chatter_budget_kind="cost"')).toBeCloseTo(0.85, 10);
+      expect(value('chatter_budget_max_used{chatter_budget_kind="tokens"')).toBeCloseTo(0.25, 10);
+      // Everything was committed: nothing queued or spooled.
+      expect(value('chatter_telemetry_writer_backlog{chatter_writer_state="queued"')).toBe(0);
+      expect(value('chatter_telemetry_writer_backlog{chatter_writer_state="spooled"')).toBe(0);
     });
   });
 });
