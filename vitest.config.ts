@@ -10,5 +10,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     testTimeout: 30_000,
     reporters: ['default'],
+    // The OpenTelemetry SDK reads OTEL_* from process.env and exports to an OTLP
+    // collector on localhost by default; the suite has none (tests that export say so).
+    env: { OTEL_TRACES_EXPORTER: 'none' },
   },
 });

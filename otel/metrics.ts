@@ -9,7 +9,17 @@ import {
   METRIC_RUN_DURATION,
   METRIC_TIME_TO_FIRST_CHUNK,
   METRIC_TOKEN_USAGE,
+  METRIC_WRITER_BACKLOG,
 } from './semconv.js';
+
+// Names of the service-state instruments below (to move into semconv.ts with the other
+// metric names when the processors' work on it is merged).
+export const METRIC_WRITER_DEAD_LETTERED = 'chatter.telemetry.writer_dead_lettered';
+export const METRIC_BUDGET_MAX_USED = 'chatter.budget.max_used';
+/** `queued` (in memory, not yet committed) or `spooled` (on disk while the database is unreachable). */
+export const ATTR_WRITER_STATE = 'chatter.writer.state';
+/** `cost` or `tokens`: which budget a budget figure is about. */
+export const ATTR_BUDGET_KIND = 'chatter.budget.kind';
 
 /** Bucket boundaries of `gen_ai.client.token.usage`, as advised by the GenAI semconv. */
 export const TOKEN_USAGE_BOUNDARIES: readonly number[] = [
@@ -99,4 +109,56 @@ export const createMetrics = ({ serviceName, enabled }: MetricsOptions): Metrics
     meter: meterProvider.getMeter(METER_NAME),
     metricsHandler,
   };
+};
+
+/** What the run-record writer holds that is not in the database yet (its `stats()`). */
+export type WriterBacklog = { readonly queued: number; readonly spooled: number; readonly deadLettered: number };
+
+/**
+ * Observable instruments of the run-record writer, read at each collection: the backlog
+ * by where it waits (`chatter_telemetry_writer_backlog{chatter_writer_state}`) and the
+ * records the database refused for good (`chatter_telemetry_writer_dead_lettered_total`).
+ */
+export const observeWriterBacklog = (meter: Meter, read: () => WriterBacklog): void => {
+  const backlog = meter.createObservableGauge(METRIC_WRITER_BACKLOG, {
+    description: 'Run records not yet committed to the database: queued in memory, or spooled on disk while the database is unreachable.',
+    unit: '{record}',
+  });
+  const deadLettered = meter.createObservableCounter(METRIC_WRITER_DEAD_LETTERED, {
+    description: 'Run records the database refused for good, moved to the dead-letter file (an operator must look at them).',
+    unit: '{record}',
+  });
+  meter.addBatchObservableCallback(
+    (result) => {
+      const stats = read();
+      result.observe(backlog, stats.queued, { [ATTR_WRITER_STATE]: 'queued' });
+      result.observe(backlog, stats.spooled, { [ATTR_WRITER_STATE]: 'spooled' });
+      result.observe(deadLettered, stats.deadLettered);
+    },
+    [backlog, deadLettered],
+  );
+};
+
+/** The largest share of a budget any user has spent (null: no user has that budget). */
+export type BudgetUse = { readonly cost: number | null; readonly tokens: number | null };
+
+/**
+ * `chatter_budget_max_used{chatter_budget_kind}`: the largest share (0–1, above 1 when
+ * a run overshot) of their own budget any user has spent, from the last reading `read`
+ * returns (the database, refreshed by the caller). No user label: which user it is, is
+ * answered by the database (the "Usage by user" dashboard).
+ */
+export const observeBudgetUse = (meter: Meter, read: () => BudgetUse | undefined): void => {
+  const gauge = meter.createObservableGauge(METRIC_BUDGET_MAX_USED, {
+    description: "The largest share of their own budget any user has spent (1 = used up), by budget kind.",
+  });
+  gauge.addCallback((result) => {
+    const use = read();
+    if (use?.cost !== null && use?.cost !== undefined) {
+      result.observe(use.cost, { [ATTR_BUDGET_KIND]: 'cost' });
+    }
+    if (use?.tokens !== null && use?.tokens !== undefined) {
+      result.observe(use.tokens, { [ATTR_BUDGET_KIND]: 'tokens' });
+    }
+  });
 };

@@ -1,22 +1,20 @@
-import { context, propagation, type Attributes } from '@opentelemetry/api';
+import { context, diag, propagation, trace, ProxyTracerProvider } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { defaultResource, detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { NodeSDK } from '@opentelemetry/sdk-node';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
-  BatchSpanProcessor,
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
   TracerProvider,
   createAlwaysRecordSampler,
-  type ReadableSpan,
   type Sampler,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
-import { ATTR_CONTENT_PREFIX } from './semconv.js';
+import { createExportSpanProcessors } from './trace-export.js';
 
 export type SamplerName =
   | 'always_on'
@@ -45,80 +43,106 @@ export const createSampler = (name: SamplerName, ratio = 1): Sampler => {
 };
 
 /**
- * Exports spans without their `chatter.content.*` attributes: message text and tool
- * arguments stay in the database, not in the trace backend.
+ * One context manager for the process: `NodeSDK.start()` registers it the first time;
+ * later service instances (tests build many in one process) hand the SDK the same one,
+ * whose registration the API then declines, so contexts never change hands mid-flight.
  */
-export class ContentRedactingExporter implements SpanExporter {
-  private readonly delegate: SpanExporter;
+const contextManager = new AsyncLocalStorageContextManager();
 
-  public constructor(delegate: SpanExporter) {
-    this.delegate = delegate;
-  }
-
-  public export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    const redacted = spans.map((span) => {
-      const keys = Object.keys(span.attributes).filter((key) => key.startsWith(ATTR_CONTENT_PREFIX));
-      if (keys.length === 0) {
-        return span;
-      }
-      const attributes: Attributes = { ...span.attributes };
-      for (const key of keys) {
-        delete attributes[key];
-      }
-      return new Proxy(span, { get: (target, property) => (property === 'attributes' ? attributes : Reflect.get(target, property)) });
-    });
-    this.delegate.export(redacted, resultCallback);
-  }
-
-  public shutdown(): Promise<void> {
-    return this.delegate.shutdown();
-  }
-
-  public forceFlush(): Promise<void> {
-    return this.delegate.forceFlush?.() ?? Promise.resolve();
-  }
-}
-
-let contextRegistered = false;
-
-/** Context propagation across async calls, W3C trace context and baggage. Idempotent. */
-export const registerContext = (): void => {
-  if (contextRegistered) {
-    return;
-  }
-  contextRegistered = true;
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+/** What the SDK itself would register when it is disabled (`OTEL_SDK_DISABLED`): context and W3C propagation. */
+const registerContext = (): void => {
+  context.setGlobalContextManager(contextManager);
   propagation.setGlobalPropagator(
     new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
   );
 };
 
-export type TracingOptions = {
-  readonly serviceName: string;
-  readonly serviceVersion: string;
+const DEFAULT_SERVICE_NAME = 'chatter';
+
+/**
+ * The service's resource: `service.name` (default `chatter`) and `service.version`,
+ * overridden by `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME` (the SDK's env
+ * detector). NodeSDK adds its other detectors (host, process, …) on top for traces.
+ */
+export const createServiceResource = (serviceVersion: string): Resource =>
+  defaultResource()
+    .merge(resourceFromAttributes({ 'service.name': DEFAULT_SERVICE_NAME, 'service.version': serviceVersion }))
+    .merge(detectResources({ detectors: [envDetector] }));
+
+export type TelemetryOptions = {
+  readonly resource: Resource;
   readonly sampler: SamplerName;
   readonly samplerArg?: number | undefined;
-  /** Full OTLP/HTTP traces URL; unset → no trace export. */
-  readonly otlpTracesEndpoint?: string | undefined;
   /** The processors that feed the database, metrics and analytics (they see every span). */
   readonly processors: readonly SpanProcessor[];
   /** Extra exporters (tests use an in-memory one); export only sampled spans. */
   readonly exporters?: readonly SpanExporter[];
 };
 
-/** Builds the one TracerProvider of the service. */
-export const createTracerProvider = (options: TracingOptions): TracerProvider => {
-  const exporters = [...(options.exporters ?? [])];
-  if (options.otlpTracesEndpoint !== undefined) {
-    exporters.push(new OTLPTraceExporter({ url: options.otlpTracesEndpoint }));
-  }
-  return new TracerProvider({
-    resource: resourceFromAttributes({ 'service.name': options.serviceName, 'service.version': options.serviceVersion }),
-    sampler: createSampler(options.sampler, options.samplerArg ?? 1),
-    spanProcessors: [
-      ...options.processors,
-      // BatchSpanProcessor skips unsampled spans: sampling thins the traces only.
-      ...exporters.map((exporter) => new BatchSpanProcessor({ exporter: new ContentRedactingExporter(exporter), scheduledDelayMillis: 500 })),
-    ],
+export type Telemetry = {
+  readonly tracerProvider: TracerProvider;
+  /** Flushes the service's own processors only: a slow trace backend does not hold them up. */
+  readonly flushProcessors: () => Promise<void>;
+  /** Flushes the trace export and shuts everything down. */
+  readonly shutdown: () => Promise<void>;
+};
+
+/**
+ * Starts the OpenTelemetry SDK (`NodeSDK`) for traces: resource detection,
+ * propagators (`OTEL_PROPAGATORS`), span limits, `OTEL_LOG_LEVEL`, `OTEL_SDK_DISABLED`,
+ * and the exporters of `OTEL_TRACES_EXPORTER` (see `createExportSpanProcessors`) behind
+ * the service's own processors. The sampler is the `OTEL_TRACES_SAMPLER` one made
+ * always-record, so the processors see every span and only the export is sampled.
+ *
+ * Metrics stay out of the SDK (`metricReaders: []`): `otel/metrics.ts` serves them at
+ * `/metrics`. Logs go to pino on stdout (`logRecordProcessors: []`).
+ *
+ * @throws TelemetryConfigError on an `OTEL_*` value the SDK would ignore.
+ */
+export const startTelemetry = (options: TelemetryOptions): Telemetry => {
+  const processors = [...options.processors];
+  const exportProcessors = createExportSpanProcessors(options.exporters);
+  const sampler = createSampler(options.sampler, options.samplerArg ?? 1);
+  // start() registers the SDK's TracerProvider globally, and the API refuses a second
+  // registration: the newest instance takes the global over (the service itself uses the
+  // provider it is handed, never the global one).
+  trace.disable();
+  const sdk = new NodeSDK({
+    resource: options.resource,
+    sampler,
+    contextManager,
+    spanProcessors: [...processors, ...exportProcessors],
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [],
   });
+  sdk.start();
+  const registered = trace.getTracerProvider();
+  const delegate = registered instanceof ProxyTracerProvider ? registered.getDelegate() : registered;
+  let tracerProvider: TracerProvider;
+  let shutdownSdk: () => Promise<void>;
+  if (delegate instanceof TracerProvider) {
+    tracerProvider = delegate;
+    shutdownSdk = () => sdk.shutdown();
+  } else {
+    // OTEL_SDK_DISABLED: nothing is exported, but the money is still counted.
+    diag.info('OpenTelemetry SDK disabled: spans are recorded by the service processors only, not exported');
+    registerContext();
+    void Promise.all(exportProcessors.map((processor) => processor.shutdown())).catch(() => undefined);
+    tracerProvider = new TracerProvider({ resource: options.resource, sampler, spanProcessors: processors });
+    shutdownSdk = () => tracerProvider.shutdown();
+  }
+  return {
+    tracerProvider,
+    flushProcessors: async () => {
+      await Promise.all(processors.map((processor) => processor.forceFlush()));
+    },
+    shutdown: async () => {
+      await shutdownSdk();
+      const global = trace.getTracerProvider();
+      if (global instanceof ProxyTracerProvider && global.getDelegate() === tracerProvider) {
+        trace.disable();
+      }
+    },
+  };
 };

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 /**
- * The only module that reads `process.env`. Every component receives the parsed
- * config (or the slice it needs) through its factory, never the environment.
+ * The only module of the service that reads `process.env`. Every component receives the
+ * parsed config (or the slice it needs) through its factory, never the environment.
+ * The exception is the standard `OTEL_*` variables, read by the OpenTelemetry SDK.
  */
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -54,11 +55,8 @@ const EnvSchema = z.object({
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   ANTHROPIC_API_KEY: optionalString,
   ANTHROPIC_BASE_URL: optionalString.pipe(z.url().optional()),
-  // Telemetry (standard OpenTelemetry variables).
-  OTEL_SERVICE_NAME: z.string().min(1).default('chatter'),
-  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url().optional()),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalString.pipe(z.url().optional()),
-  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+  // Telemetry. The OpenTelemetry SDK reads the standard OTEL_* variables itself
+  // (otel/tracing.ts); only those the service must act on are read here.
   OTEL_TRACES_SAMPLER: z
     .enum([
       'always_on',
@@ -70,6 +68,8 @@ const EnvSchema = z.object({
     ])
     .default('parentbased_always_on'),
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
+  // Metrics are only served at GET /metrics (otel/metrics.ts): no OTLP push.
+  OTEL_METRICS_EXPORTER: z.enum(['prometheus', 'none']).optional(),
   METRICS_ENABLED: bool.default(true),
   // Authentication.
   JWT_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
@@ -154,9 +154,7 @@ export type Config = {
     readonly anthropic: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
   };
   readonly telemetry: {
-    readonly serviceName: string;
-    readonly otlpTracesEndpoint: string | undefined;
-    readonly otlpProtocol: 'http/protobuf' | 'http/json';
+    /** Wrapped so that unsampled spans are still recorded: the SDK cannot be told that from the environment. */
     readonly sampler: z.output<typeof EnvSchema>['OTEL_TRACES_SAMPLER'];
     readonly samplerArg: number | undefined;
     readonly metricsEnabled: boolean;
@@ -215,16 +213,6 @@ export class ConfigError extends Error {
     this.issues = issues;
   }
 }
-
-const tracesEndpoint = (env: z.output<typeof EnvSchema>): string | undefined => {
-  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT !== undefined) {
-    return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
-  }
-  if (env.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined) {
-    return `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`;
-  }
-  return undefined;
-};
 
 /**
  * Parses and validates the configuration.
@@ -288,12 +276,9 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       anthropic: { apiKey: e.ANTHROPIC_API_KEY, baseUrl: e.ANTHROPIC_BASE_URL },
     },
     telemetry: {
-      serviceName: e.OTEL_SERVICE_NAME,
-      otlpTracesEndpoint: tracesEndpoint(e),
-      otlpProtocol: e.OTEL_EXPORTER_OTLP_PROTOCOL,
       sampler: e.OTEL_TRACES_SAMPLER,
       samplerArg: e.OTEL_TRACES_SAMPLER_ARG,
-      metricsEnabled: e.METRICS_ENABLED,
+      metricsEnabled: e.OTEL_METRICS_EXPORTER === undefined ? e.METRICS_ENABLED : e.OTEL_METRICS_EXPORTER === 'prometheus',
     },
     auth: {
       // Development and tests without a secret get a random one: tokens then die with the process.

@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import type { Tracer } from '@opentelemetry/api';
 import type { SpanExporter, SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { Logger } from 'pino';
-import { createMetrics, type Metrics } from '../otel/metrics.js';
+import { createMetrics, observeBudgetUse, observeWriterBacklog, type Metrics } from '../otel/metrics.js';
 import { AnalyticsSpanProcessor } from '../otel/processors/analytics-span-processor.js';
 import { DatabaseWriterSpanProcessor } from '../otel/processors/database-writer-span-processor.js';
 import { MetricsSpanProcessor } from '../otel/processors/metrics-span-processor.js';
-import { createTracerProvider, registerContext } from '../otel/tracing.js';
+import { createServiceResource, startTelemetry } from '../otel/tracing.js';
 import { createAnalyticsFeed, type AnalyticsFeed } from './analytics/analytics-feed.js';
 import type { AnalyticsStore } from './analytics/analytics-store.js';
 import type { Config } from './config.js';
@@ -22,6 +22,7 @@ import { loadShippedPrices } from './providers/pricing.js';
 import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
 import { createTokenCounter, preloadTokenizer } from './providers/token-counter.js';
 import { createBudgetReservationsRepository } from './repositories/budget-reservations-repository.js';
+import { readBudgetUse, type BudgetUse } from './repositories/budget-use-repository.js';
 import { loadPrices, syncShippedPrices } from './repositories/prices-repository.js';
 import { interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
 import { loadPriceBook, type ReloadablePriceBook } from './runtime/price-book.js';
@@ -77,7 +78,6 @@ export type ServicesOptions = {
  */
 export const createServices = async (options: ServicesOptions): Promise<Services> => {
   const { config, db, logger } = options;
-  registerContext();
   // The bundled tokenizer takes a moment to build; not on the first request.
   preloadTokenizer();
   // Stable across restarts on one host, so a restarted instance recognises its own runs.
@@ -114,7 +114,25 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     logger.warn({ runs: interrupted.length }, 'runs left in flight by a stopped process were marked interrupted');
   }
 
-  const metrics = createMetrics({ serviceName: config.telemetry.serviceName, enabled: config.telemetry.metricsEnabled });
+  // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read by the SDK's resource detector.
+  const resource = createServiceResource(SERVICE_VERSION);
+  const metrics = createMetrics({ serviceName: String(resource.attributes['service.name']), enabled: config.telemetry.metricsEnabled });
+  // Alerting (prometheus/alerts.yml): the writer's backlog, and the budget use, a database
+  // fact every instance reports alike, refreshed with the heartbeat and served from memory.
+  observeWriterBacklog(metrics.meter, () => writer.stats());
+  let budgetUse: BudgetUse | undefined;
+  let budgetRead: Promise<void> = Promise.resolve();
+  const refreshBudgetUse = () => {
+    if (!config.telemetry.metricsEnabled) {
+      return;
+    }
+    budgetRead = readBudgetUse(db.pool).then(
+      (use) => void (budgetUse = use),
+      (error: unknown) => logger.warn({ err: error }, 'budget use not read'),
+    );
+  };
+  observeBudgetUse(metrics.meter, () => budgetUse);
+  refreshBudgetUse();
   const analyticsFeed = createAnalyticsFeed();
   // The rollups are written with each run's record (exactly once, see
   // src/analytics/run-record-rollups.ts); the analytics processor keeps the live feed.
@@ -125,12 +143,11 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   const analyticsStore: RunRollups = { add: () => {}, flush: flushRollups, shutdown: flushRollups };
 
   const databaseWriter = new DatabaseWriterSpanProcessor({ sink: writer });
-  const tracerProvider = createTracerProvider({
-    serviceName: config.telemetry.serviceName,
-    serviceVersion: SERVICE_VERSION,
+  // The SDK reads the standard OTEL_* variables (exporter, protocol, endpoint, batching).
+  const telemetry = startTelemetry({
+    resource,
     sampler: config.telemetry.sampler,
     samplerArg: config.telemetry.samplerArg,
-    otlpTracesEndpoint: config.telemetry.otlpTracesEndpoint,
     processors: [
       databaseWriter,
       new MetricsSpanProcessor({ meter: metrics.meter }),
@@ -139,6 +156,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     ],
     exporters: options.exporters ?? [],
   });
+  const { tracerProvider } = telemetry;
   const tracer = tracerProvider.getTracer(SERVICE_NAME, SERVICE_VERSION);
 
   const providers = createProviderRegistry({
@@ -205,6 +223,9 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     logger: logger.child({ component: 'run-control' }),
   });
   await runControl.start();
+  // The budget gauge (alerts) reads the users' spend as often as runs heartbeat.
+  const budgetTimer = setInterval(refreshBudgetUse, config.runControl.heartbeatIntervalMs);
+  budgetTimer.unref();
 
   return {
     instanceId,
@@ -223,10 +244,17 @@ export const createServices = async (options: ServicesOptions): Promise<Services
       runControl.close();
       await liveness.stop();
       prices.stop();
-      await tracerProvider.forceFlush();
+      clearInterval(budgetTimer);
+      await budgetRead;
+      // The service's processors first: an unreachable trace backend (retrying for up to
+      // OTEL_EXPORTER_OTLP_TIMEOUT) must not hold up the run records.
+      await telemetry.flushProcessors();
       await writer.shutdown();
-      // Shuts the processors down too: the analytics store makes its final flush.
-      await tracerProvider.shutdown();
+      // Shuts the processors down too (the analytics store makes its final flush), then
+      // the trace export, whose failure is only logged.
+      await telemetry
+        .shutdown()
+        .catch((error: unknown) => logger.warn({ err: error }, 'trace export did not flush before shutdown'));
       await metrics.meterProvider.shutdown();
       await notifier.close();
     },

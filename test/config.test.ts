@@ -31,11 +31,12 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RUN_CANCEL_ACK_TIMEOUT_MS: '0' })).toThrow(ConfigError);
   });
 
-  it('derives the OTLP traces endpoint from the base endpoint', () => {
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318/' }).telemetry.otlpTracesEndpoint).toBe(
-      'http://jaeger:4318/v1/traces',
-    );
-    expect(loadConfig({}).telemetry.otlpTracesEndpoint).toBeUndefined();
+  it('serves metrics unless OTEL_METRICS_EXPORTER or METRICS_ENABLED turns them off, and refuses a push exporter', () => {
+    expect(loadConfig({}).telemetry.metricsEnabled).toBe(true);
+    expect(loadConfig({ OTEL_METRICS_EXPORTER: 'prometheus', METRICS_ENABLED: 'false' }).telemetry.metricsEnabled).toBe(true);
+    expect(loadConfig({ OTEL_METRICS_EXPORTER: 'none' }).telemetry.metricsEnabled).toBe(false);
+    expect(loadConfig({ METRICS_ENABLED: 'false' }).telemetry.metricsEnabled).toBe(false);
+    expect(() => loadConfig({ OTEL_METRICS_EXPORTER: 'otlp' })).toThrow(/OTEL_METRICS_EXPORTER="otlp"/);
   });
 
   it('names every bad variable with its value in one error', () => {

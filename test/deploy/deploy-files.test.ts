@@ -105,7 +105,8 @@ describe('docker-compose.yml', () => {
     const config = loadConfig(env);
     expect(config.host).toBe('0.0.0.0');
     expect(new URL(config.database.url ?? '').hostname).toBe('postgres');
-    expect(config.telemetry.otlpTracesEndpoint).toBe('http://jaeger:4318/v1/traces');
+    // Read by the OpenTelemetry SDK itself (the OTLP exporter appends /v1/traces).
+    expect(env['OTEL_EXPORTER_OTLP_ENDPOINT']).toBe('http://jaeger:4318');
     expect(config.telemetry.metricsEnabled).toBe(true);
     // The same environment in production, with the secret production requires.
     expect(() => loadConfig({ ...env, CHATTER_ENV: 'production', JWT_SECRET: 'x'.repeat(48) })).not.toThrow();

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/logger.js';
 import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
 import { createServices, type Services } from '../../src/services.js';
 import { TEST_JWT_SECRET } from './api.js';
+import { withOtelEnv } from './otel-env.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export type ChatApi = {
@@ -32,19 +33,21 @@ export const createChatApi = async (env: Record<string, string> = {}): Promise<C
   const logger = createLogger(config);
   const exporter = new InMemorySpanExporter();
   let model: ScriptedChatModel | undefined;
-  const services = await createServices({
-    config,
-    db,
-    logger,
-    exporters: [exporter],
-    spoolDir: await mkdtemp(join(tmpdir(), 'chatter-spool-')),
-    createChatModel: () => {
-      if (model === undefined) {
-        throw new Error('script the model first');
-      }
-      return model;
-    },
-  });
+  const services = await withOtelEnv(env, async () =>
+    createServices({
+      config,
+      db,
+      logger,
+      exporters: [exporter],
+      spoolDir: await mkdtemp(join(tmpdir(), 'chatter-spool-')),
+      createChatModel: () => {
+        if (model === undefined) {
+          throw new Error('script the model first');
+        }
+        return model;
+      },
+    }),
+  );
   const app = await buildApp({ config, db, logger, services });
   return {
     app,

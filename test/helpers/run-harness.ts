@@ -14,6 +14,7 @@ import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/script
 import { beginTurn } from '../../src/repositories/turns-repository.js';
 import type { RunHandle } from '../../src/runtime/run-runtime.js';
 import { createServices, type Services } from '../../src/services.js';
+import { withOtelEnv } from './otel-env.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { createConversation, createUser } from './fixtures.js';
 import { GatedChatModel } from './gated-chat-model.js';
@@ -100,25 +101,27 @@ export const createHarness = async (env: Record<string, string> = {}, extra: Har
   });
   const exporter = new InMemorySpanExporter();
   let model: ScriptedChatModel | undefined;
-  const services = await createServices({
-    config,
-    db: serviceDb,
-    logger: createLogger(config),
-    exporters: [exporter],
-    processors: extra.processors ?? [],
-    spoolDir: extra.spoolDir ?? (await mkdtemp(join(tmpdir(), 'chatter-spool-'))),
-    ...(extra.realProviders === true
-      ? {}
-      : {
-          createChatModel: () => {
-            if (model === undefined) {
-              throw new Error('script the model first');
-            }
-            return model;
-          },
-        }),
-    ...(extra.now === undefined ? {} : { now: extra.now }),
-  });
+  const services = await withOtelEnv(env, async () =>
+    createServices({
+      config,
+      db: serviceDb,
+      logger: createLogger(config),
+      exporters: [exporter],
+      processors: extra.processors ?? [],
+      spoolDir: extra.spoolDir ?? (await mkdtemp(join(tmpdir(), 'chatter-spool-'))),
+      ...(extra.realProviders === true
+        ? {}
+        : {
+            createChatModel: () => {
+              if (model === undefined) {
+                throw new Error('script the model first');
+              }
+              return model;
+            },
+          }),
+      ...(extra.now === undefined ? {} : { now: extra.now }),
+    }),
+  );
   return {
     db,
     serviceDb,

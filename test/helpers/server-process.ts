@@ -25,7 +25,8 @@ export type ServerProcess = {
 
 /**
  * Runs `src/server.ts` in its own process, as `npm start` does, and waits until
- * `/healthz` answers. The environment is exactly `env` plus PATH.
+ * `/healthz` answers. The environment is exactly `env` plus PATH (and no trace export
+ * unless `env` asks for one).
  */
 export const startServerProcess = async (
   env: Record<string, string>,
@@ -34,7 +35,7 @@ export const startServerProcess = async (
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', OTEL_TRACES_EXPORTER: 'none', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
