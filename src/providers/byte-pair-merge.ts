@@ -8,81 +8,162 @@
  * on every scan, so one long run without whitespace (100,000 `a`s) took minutes. Here the
  * candidate pairs sit in a binary min-heap keyed by (rank, position) and each merge only
  * re-ranks its two new neighbours: O(n log n), with the same result for every input.
+ *
+ * Looking a candidate up costs O(1) and allocates nothing: both halves of a candidate
+ * are tokens, so its hash is computed from theirs (a polynomial hash, combined the way
+ * a rolling hash is), probed in an open-addressing table, and confirmed byte by byte.
  */
 
-/** The rank table: byte sequences that are tokens, and their ranks. */
-export type Ranks = {
-  /** A sequence as a binary string (one UTF-16 unit per byte, 0–255) → its rank, if it is a token. */
-  tokens: ReadonlyMap<string, number>;
-  /** Rank of each two-byte token at `first · 256 + second`, -1 for pairs that are not tokens. */
-  pairs: Int32Array;
+/** Rank table of one encoding, built once by {@link createBytePairMerger}. */
+export type BytePairMerger = {
+  /** Rank of `bytes[0, length)` if it is one token, else -1. */
+  rankOf(bytes: Uint8Array, length: number): number;
+  /**
+   * Byte offsets where the tokens of `bytes[0, length)` start, in order (the first is 0;
+   * the last token ends at `length`). Every byte value must be a token of its own.
+   * @throws RangeError when the piece is 2^31 bytes or longer.
+   */
+  boundaries(bytes: Uint8Array, length: number): number[];
 };
 
-// Heap entries are single numbers, rank · 2^32 + start: ordering by them orders by rank,
+// Heap entries are single numbers, rank · 2^31 + start: ordering by them orders by rank,
 // then by position, which is exactly the reference's "lowest rank, leftmost" choice.
 // Ranks are below 2^21, so the key stays below 2^53 and exact.
-const POSITION = 2 ** 32;
+const POSITION = 2 ** 31;
+const MULTIPLIER = 0x01000193;
+const TABLE_BITS = 20;
 
 /**
- * Byte offsets where the tokens of `bytes` start, in order (the first is 0; the last token
- * ends at `bytes.length`).
- * @throws RangeError when the piece is 2^32 bytes or longer.
+ * Builds the merger over `tokens` (the byte sequence of each rank, by rank; holes allowed).
+ * @throws RangeError when a token is longer than 255 bytes.
  */
-export function bytePairBoundaries(bytes: string, ranks: Ranks): number[] {
-  const length = bytes.length;
-  if (length >= POSITION) throw new RangeError(`piece of ${length} bytes is too long to merge`);
-  if (length <= 1) return length === 0 ? [] : [0];
-
-  // Parts form a linked list over their start offsets; a part ends where the next begins.
-  const next = new Int32Array(length);
-  const previous = new Int32Array(length);
-  const alive = new Uint8Array(length).fill(1);
-  // The rank of the pair starting at each part (-1: not a token), so stale heap entries
-  // (pushed before a neighbour merged) are recognised when popped.
-  const pairRank = new Int32Array(length).fill(-1);
-  // Each merge pushes at most two entries: 3n bounds the heap.
-  const heap: Heap = { values: new Float64Array(3 * length), size: 0 };
-
-  for (let index = 0; index < length; index += 1) {
-    next[index] = index + 1;
-    previous[index] = index - 1;
+export function createBytePairMerger(tokens: ReadonlyArray<Uint8Array | undefined>): BytePairMerger {
+  const count = tokens.length;
+  let maxLength = 1;
+  let totalBytes = 0;
+  for (const token of tokens) {
+    if (token === undefined) continue;
+    if (token.length > 255) throw new RangeError(`token of ${token.length} bytes`);
+    maxLength = Math.max(maxLength, token.length);
+    totalBytes += token.length;
   }
-  // Two-byte pairs come from a flat table: no string slicing for the n - 1 first pairs.
-  for (let index = 0; index + 1 < length; index += 1) {
-    const found = ranks.pairs[bytes.charCodeAt(index) * 256 + bytes.charCodeAt(index + 1)] as number;
-    if (found >= 0) {
-      pairRank[index] = found;
-      heap.values[heap.size++] = found * POSITION + index;
+  // power[k] = MULTIPLIER^k mod 2^32: hash(a + b) = hash(a) · power[|b|] + hash(b).
+  const power = new Int32Array(maxLength + 1);
+  power[0] = 1;
+  for (let k = 1; k <= maxLength; k += 1) power[k] = Math.imul(power[k - 1] as number, MULTIPLIER);
+
+  const store = new Uint8Array(totalBytes);
+  const offset = new Int32Array(count);
+  const size = new Uint8Array(count);
+  const hashes = new Int32Array(count);
+  const byteRank = new Int32Array(256).fill(-1);
+  // Slots hold rank + 1 (0: empty); 2^20 slots for ~200,000 tokens keeps probes short.
+  const table = new Int32Array(1 << TABLE_BITS);
+  const slotOf = (hash: number): number => Math.imul(hash, 0x9e3779b1) >>> (32 - TABLE_BITS);
+
+  let cursor = 0;
+  tokens.forEach((token, rank) => {
+    if (token === undefined) return;
+    store.set(token, cursor);
+    offset[rank] = cursor;
+    size[rank] = token.length;
+    cursor += token.length;
+    let hash = 0;
+    for (const byte of token) hash = (Math.imul(hash, MULTIPLIER) + byte) | 0;
+    hashes[rank] = hash;
+    if (token.length === 1) byteRank[token[0] as number] = rank;
+    let slot = slotOf(hash);
+    while (table[slot] !== 0) slot = (slot + 1) & (table.length - 1);
+    table[slot] = rank + 1;
+  });
+
+  /** Rank of bytes[start, start + length) with the given hash, or -1. */
+  const find = (bytes: Uint8Array, start: number, length: number, hash: number): number => {
+    if (length > maxLength) return -1;
+    for (let slot = slotOf(hash); ; slot = (slot + 1) & (table.length - 1)) {
+      const entry = table[slot] as number;
+      if (entry === 0) return -1;
+      const rank = entry - 1;
+      if (hashes[rank] !== hash || size[rank] !== length) continue;
+      const at = offset[rank] as number;
+      let same = true;
+      for (let index = 0; index < length && same; index += 1) same = store[at + index] === bytes[start + index];
+      if (same) return rank;
     }
-  }
-  heapify(heap);
-
-  const rerank = (start: number): void => {
-    const middle = next[start] as number;
-    const end = middle < length ? (next[middle] as number) : length;
-    const found = middle < length ? ranks.tokens.get(bytes.slice(start, end)) : undefined;
-    pairRank[start] = found ?? -1;
-    if (found !== undefined) push(heap, found * POSITION + start);
   };
 
-  while (heap.size > 0) {
-    const entry = pop(heap);
-    const start = entry % POSITION;
-    const entryRank = (entry - start) / POSITION;
-    if (alive[start] === 0 || pairRank[start] !== entryRank) continue;
-    // Merge the part at `start` with the one after it.
-    const middle = next[start] as number;
-    const end = next[middle] as number;
-    alive[middle] = 0;
-    next[start] = end;
-    if (end < length) previous[end] = start;
-    rerank(start);
-    if (start > 0) rerank(previous[start] as number);
-  }
+  const rankOf = (bytes: Uint8Array, length: number): number => {
+    let hash = 0;
+    for (let index = 0; index < length; index += 1) hash = (Math.imul(hash, MULTIPLIER) + (bytes[index] as number)) | 0;
+    return find(bytes, 0, length, hash);
+  };
 
-  const starts: number[] = [];
-  for (let start = 0; start < length; start = next[start] as number) starts.push(start);
-  return starts;
+  const boundaries = (bytes: Uint8Array, length: number): number[] => {
+    if (length >= POSITION) throw new RangeError(`piece of ${length} bytes is too long to merge`);
+    if (length <= 1) return length === 0 ? [] : [0];
+
+    // Parts form a linked list over their start offsets; a part ends where the next begins.
+    const next = new Int32Array(length);
+    const previous = new Int32Array(length);
+    // The token each part is, and the rank of the pair it starts (-1: not a token; also
+    // set on parts merged away), so stale heap entries are recognised when popped.
+    const partRank = new Int32Array(length);
+    const pairRank = new Int32Array(length).fill(-1);
+    // Each merge pushes at most two entries: 3n bounds the heap.
+    const heap: Heap = { values: new Float64Array(3 * length), size: 0 };
+
+    /** Rank of the pair starting at `start`, from its two parts' tokens. */
+    const pair = (start: number): number => {
+      const middle = next[start] as number;
+      if (middle >= length) return -1;
+      const end = next[middle] as number;
+      const right = partRank[middle] as number;
+      const hash = (Math.imul(hashes[partRank[start] as number] as number, power[size[right] as number] as number) + (hashes[right] as number)) | 0;
+      return find(bytes, start, end - start, hash);
+    };
+
+    for (let index = 0; index < length; index += 1) {
+      next[index] = index + 1;
+      previous[index] = index - 1;
+      partRank[index] = byteRank[bytes[index] as number] as number;
+    }
+    for (let index = 0; index + 1 < length; index += 1) {
+      const found = pair(index);
+      if (found >= 0) {
+        pairRank[index] = found;
+        heap.values[heap.size++] = found * POSITION + index;
+      }
+    }
+    heapify(heap);
+
+    const rerank = (start: number): void => {
+      const found = pair(start);
+      pairRank[start] = found;
+      if (found >= 0) push(heap, found * POSITION + start);
+    };
+
+    while (heap.size > 0) {
+      const entry = pop(heap);
+      const start = entry % POSITION;
+      const entryRank = (entry - start) / POSITION;
+      if (pairRank[start] !== entryRank) continue;
+      // Merge the part at `start` with the one after it.
+      const middle = next[start] as number;
+      const end = next[middle] as number;
+      pairRank[middle] = -1;
+      partRank[start] = entryRank;
+      next[start] = end;
+      if (end < length) previous[end] = start;
+      rerank(start);
+      if (start > 0) rerank(previous[start] as number);
+    }
+
+    const starts: number[] = [];
+    for (let start = 0; start < length; start = next[start] as number) starts.push(start);
+    return starts;
+  };
+
+  return { rankOf, boundaries };
 }
 
 type Heap = { values: Float64Array; size: number };

@@ -1,14 +1,14 @@
 import o200kBase from 'js-tiktoken/ranks/o200k_base';
-import { bytePairBoundaries, type Ranks } from './byte-pair-merge.js';
+import { createBytePairMerger, type BytePairMerger } from './byte-pair-merge.js';
 
 /**
  * Counts and splits text in o200k_base tokens (the GPT-4o family's encoding).
  *
- * Both are exact for every input (they agree with tiktoken's encoding of the text, with
- * special-token strings such as `<|endoftext|>` read as plain text, the way a provider
- * reads them in a user's message) and take time O(n log n) in the text's length, whatever
- * the text: a 100,000-character run without whitespace costs about as much as 100,000
- * characters of prose, a few tens of milliseconds (`npm run bench:tokenizer`).
+ * Both are exact for every input: they agree with tiktoken's encoding of the text, with
+ * special-token strings such as `<|endoftext|>` read as plain text (the way a provider
+ * reads them in a user's message). Both take time O(n log n) in the text's length,
+ * whatever the text: a 100,000-character run without whitespace costs about as much as
+ * 100,000 characters of prose, tens of milliseconds (`npm run bench:tokenizer`).
  */
 export type TokenCounter = {
   /** Number of tokens in `text`. */
@@ -24,7 +24,7 @@ export type TokenCounter = {
 type Encoding = {
   /** The pre-tokenizer: tiktoken's pattern, which cuts text into the pieces BPE merges. */
   pieces: RegExp;
-  ranks: Ranks;
+  merger: BytePairMerger;
 };
 
 let shared: Encoding | undefined;
@@ -36,33 +36,27 @@ let shared: Encoding | undefined;
 // a few hundred milliseconds, so it is done once, on first use, and shared.
 function encoding(): Encoding {
   if (shared === undefined) {
-    const ranks = new Map<string, number>();
-    const pairs = new Int32Array(256 * 256).fill(-1);
+    const tokens: Uint8Array[] = [];
     for (const line of o200kBase.bpe_ranks.split('\n')) {
       if (line === '') continue;
-      const [, offset, ...tokens] = line.split(' ');
+      const [, offset, ...encoded] = line.split(' ');
       const base = Number.parseInt(offset ?? '', 10);
-      tokens.forEach((token, index) => {
-        const bytes = Buffer.from(token, 'base64');
-        ranks.set(bytes.toString('latin1'), base + index);
-        if (bytes.length === 2) pairs[(bytes[0] as number) * 256 + (bytes[1] as number)] = base + index;
+      encoded.forEach((token, index) => {
+        tokens[base + index] = Buffer.from(token, 'base64');
       });
     }
     // The pattern is linear on V8's backtracking engine: every alternative is a run of
     // one character class (or two overlapping ones, given up after one backtrack over
     // the run), and every position starts a match, so no position is scanned twice
     // without the match moving past it (bench:tokenizer times its worst cases).
-    shared = {
-      pieces: new RegExp(o200kBase.pat_str, 'gu'),
-      ranks: { tokens: ranks, pairs },
-    };
+    shared = { pieces: new RegExp(o200kBase.pat_str, 'gu'), merger: createBytePairMerger(tokens) };
   }
   return shared;
 }
 
 // A few thousand characters of the shapes counting meets (prose, a long run of one
 // letter, CJK, emoji, digits): counting them once at preload lets V8 compile the hot
-// loops before the first request does, which halves the first long message's cost.
+// loops before the first request does.
 const WARM_UP = [
   'The quick brown fox jumps over the lazy dog, 12345 times. '.repeat(20),
   'a'.repeat(2000),
@@ -79,9 +73,6 @@ export function preloadTokenizer(): void {
   counter.count(WARM_UP);
   counter.split(WARM_UP);
 }
-
-// eslint-disable-next-line no-control-regex -- the ASCII range itself
-const ASCII = /^[\u0000-\u007f]*$/;
 
 /** Calls `visit` with each pre-tokenized piece of `text`, in order, covering all of it. */
 function forEachPiece(text: string, visit: (piece: string) => void): void {
@@ -102,16 +93,31 @@ function forEachPiece(text: string, visit: (piece: string) => void): void {
   if (covered < text.length) visit(text.slice(covered));
 }
 
-/** The piece's UTF-8 bytes as a binary string (what the rank table is keyed by). */
-function utf8Bytes(piece: string): string {
-  return ASCII.test(piece) ? piece : Buffer.from(piece, 'utf8').toString('latin1');
+// One buffer for the UTF-8 bytes of the piece being merged (three bytes per UTF-16 unit
+// at most), grown on demand; one kept past 1 MiB would hold memory for a rare piece.
+const KEPT_BUFFER_BYTES = 1 << 20;
+let buffer = new Uint8Array(1024);
+const encoder = new TextEncoder();
+
+/** Writes the piece's UTF-8 bytes (lone surrogates as U+FFFD, like tiktoken) and returns their number. */
+function writeUtf8(piece: string): { bytes: Uint8Array; length: number; ascii: boolean } {
+  const room = piece.length * 3;
+  const target = room <= buffer.length ? buffer : new Uint8Array(room);
+  if (room > buffer.length && room <= KEPT_BUFFER_BYTES) buffer = target;
+  let ascii = true;
+  for (let index = 0; index < piece.length && ascii; index += 1) {
+    const code = piece.charCodeAt(index);
+    if (code < 0x80) target[index] = code;
+    else ascii = false;
+  }
+  if (ascii) return { bytes: target, length: piece.length, ascii };
+  return { bytes: target, length: encoder.encodeInto(piece, target).written, ascii };
 }
 
 /** Byte offsets at which the piece's tokens start. */
-function tokenStarts(bytes: string): number[] {
-  const { ranks } = encoding();
-  if (ranks.tokens.has(bytes)) return [0];
-  return bytePairBoundaries(bytes, ranks);
+function tokenStarts(bytes: Uint8Array, length: number): number[] {
+  const { merger } = encoding();
+  return merger.rankOf(bytes, length) >= 0 ? [0] : merger.boundaries(bytes, length);
 }
 
 /** For each UTF-8 byte offset of `piece` that falls between two code points, its UTF-16 offset; -1 elsewhere. */
@@ -130,15 +136,15 @@ function unitOffsets(piece: string, byteLength: number): Int32Array {
 }
 
 function splitPiece(piece: string, into: string[]): void {
-  const bytes = utf8Bytes(piece);
-  const starts = tokenStarts(bytes);
-  if (bytes === piece) {
+  const { bytes, length, ascii } = writeUtf8(piece);
+  const starts = tokenStarts(bytes, length);
+  if (ascii) {
     starts.forEach((start, index) => into.push(piece.slice(start, starts[index + 1] ?? piece.length)));
     return;
   }
-  const offsets = unitOffsets(piece, bytes.length);
+  const offsets = unitOffsets(piece, length);
   let from = 0;
-  for (const start of [...starts.slice(1), bytes.length]) {
+  for (const start of [...starts.slice(1), length]) {
     const unit = offsets[start] as number;
     if (unit < 0) continue; // inside a character: merge with the next token
     into.push(piece.slice(from, unit));
@@ -152,7 +158,8 @@ export function createTokenCounter(): TokenCounter {
     count(text) {
       let total = 0;
       forEachPiece(text, (piece) => {
-        total += tokenStarts(utf8Bytes(piece)).length;
+        const { bytes, length } = writeUtf8(piece);
+        total += tokenStarts(bytes, length).length;
       });
       return total;
     },
