@@ -102,16 +102,7 @@ export function createBytePairMerger(tokens: ReadonlyArray<Uint8Array | undefine
     if (length >= POSITION) throw new RangeError(`piece of ${length} bytes is too long to merge`);
     if (length <= 1) return length === 0 ? [] : [0];
 
-    // Parts form a linked list over their start offsets; a part ends where the next begins.
-    const next = new Int32Array(length);
-    const previous = new Int32Array(length);
-    // The token each part is, and the rank of the pair it starts (-1: not a token; also
-    // set on parts merged away), so stale heap entries are recognised when popped.
-    const partRank = new Int32Array(length);
-    const pairRank = new Int32Array(length).fill(-1);
-    // Each merge pushes at most two entries: 3n bounds the heap.
-    const heap: Heap = { values: new Float64Array(3 * length), size: 0 };
-
+    const { next, previous, partRank, pairRank, heap } = workspace(length);
     /** Rank of the pair starting at `start`, from its two parts' tokens. */
     const pair = (start: number): number => {
       const middle = next[start] as number;
@@ -126,6 +117,7 @@ export function createBytePairMerger(tokens: ReadonlyArray<Uint8Array | undefine
       next[index] = index + 1;
       previous[index] = index - 1;
       partRank[index] = byteRank[bytes[index] as number] as number;
+      pairRank[index] = -1;
     }
     for (let index = 0; index + 1 < length; index += 1) {
       const found = pair(index);
@@ -167,6 +159,36 @@ export function createBytePairMerger(tokens: ReadonlyArray<Uint8Array | undefine
 }
 
 type Heap = { values: Float64Array; size: number };
+
+/**
+ * Per-piece state. Parts form a linked list over their start offsets (a part ends where
+ * the next begins); `partRank` is the token each part is, `pairRank` the rank of the
+ * pair it starts (-1: not a token; also set on parts merged away), so stale heap entries
+ * are recognised when popped. Each merge pushes at most two entries: 3n bounds the heap.
+ */
+type Workspace = { next: Int32Array; previous: Int32Array; partRank: Int32Array; pairRank: Int32Array; heap: Heap };
+
+// Most pieces are a few bytes long: one workspace is reused for every piece up to this
+// size (allocating typed arrays per piece dominated the cost of text with many pieces);
+// longer ones get their own, left to the garbage collector.
+const REUSED_WORKSPACE_BYTES = 1 << 16;
+let reused: Workspace | undefined;
+
+const allocate = (capacity: number): Workspace => ({
+  next: new Int32Array(capacity),
+  previous: new Int32Array(capacity),
+  partRank: new Int32Array(capacity),
+  pairRank: new Int32Array(capacity),
+  heap: { values: new Float64Array(3 * capacity), size: 0 },
+});
+
+function workspace(length: number): Workspace {
+  if (length > REUSED_WORKSPACE_BYTES) return allocate(length);
+  reused ??= allocate(1024);
+  if (reused.next.length < length) reused = allocate(Math.min(REUSED_WORKSPACE_BYTES, Math.max(length, 2 * reused.next.length)));
+  reused.heap.size = 0;
+  return reused;
+}
 
 function heapify(heap: Heap): void {
   for (let index = (heap.size >> 1) - 1; index >= 0; index -= 1) siftDown(heap, index);
