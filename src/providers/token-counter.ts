@@ -95,29 +95,41 @@ function forEachPiece(text: string, visit: (piece: string) => void): void {
 
 // One buffer for the UTF-8 bytes of the piece being merged (three bytes per UTF-16 unit
 // at most), grown on demand; one kept past 1 MiB would hold memory for a rare piece.
+// Module state rather than a returned object: counting allocates nothing per piece.
 const KEPT_BUFFER_BYTES = 1 << 20;
 let buffer = new Uint8Array(1024);
+/** The bytes {@link writeUtf8} last wrote (`buffer`, or a one-off array for a huge piece). */
+let written = buffer;
+/** Whether that piece was all ASCII (its bytes are its characters). */
+let writtenAscii = true;
 const encoder = new TextEncoder();
 
-/** Writes the piece's UTF-8 bytes (lone surrogates as U+FFFD, like tiktoken) and returns their number. */
-function writeUtf8(piece: string): { bytes: Uint8Array; length: number; ascii: boolean } {
+/** Writes the piece's UTF-8 bytes into `written` (lone surrogates as U+FFFD, like tiktoken) and returns their number. */
+function writeUtf8(piece: string): number {
   const room = piece.length * 3;
-  const target = room <= buffer.length ? buffer : new Uint8Array(room);
-  if (room > buffer.length && room <= KEPT_BUFFER_BYTES) buffer = target;
-  let ascii = true;
-  for (let index = 0; index < piece.length && ascii; index += 1) {
-    const code = piece.charCodeAt(index);
-    if (code < 0x80) target[index] = code;
-    else ascii = false;
+  if (room > buffer.length) {
+    written = new Uint8Array(room);
+    if (room <= KEPT_BUFFER_BYTES) buffer = written;
+  } else {
+    written = buffer;
   }
-  if (ascii) return { bytes: target, length: piece.length, ascii };
-  return { bytes: target, length: encoder.encodeInto(piece, target).written, ascii };
+  writtenAscii = true;
+  for (let index = 0; index < piece.length; index += 1) {
+    const code = piece.charCodeAt(index);
+    if (code >= 0x80) {
+      writtenAscii = false;
+      return encoder.encodeInto(piece, written).written;
+    }
+    written[index] = code;
+  }
+  return piece.length;
 }
 
-/** Byte offsets at which the piece's tokens start. */
-function tokenStarts(bytes: Uint8Array, length: number): number[] {
+/** Number of tokens in a piece. */
+function pieceTokens(piece: string): number {
   const { merger } = encoding();
-  return merger.rankOf(bytes, length) >= 0 ? [0] : merger.boundaries(bytes, length);
+  const length = writeUtf8(piece);
+  return merger.rankOf(written, length) >= 0 ? 1 : merger.count(written, length);
 }
 
 /** For each UTF-8 byte offset of `piece` that falls between two code points, its UTF-16 offset; -1 elsewhere. */
@@ -136,9 +148,10 @@ function unitOffsets(piece: string, byteLength: number): Int32Array {
 }
 
 function splitPiece(piece: string, into: string[]): void {
-  const { bytes, length, ascii } = writeUtf8(piece);
-  const starts = tokenStarts(bytes, length);
-  if (ascii) {
+  const { merger } = encoding();
+  const length = writeUtf8(piece);
+  const starts = merger.rankOf(written, length) >= 0 ? [0] : merger.boundaries(written, length);
+  if (writtenAscii) {
     starts.forEach((start, index) => into.push(piece.slice(start, starts[index + 1] ?? piece.length)));
     return;
   }
@@ -158,8 +171,7 @@ export function createTokenCounter(): TokenCounter {
     count(text) {
       let total = 0;
       forEachPiece(text, (piece) => {
-        const { bytes, length } = writeUtf8(piece);
-        total += tokenStarts(bytes, length).length;
+        total += pieceTokens(piece);
       });
       return total;
     },
