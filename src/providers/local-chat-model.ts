@@ -14,6 +14,8 @@ import { toJsonSchema } from '@langchain/core/utils/json_schema';
 import { throwIfAborted } from './abort.js';
 import { messageText } from './message-text.js';
 import { generateFromPlan, streamPlannedReply, type PlannedReply } from './planned-reply.js';
+import { CalculatorError, evaluateArithmetic } from '../tools/arithmetic.js';
+import { formatNumber } from '../tools/calculator.js';
 import { createTokenCounter, type TokenCounter } from './token-counter.js';
 
 /** Default model name of the local provider. */
@@ -40,9 +42,6 @@ type ToolCall = { name: string; args: Record<string, unknown>; id: string };
 
 const ECHO_LIMIT = 200;
 
-// "12*(3+4)", "2 + 2", "-3.5 * 2", "2^10": numbers joined by at least one operator.
-const ARITHMETIC =
-  /[-(]*\s*\d+(?:\.\d+)?\s*\)*(?:\s*[-+*/^%×÷]\s*[-(]*\s*\d+(?:\.\d+)?\s*\)*)+/;
 const ASKS_FOR_TIME =
   /\b(what(?:'s| is)? the (?:time|date|day)|what time|current (?:time|date)|time is it|today'?s date|what day|date today)\b/i;
 
@@ -87,20 +86,93 @@ function mainStringArgument(schema: unknown): string | undefined {
   return strings.find((key) => requiredNames.includes(key)) ?? strings[0];
 }
 
+const OPERATORS = '-+*/^%×÷';
+const SPACE = /\s/;
+const DIGIT = /[0-9]/g;
+
+function isDigit(text: string, index: number): boolean {
+  const code = text.charCodeAt(index);
+  return code >= 48 && code <= 57;
+}
+
+/** End of the number starting at `index` (digits, optionally `.` and digits). */
+function numberEnd(text: string, index: number): number {
+  let end = index;
+  while (isDigit(text, end)) end += 1;
+  if (text[end] === '.' && isDigit(text, end + 1)) {
+    end += 1;
+    while (isDigit(text, end)) end += 1;
+  }
+  return end;
+}
+
+/** First index at or after `index` whose character is not in `skipped` (whitespace included when `spaces`). */
+function skip(text: string, index: number, skipped: string, spaces = true): number {
+  let end = index;
+  while (end < text.length && (skipped.includes(text.charAt(end)) || (spaces && SPACE.test(text.charAt(end))))) end += 1;
+  return end;
+}
+
+/**
+ * The first arithmetic expression in `text` — "12*(3+4)", "2 + 2", "-3.5 * 2", "2^10":
+ * numbers joined by at least one operator, with signs and brackets around them — or
+ * undefined. One pass over the text: every character is looked at a bounded number of
+ * times, so a message of 100,000 digits costs what its length does (a regex with
+ * nested quantifiers here backtracked quadratically).
+ */
 function findArithmetic(text: string): string | undefined {
-  const match = ARITHMETIC.exec(text);
-  if (match === null) return undefined;
-  let expression = match[0].trim();
+  for (let index = 0; index < text.length; ) {
+    // Jump to the next digit natively (a one-character class: no backtracking).
+    DIGIT.lastIndex = index;
+    const digit = DIGIT.exec(text);
+    if (digit === null) return undefined;
+    index = digit.index;
+    const first = numberEnd(text, index);
+    let end = skip(text, first, ')');
+    let operators = 0;
+    for (;;) {
+      const operator = skip(text, end, '');
+      if (!OPERATORS.includes(text.charAt(operator)) || operator >= text.length) break;
+      const operand = skip(text, operator + 1, '-(');
+      if (!isDigit(text, operand)) break;
+      operators += 1;
+      end = skip(text, numberEnd(text, operand), ')');
+    }
+    if (operators > 0) {
+      // Signs and opening brackets before the first number belong to it. (Once per
+      // message: the scan ends here.)
+      let start = index;
+      while (start > 0 && ('-('.includes(text.charAt(start - 1)) || SPACE.test(text.charAt(start - 1)))) start -= 1;
+      return tidyExpression(text.slice(start, end));
+    }
+    // A number inside this one cannot start a longer expression: go past it.
+    index = first;
+  }
+  return undefined;
+}
+
+function tidyExpression(found: string): string | undefined {
+  let expression = found.trim();
   // "2025-06-10" is a date, not a subtraction.
   if (/^\d{4}-\d{1,2}-\d{1,2}$/.test(expression)) return undefined;
-  // The pattern may take a closing bracket that belongs to the sentence, or leave an
-  // opening one unmatched: trim to balanced brackets.
-  while (expression.endsWith(')') && count(expression, ')') > count(expression, '(')) {
-    expression = expression.slice(0, -1).trim();
+  // The scan may take a closing bracket that belongs to the sentence, or leave an
+  // opening one unmatched: trim to balanced brackets (counted once, so a message of
+  // thousands of brackets is not rescanned per bracket).
+  let opening = count(expression, '(');
+  let closing = count(expression, ')');
+  let from = 0;
+  let to = expression.length;
+  while (to > from && expression.charAt(to - 1) === ')' && closing > opening) {
+    to -= 1;
+    closing -= 1;
+    while (to > from && SPACE.test(expression.charAt(to - 1))) to -= 1;
   }
-  while (expression.startsWith('(') && count(expression, '(') > count(expression, ')')) {
-    expression = expression.slice(1).trim();
+  while (from < to && expression.charAt(from) === '(' && opening > closing) {
+    from += 1;
+    opening -= 1;
+    while (from < to && SPACE.test(expression.charAt(from))) from += 1;
   }
+  expression = expression.slice(from, to);
   return expression.replaceAll('×', '*').replaceAll('÷', '/');
 }
 
@@ -124,6 +196,19 @@ function describeTime(output: string): string {
   return snippet(output);
 }
 
+/**
+ * Answers arithmetic without a calculator tool, with the calculator's own evaluator (a
+ * parser, never `eval`) and number format, so both paths give the same figure.
+ */
+function calculate(expression: string): string {
+  try {
+    return `${expression} = ${formatNumber(evaluateArithmetic(expression))}.`;
+  } catch (error) {
+    if (!(error instanceof CalculatorError)) throw error;
+    return `I can't work out ${snippet(expression)}: ${error.message}.`;
+  }
+}
+
 function snippet(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   return flat.length > ECHO_LIMIT ? `${flat.slice(0, ECHO_LIMIT - 1)}…` : flat;
@@ -131,10 +216,12 @@ function snippet(text: string): string {
 
 /**
  * The default provider, `local`: a deterministic chat model that needs no network, no
- * key and no weights. It acknowledges the user's last message, and with tools bound it
- * behaves like a tool-calling model: arithmetic in the question → a `calculator` call,
- * a question about the time or date → a `current_time` call, tool results → an answer
- * built from them. The same conversation always gets the same reply.
+ * key and no weights. It acknowledges the user's last message and answers arithmetic in
+ * it (with the calculator tool's evaluator). With tools bound it behaves like a
+ * tool-calling model: arithmetic in the question → a `calculator` call, a question about
+ * the time or date → a `current_time` call, tool results → an answer built from them.
+ * Without the current_time tool it cannot tell the time (the same conversation always
+ * gets the same reply).
  *
  * Usage is honest: prompt tokens are the o200k_base token count of the messages' text
  * (plus their tool calls' name and JSON arguments), completion tokens that of the
@@ -272,9 +359,12 @@ export class LocalChatModel extends BaseChatModel<LocalChatModelCallOptions> {
     if (ASKS_FOR_TIME.test(text) && clock !== undefined) {
       return { content: '', toolCalls: [{ name: 'current_time', args: {}, id: id(0) }] };
     }
+    if (expression !== undefined) return { content: calculate(expression), toolCalls: [] };
     if (text.trim() === '') return { content: 'Hello! What can I do for you?', toolCalls: [] };
     return {
-      content: `You said: "${snippet(text)}". I'm the local model: I echo messages, do arithmetic and tell the time.`,
+      content:
+        `You said: "${snippet(text)}". I'm the local model: I echo messages, work out arithmetic, ` +
+        'and tell the time when the current_time tool is available.',
       toolCalls: [],
     };
   }

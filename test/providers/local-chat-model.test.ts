@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { tool } from '@langchain/core/tools';
 import { AIMessage, type AIMessageChunk, HumanMessage, SystemMessage, ToolMessage } from '@langchain/core/messages';
 import { Tiktoken } from 'js-tiktoken/lite';
@@ -89,10 +90,69 @@ describe('LocalChatModel', () => {
     expect(reply.usage_metadata?.output_tokens).toBe(tokens('calculator') + tokens('{"expression":"12*(3+4)"}'));
   });
 
-  it('does not call tools that are not bound', async () => {
+  it('does not call tools that are not bound, and works the arithmetic out itself', async () => {
     const reply = await new LocalChatModel().invoke('what is 12*(3+4)?');
     expect(reply.tool_calls ?? []).toEqual([]);
-    expect(reply.content).toContain('12*(3+4)');
+    expect(reply.content).toBe('12*(3+4) = 84.');
+  });
+
+  it.each([
+    ['2 + 2', '2 + 2 = 4.'],
+    ['How much is -3.5 * 2, roughly?', '-3.5 * 2 = -7.'],
+    ['(1 + 2) × 3 ÷ 4', '(1 + 2) * 3 / 4 = 2.25.'],
+    ['0.1 + 0.2', '0.1 + 0.2 = 0.3.'],
+    ['2^10 bytes', '2^10 = 1024.'],
+    ['what is 1/0?', "I can't work out 1/0: division by zero at position 2."],
+  ])('answers arithmetic without tools with the calculator evaluator: %s', async (question, answer) => {
+    const reply = await new LocalChatModel().invoke(question);
+    expect(reply.content).toBe(answer);
+  });
+
+  it('says what it does when there is no arithmetic, without promising the time', async () => {
+    const reply = await new LocalChatModel().invoke('What time is it?');
+    expect(reply.content).toBe(
+      'You said: "What time is it?". I\'m the local model: I echo messages, work out arithmetic, and tell the time when the current_time tool is available.',
+    );
+  });
+
+  it('finds arithmetic in very long messages', async () => {
+    const model = new LocalChatModel().bindTools([calculator]);
+    const expression = async (text: string): Promise<unknown> => (await model.invoke(text)).tool_calls?.[0]?.args.expression;
+    const digits = '7'.repeat(20_000);
+    expect(await expression(digits)).toBeUndefined();
+    expect(await expression(`${digits}+1`)).toBe(`${digits}+1`);
+    expect(await expression(`${'('.repeat(50_000)}1+1`)).toBe('1+1');
+    expect(await expression(`1+1${')'.repeat(50_000)}`)).toBe('1+1');
+    expect(await expression(`1${' '.repeat(50_000)}x 2 * 3`)).toBe('2 * 3');
+    expect(await expression(`${'1 + '.repeat(10_000)}`)).toBe(`${'1 + '.repeat(9_999)}1`);
+    expect(await expression('-'.repeat(50_000))).toBeUndefined();
+    // Too long for the calculator: the plain model says so instead of computing it.
+    const reply = await new LocalChatModel().invoke(`${digits}+1`);
+    expect(reply.content).toMatch(/^I can't work out 7{199}…: expression is 20002 characters long; the limit is 1000\.$/);
+  });
+
+  it('calls the calculator only with an expression taken from the message', () => {
+    const model = new LocalChatModel().bindTools([calculator]);
+    const text = fc
+      .array(fc.oneof(fc.constantFrom(...'0123456789+-*/^%×÷(). x='.split('')), fc.constantFrom('12', '3.5', '2025-06-10', ' ')), {
+        maxLength: 400,
+      })
+      .chain((parts) => fc.integer({ min: 1, max: 200 }).map((times) => parts.join('').repeat(times)));
+    return fc.assert(
+      fc.asyncProperty(text, async (message) => {
+        const reply = await model.invoke(message);
+        const call = reply.tool_calls?.[0];
+        if (call === undefined) {
+          expect(reply.content).not.toBe('');
+          return;
+        }
+        const expression = String(call.args.expression);
+        expect(message.replaceAll('×', '*').replaceAll('÷', '/')).toContain(expression);
+        expect(expression).toMatch(/\d[\s()]*[-+*/^%][\s()-]*\d/);
+        expect(expression).toBe(expression.trim());
+      }),
+      { numRuns: 60 },
+    );
   });
 
   it('calls current_time when asked for the time and it is bound', async () => {
