@@ -2,10 +2,10 @@
  * Conversation and message schemas of the Chatter API contract (see common-schemas.ts).
  */
 
+import { INT4_MAX } from './common-schemas.js';
+
 const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: 'null' }] }) as const;
 const jsonObject = { type: 'object', additionalProperties: true } as const;
-/** PostgreSQL `integer`: a larger value would be a database error, so it is a 422 instead. */
-const INT4_MAX = 2_147_483_647;
 
 export const ConversationStatusSchema = {
   $id: 'ConversationStatus',
