@@ -134,7 +134,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       schema: {
         tags: ['Events'],
         summary: 'Event Stream',
-        operationId: 'event_stream_api_v1_events_stream_get',
+        operationId: 'events_stream_api_v1_events_stream_get',
         security: bearerSecurity,
         querystring: {
           type: 'object',
