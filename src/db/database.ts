@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { createPool, type DatabasePool } from 'slonik';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { createResultParserInterceptor } from './result-parser-interceptor.js';
 import { createTypeParsers } from './type-parsers.js';
 
@@ -26,6 +27,8 @@ export type DatabaseOptions = {
   readonly statementTimeoutMs?: number;
   /** How long a caller may wait for a pool connection before failing. */
   readonly acquireTimeoutMs?: number;
+  /** What opens the embedded database (`server`, `migrate`), named to a second process that tries. */
+  readonly role?: string;
 };
 
 /** Closing twice (a test, then a shutdown hook) must not fail the second time. */
@@ -101,11 +104,23 @@ const PGLITE_POOL_SIZE = 1;
 
 const startPglite = async (options: DatabaseOptions): Promise<Database> => {
   let dataUri = 'memory://';
+  let lock: DataDirLock | undefined;
   if (options.dataDir !== 'memory://') {
     const directory = resolve(options.dataDir, 'pgdata');
     await mkdir(directory, { recursive: true });
+    // The files belong to one process: a second one opening them would lose data.
+    lock = await lockDataDir(resolve(options.dataDir), options.role ?? 'chatter');
     dataUri = directory;
   }
+  try {
+    return await startPgliteLocked(options, dataUri, lock);
+  } catch (error) {
+    await lock?.release();
+    throw error;
+  }
+};
+
+const startPgliteLocked = async (options: DatabaseOptions, dataUri: string, lock: DataDirLock | undefined): Promise<Database> => {
   const pglite = await PGlite.create(dataUri);
   // PGlite is a single session; the socket server multiplexes the pool's
   // connections onto it and keeps a transaction's statements together.
@@ -136,6 +151,7 @@ const startPglite = async (options: DatabaseOptions): Promise<Database> => {
       await pool.end();
       await server.stop();
       await pglite.close();
+      await lock?.release();
     }),
   };
 };
