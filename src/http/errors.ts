@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BackendTerminatedError, BackendTerminatedUnexpectedlyError, ConnectionError } from 'slonik';
-import { ConnectionAcquireTimeoutError } from '../db/database.js';
+import { ConnectionAcquireTimeoutError, StatementNoAnswerError } from '../db/database.js';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /** An error whose message is safe to show the client, with its HTTP status. */
@@ -24,6 +24,7 @@ export const isDatabaseUnavailable = (error: unknown): boolean => {
   for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth += 1) {
     if (
       current instanceof ConnectionAcquireTimeoutError ||
+      current instanceof StatementNoAnswerError ||
       current instanceof ConnectionError ||
       current instanceof BackendTerminatedError ||
       current instanceof BackendTerminatedUnexpectedlyError ||

@@ -25,6 +25,36 @@ export type RunRecordWriterOptions = {
   /** First delay before retrying the spool after a failure; doubles up to 30 s. */
   readonly retryBaseMs?: number;
   readonly onCommitted?: (records: readonly RunRecord[]) => void;
+  /** A batch transaction not done in this time counts as failed: its records are spooled. */
+  readonly writeTimeoutMs?: number;
+};
+
+const DEFAULT_WRITE_TIMEOUT_MS = 5_000;
+
+/** A batch transaction that got no answer in time (a silent partition): retried from the spool. */
+export class RunRecordWriteTimeoutError extends Error {
+  public constructor(timeoutMs: number) {
+    super(`run record transaction not done within ${timeoutMs} ms`);
+    this.name = 'RunRecordWriteTimeoutError';
+  }
+}
+
+/**
+ * Bounds a transaction. If it still commits after the timeout, the spooled copy's replay
+ * finds the run already written (records are idempotent by run id).
+ */
+const withWriteTimeout = async <T>(work: Promise<T>, timeoutMs: number): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new RunRecordWriteTimeoutError(timeoutMs)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 };
 
 type Waiter = { resolve: (durability: Durability) => void; reject: (error: Error) => void };
@@ -181,7 +211,10 @@ export class RunRecordWriter implements RunRecordSink {
 
   private async transaction(records: readonly RunRecord[]): Promise<void> {
     this.transactions += 1;
-    await this.options.pool.transaction((tx) => applyRunRecords(tx, records));
+    await withWriteTimeout(
+      this.options.pool.transaction((tx) => applyRunRecords(tx, records)),
+      this.options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS,
+    );
   }
 
   private async writeBatch(batch: RunRecord[]): Promise<void> {
@@ -195,7 +228,9 @@ export class RunRecordWriter implements RunRecordSink {
       this.committedBatch(batch);
       return;
     } catch (error) {
-      if (batch.length === 1) {
+      // Only a record the database refuses is worth isolating; an unreachable (or
+      // unanswering) database would fail, and wait out its timeout, once per record.
+      if (batch.length === 1 || !isPoison(error)) {
         await this.handleFailure(batch, error);
         return;
       }
