@@ -12,9 +12,9 @@ import { createNotifier, type Notifier } from './db/notifications.js';
 import { createLimitStore } from './limits/create-limit-store.js';
 import { registerApiDocs } from './http/api-docs.js';
 import { correlationIdOf, tagRequest } from './http/correlation.js';
-import { registerBodyGuard } from './http/body-guard.js';
+import { registerBodyGuard, registerStrictJsonParser } from './http/body-guard.js';
 import { logCompletedRequest, logIncomingRequest } from './http/request-logging.js';
-import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
+import { clientConnectionErrorHandler, frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
 import { registerContractSchemas } from './http/schemas/contract-schemas.js';
 import { AJV_OPTIONS, createValidatorFactory } from './http/validation.js';
 import { adminPriceRoutes } from './routes/admin-prices.js';
@@ -91,6 +91,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     // Longer path parameters than any schema allows (ids are ≤ 128) are a 414 from the router.
     routerOptions: { maxParamLength: 256 },
     frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler: clientConnectionErrorHandler,
     // Validation errors name every failing field, as the contract's 422 body does;
     // JSON bodies are validated without type coercion (see src/http/validation.ts).
     ajv: { customOptions: AJV_OPTIONS },
@@ -160,6 +161,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     maxAge: 600,
   });
   await app.register(cookie);
+  registerStrictJsonParser(app);
   registerBodyGuard(app);
   await registerApiDocs(app, { upgradeInsecureRequests: config.environment === 'production' });
 

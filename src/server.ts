@@ -17,6 +17,7 @@ const start = async (config: Config): Promise<void> => {
     poolSize: config.database.poolSize,
     statementTimeoutMs: config.database.statementTimeoutMs,
     acquireTimeoutMs: config.database.acquireTimeoutMs,
+    role: 'server',
   });
   logger.info({ database: db.kind, dataDir: db.kind === 'pglite' ? config.database.dataDir : undefined }, 'database open');
   try {

@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { createPool, type DatabasePool } from 'slonik';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
+import { enablePgKeepAlive } from './pg-keepalive.js';
 import { createResultParserInterceptor } from './result-parser-interceptor.js';
 import { createTypeParsers } from './type-parsers.js';
 
@@ -26,6 +28,8 @@ export type DatabaseOptions = {
   readonly statementTimeoutMs?: number;
   /** How long a caller may wait for a pool connection before failing. */
   readonly acquireTimeoutMs?: number;
+  /** What opens the embedded database (`server`, `migrate`), named to a second process that tries. */
+  readonly role?: string;
 };
 
 /** Closing twice (a test, then a shutdown hook) must not fail the second time. */
@@ -45,67 +49,152 @@ export class ConnectionAcquireTimeoutError extends Error {
   }
 }
 
+/**
+ * A statement (or a whole `transaction`) got no answer within its bound: the database
+ * or the network to it is not answering. Its connection is destroyed, so nothing it
+ * sent can be used by another caller; answered 503 like an unreachable database.
+ */
+export class StatementNoAnswerError extends Error {
+  public constructor(timeoutMs: number) {
+    super(`the database did not answer within ${timeoutMs} ms`);
+    this.name = 'StatementNoAnswerError';
+  }
+}
+
 const QUERY_METHODS = ['any', 'anyFirst', 'exists', 'many', 'manyFirst', 'maybeOne', 'maybeOneFirst', 'one', 'oneFirst', 'query', 'transaction'] as const;
 
+/** Beyond the server's own statement_timeout: the time for its error to come back. */
+const STATEMENT_ANSWER_SLACK_MS = 1_000;
+
+type Bounds = { readonly acquireTimeoutMs: number; readonly statementTimeoutMs: number };
+
 /**
- * Bounds the wait for a pool connection. When connections die while callers queue for
- * one (a database restart, a network cut), slonik 49 can leave the queued callers
- * waiting forever; here they fail after `acquireTimeoutMs` instead. A caller that gave
- * up and is served later does no work: its routine throws before touching the
- * connection, so nothing runs (or commits) after its caller was told it failed.
+ * Bounds every call on the pool, on this side of the network (the server's
+ * statement_timeout cannot fire for a query that never reaches it):
+ * - the wait for a connection, by `acquireTimeoutMs`. When connections die while
+ *   callers queue for one (a restart, a network cut), slonik 49 can leave the queued
+ *   callers waiting forever. A caller that gave up and is served later does no work:
+ *   its routine throws before touching the connection, so nothing runs (or commits)
+ *   after its caller was told it failed;
+ * - the call itself, by the statement timeout plus the time for its error to return.
+ *   On a silent partition nothing comes back: the routine throws, which makes slonik
+ *   destroy the connection (a later answer is never read by anyone).
+ * After a call went unanswered, and until one is answered again, calls are bounded by
+ * `acquireTimeoutMs` instead: during a partition every request fails in that time,
+ * not after a full statement timeout each.
  */
-const withAcquireTimeout = (pool: DatabasePool, acquireTimeoutMs: number): DatabasePool => {
+const withTimeouts = (pool: DatabasePool, bounds: Bounds): DatabasePool => {
   const wrapped = Object.create(pool) as Record<string, unknown>;
+  let unanswered = false;
   for (const method of QUERY_METHODS) {
     wrapped[method] = (...args: unknown[]) => {
       let abandoned = false;
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => {
+      let acquireTimer: NodeJS.Timeout | undefined;
+      let answerTimer: NodeJS.Timeout | undefined;
+      const acquireTimeout = new Promise<never>((_resolve, reject) => {
+        acquireTimer = setTimeout(() => {
+          // Not a sign of a dead link by itself (the pool may just be busy).
           abandoned = true;
-          reject(new ConnectionAcquireTimeoutError(acquireTimeoutMs));
-        }, acquireTimeoutMs);
+          reject(new ConnectionAcquireTimeoutError(bounds.acquireTimeoutMs));
+        }, bounds.acquireTimeoutMs);
       });
       const work = pool.connect(async (connection) => {
-        clearTimeout(timer);
+        clearTimeout(acquireTimer);
         if (abandoned) {
-          throw new ConnectionAcquireTimeoutError(acquireTimeoutMs);
+          throw new ConnectionAcquireTimeoutError(bounds.acquireTimeoutMs);
         }
-        return (connection[method] as (...a: unknown[]) => Promise<unknown>)(...args);
+        const boundMs = unanswered ? bounds.acquireTimeoutMs : bounds.statementTimeoutMs + STATEMENT_ANSWER_SLACK_MS;
+        const noAnswer = new Promise<never>((_resolve, reject) => {
+          answerTimer = setTimeout(() => {
+            unanswered = true;
+            reject(new StatementNoAnswerError(boundMs));
+          }, boundMs);
+        });
+        const result = await Promise.race([(connection[method] as (...a: unknown[]) => Promise<unknown>)(...args), noAnswer]);
+        unanswered = false;
+        return result;
       });
-      return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+      return Promise.race([work, acquireTimeout]).finally(() => {
+        clearTimeout(acquireTimer);
+        clearTimeout(answerTimer);
+      });
     };
   }
   return wrapped as unknown as DatabasePool;
 };
 
 const createSlonikPool = async (connectionUri: string, options: DatabaseOptions): Promise<DatabasePool> =>
-  withAcquireTimeout(await createRawPool(connectionUri, options), options.acquireTimeoutMs ?? 5_000);
+  withTimeouts(await createRawPool(connectionUri, options), {
+    acquireTimeoutMs: options.acquireTimeoutMs ?? 5_000,
+    statementTimeoutMs: options.statementTimeoutMs ?? 30_000,
+  });
 
-const createRawPool = async (
-  connectionUri: string,
-  options: DatabaseOptions,
-): Promise<DatabasePool> =>
-  createPool(connectionUri, {
+/** Idle time before the first TCP keepalive probe, on both ends of each connection. */
+const KEEPALIVE_IDLE_SECONDS = 15;
+const KEEPALIVE_INTERVAL_SECONDS = 5;
+const KEEPALIVE_COUNT = 3;
+
+/**
+ * The server's side of the keepalives, as startup options (`-c tcp_keepalives_…`): a
+ * server whose client vanished behind a dead link ends that session (rolling back its
+ * transaction and freeing its locks) within about 30 s instead of holding them for hours.
+ * Options already in the URL are kept; any keepalive setting there wins.
+ */
+export const withServerKeepalives = (url: string): string => {
+  const parsed = new URL(url);
+  const options = parsed.searchParams.get('options') ?? '';
+  if (/tcp_keepalives|tcp_user_timeout/.test(options)) {
+    return url;
+  }
+  const keepalives = [
+    `-c tcp_keepalives_idle=${KEEPALIVE_IDLE_SECONDS}`,
+    `-c tcp_keepalives_interval=${KEEPALIVE_INTERVAL_SECONDS}`,
+    `-c tcp_keepalives_count=${KEEPALIVE_COUNT}`,
+  ].join(' ');
+  parsed.searchParams.set('options', options === '' ? keepalives : `${options} ${keepalives}`);
+  return parsed.toString();
+};
+
+const createRawPool = async (connectionUri: string, options: DatabaseOptions): Promise<DatabasePool> => {
+  enablePgKeepAlive(KEEPALIVE_IDLE_SECONDS * 1_000);
+  const acquireTimeoutMs = options.acquireTimeoutMs ?? 5_000;
+  return createPool(connectionUri, {
     interceptors: [createResultParserInterceptor()],
     typeParsers: createTypeParsers(),
     maxPoolSize: options.poolSize,
     statementTimeout: options.statementTimeoutMs ?? 30_000,
-    connectionTimeout: 5_000,
+    // Connecting is part of acquiring: it cannot usefully take longer than a caller waits.
+    connectionTimeout: Math.min(5_000, acquireTimeoutMs),
+    // A connection destroyed because it went unanswered (see withTimeouts) gives its
+    // pool slot back after this long, not slonik's default 5 s.
+    gracefulTerminationTimeout: 1_000,
     // No session state is ever set, so the default `DISCARD ALL` on every release
     // is a wasted round trip (and on PGlite it would reset the one shared session).
     resetConnection: async () => {},
   });
+};
 
 const PGLITE_POOL_SIZE = 1;
 
 const startPglite = async (options: DatabaseOptions): Promise<Database> => {
   let dataUri = 'memory://';
+  let lock: DataDirLock | undefined;
   if (options.dataDir !== 'memory://') {
     const directory = resolve(options.dataDir, 'pgdata');
     await mkdir(directory, { recursive: true });
+    // The files belong to one process: a second one opening them would lose data.
+    lock = await lockDataDir(resolve(options.dataDir), options.role ?? 'chatter');
     dataUri = directory;
   }
+  try {
+    return await startPgliteLocked(options, dataUri, lock);
+  } catch (error) {
+    await lock?.release();
+    throw error;
+  }
+};
+
+const startPgliteLocked = async (options: DatabaseOptions, dataUri: string, lock: DataDirLock | undefined): Promise<Database> => {
   const pglite = await PGlite.create(dataUri);
   // PGlite is a single session; the socket server multiplexes the pool's
   // connections onto it and keeps a transaction's statements together.
@@ -136,6 +225,7 @@ const startPglite = async (options: DatabaseOptions): Promise<Database> => {
       await pool.end();
       await server.stop();
       await pglite.close();
+      await lock?.release();
     }),
   };
 };
@@ -149,7 +239,7 @@ export const openDatabase = async (options: DatabaseOptions): Promise<Database> 
   if (options.url === undefined) {
     return startPglite(options);
   }
-  const pool = await createSlonikPool(options.url, options);
+  const pool = await createSlonikPool(withServerKeepalives(options.url), options);
   return { kind: 'postgres', pool, connectionUri: options.url, close: once(() => pool.end()) };
 };
 

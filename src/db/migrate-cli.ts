@@ -5,7 +5,7 @@ import { loadMigrations, migrate } from './migrations.js';
 /** `npm run migrate`: applies pending migrations to the configured database and exits. */
 try {
   const config = loadConfig();
-  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 1 });
+  const db = await openDatabase({ url: config.database.url, dataDir: config.database.dataDir, poolSize: 1, role: 'migrate' });
   try {
     const report = await migrate(db.pool, await loadMigrations());
     process.stdout.write(

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { RequestValidationError } from './errors.js';
 
 type Issue = { loc: (string | number)[]; msg: string; type: string };
 
@@ -78,5 +79,26 @@ export const registerBodyGuard = (app: FastifyInstance): void => {
     if (issue !== null) {
       return reply.status(422).send({ detail: [issue] });
     }
+  });
+};
+
+/**
+ * JSON bodies are decoded as strict UTF-8: bytes that are not UTF-8 are refused (422)
+ * instead of being replaced by U+FFFD, which would store text the user never sent.
+ * Parsing itself is Fastify's (prototype-poisoning checks included).
+ */
+export const registerStrictJsonParser = (app: FastifyInstance): void => {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
+    try {
+      text = decoder.decode(body as Buffer);
+    } catch {
+      done(new RequestValidationError([{ loc: ['body'], msg: 'The body is not valid UTF-8', type: 'utf8_invalid' }]), undefined);
+      return;
+    }
+    parseJson(request, text, done);
   });
 };

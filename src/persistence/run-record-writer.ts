@@ -47,6 +47,36 @@ export type RunRecordWriterOptions = {
   /** First delay before retrying the spool after a failure; doubles up to 30 s. */
   readonly retryBaseMs?: number;
   readonly onCommitted?: (records: readonly RunRecord[]) => void;
+  /** A batch transaction not done in this time counts as failed: its records are spooled. */
+  readonly writeTimeoutMs?: number;
+};
+
+const DEFAULT_WRITE_TIMEOUT_MS = 5_000;
+
+/** A batch transaction that got no answer in time (a silent partition): retried from the spool. */
+export class RunRecordWriteTimeoutError extends Error {
+  public constructor(timeoutMs: number) {
+    super(`run record transaction not done within ${timeoutMs} ms`);
+    this.name = 'RunRecordWriteTimeoutError';
+  }
+}
+
+/**
+ * Bounds a transaction. If it still commits after the timeout, the spooled copy's replay
+ * finds the run already written (records are idempotent by run id).
+ */
+const withWriteTimeout = async <T>(work: Promise<T>, timeoutMs: number): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new RunRecordWriteTimeoutError(timeoutMs)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 };
 
 type Waiter = { resolve: (durability: Durability) => void; reject: (error: Error) => void };
@@ -322,7 +352,10 @@ export class RunRecordWriter implements RunRecordSink {
       return applied.replies;
     };
     const notifier = this.options.notifier;
-    return notifier === undefined ? this.options.pool.transaction((tx) => work(tx)) : notifier.transaction(this.options.pool, work);
+    return withWriteTimeout(
+      notifier === undefined ? this.options.pool.transaction((tx) => work(tx)) : notifier.transaction(this.options.pool, work),
+      this.options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS,
+    );
   }
 
   private async writeBatch(batch: RunRecord[], progress: RunProgress[]): Promise<void> {
@@ -344,7 +377,9 @@ export class RunRecordWriter implements RunRecordSink {
         this.options.logger.warn({ err: error, runs: progress.length }, 'live run progress not written; the run records will carry it');
         return;
       }
-      if (batch.length === 1 && progress.length === 0) {
+      // Only a record the database refuses is worth isolating; an unreachable (or
+      // unanswering) database would fail, and wait out its timeout, once per record.
+      if ((batch.length === 1 && progress.length === 0) || !isPoison(error)) {
         await this.handleFailure(batch, error);
         return;
       }

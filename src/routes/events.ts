@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { EventStreamHub } from '../events/event-stream-hub.js';
 import { HttpError } from '../http/errors.js';
-import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
+import { bearerSecurity, errorResponses, INT8_SAFE_MAX } from '../http/schemas/common-schemas.js';
 import { lastEventIdOf, openEventStream } from '../http/sse.js';
 import { createEventsRepository, type EventFilter } from '../repositories/events-repository.js';
 
@@ -106,7 +106,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
           properties: {
             ...filterProperties,
             limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
-            cursor: { type: 'integer', minimum: 1 },
+            cursor: { type: 'integer', minimum: 1, maximum: INT8_SAFE_MAX },
           },
         },
         response: {
@@ -133,11 +133,11 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       schema: {
         tags: ['Events'],
         summary: 'Event Stream',
-        operationId: 'event_stream_api_v1_events_stream_get',
+        operationId: 'events_stream_api_v1_events_stream_get',
         security: bearerSecurity,
         querystring: {
           type: 'object',
-          properties: { ...filterProperties, last_event_id: { type: 'integer', minimum: 0 } },
+          properties: { ...filterProperties, last_event_id: { type: 'integer', minimum: 0, maximum: INT8_SAFE_MAX } },
         },
         response: errorResponses(400, 401, 403, 429),
       },

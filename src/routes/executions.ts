@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { HttpError } from '../http/errors.js';
-import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
+import { bearerSecurity, errorResponses, INT4_MAX } from '../http/schemas/common-schemas.js';
 import { createEventsRepository } from '../repositories/events-repository.js';
 import { createRunsRepository, isLive, type RunRow } from '../repositories/runs-repository.js';
 import type { Services } from '../services.js';
@@ -117,7 +117,7 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
           type: 'object',
           properties: {
             limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
-            offset: { type: 'integer', minimum: 0, default: 0 },
+            offset: { type: 'integer', minimum: 0, maximum: INT4_MAX, default: 0 },
             all_users: { type: 'boolean' },
           },
         },

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { createLogger } from '../../src/logger.js';
 import { createHarness, type Harness } from '../helpers/run-harness.js';
@@ -9,12 +9,12 @@ import { checkDashboardPromql, checkDashboardSql, checkPromqlQueries, type Promq
 import { dashboardQueries, loadDashboards, type Dashboard } from './helpers/grafana-queries.js';
 import {
   promtoolCheckConfig,
-  requireBinary,
   startPrometheus,
   waitFor,
   type PrometheusServer,
   type PromResponse,
 } from './helpers/prometheus-server.js';
+import { binaryOnPath, requireOrSkip } from '../helpers/requires.js';
 import { parseYamlFile, readRepoFile, REPO_ROOT } from './helpers/repo-files.js';
 import { runMix, RUNS_PER_MIX } from './helpers/run-mix.js';
 
@@ -54,29 +54,33 @@ const renameMetric = (dashboard: Dashboard, title: string, from: string, to: str
   ),
 });
 
-describe('the Prometheus config', () => {
+const PROMETHEUS_INSTALL = "Debian's prometheus package: `bash .ci/prometheus.sh` or `apt-get install -y prometheus`";
+/** Real Prometheus and promtool binaries: skipped without them locally, required in CI (.ci/run installs them). */
+const describeWithPromtool = requireOrSkip('promtool', binaryOnPath('promtool', PROMETHEUS_INSTALL));
+const describeWithPrometheus = requireOrSkip('prometheus', binaryOnPath('prometheus', PROMETHEUS_INSTALL));
+
+describeWithPromtool('the Prometheus config', () => {
   it('passes promtool check config', () => {
     const { ok, output } = promtoolCheckConfig(join(REPO_ROOT, 'prometheus/prometheus.yml'));
     expect(ok, output).toBe(true);
   });
 });
 
-describe('the dashboards, against a real Prometheus scraping the service after a set of runs', () => {
+describeWithPrometheus('the dashboards, against a real Prometheus scraping the service after a set of runs', () => {
   let h: Harness | undefined;
   let app: FastifyInstance | undefined;
   let prometheus: PrometheusServer | undefined;
   let checker: PromqlChecker;
 
   let setupError: unknown;
-  /** The checker, or the setup's error: every test fails (none is skipped) without Prometheus. */
+  /** The checker, or the setup's error: every test fails (none is skipped) when the setup fails. */
   const ready = (): PromqlChecker => {
     if (setupError !== undefined) throw setupError;
     return checker;
   };
 
   const setUp = async () => {
-    // CI installs Prometheus (.ci/prometheus.sh); without it every test below fails.
-    requireBinary('prometheus');
+    // CI installs Prometheus (.ci/prometheus.sh); a setup failure fails every test below.
     h = await createHarness({ TOOL_CALL_LIMIT: '3', MODEL_MAX_RETRIES: '1' });
     const harness = h;
     await runMix(harness);

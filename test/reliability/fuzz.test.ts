@@ -78,6 +78,10 @@ describe('fuzzing every route from the OpenAPI document', () => {
             throw new Error(`${operation.method} ${path} → ${response.statusCode}: ${response.body.slice(0, 300)}`);
           }
           expect(response.body).not.toMatch(/at [\w.<>]+ \(.*:\d+:\d+\)/);
+          // Framework codes and messages never reach a client (src/http/errors.ts maps them).
+          if (response.statusCode >= 400 && /FST_|ERR_[A-Z]/.test(response.body)) {
+            throw new Error(`${operation.method} ${path} → ${response.statusCode} leaks a framework code: ${response.body.slice(0, 300)}`);
+          }
         },
       ),
       { numRuns: 600, seed: 20261122 },
@@ -96,5 +100,6 @@ describe('fuzzing every route from the OpenAPI document', () => {
       payload: JSON.stringify({ message: 'x'.repeat(2 * 1024 * 1024) }),
     });
     expect(response.statusCode).toBe(413);
+    expect(response.json()).toEqual({ detail: 'Request body is larger than the limit of 1048576 bytes', code: 'payload_too_large' });
   });
 });

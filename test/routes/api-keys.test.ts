@@ -3,15 +3,18 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { asUser, createTestApi, registerUser, securityEvents, type RegisteredUser, type TestApi } from '../helpers/api.js';
-import { contractErrors, responseSchemaOf } from '../helpers/contract.js';
+import { publishedApi, type OpenApiValidator } from '../helpers/openapi-validator.js';
 
 type KeyBody = { id: string; api_key: string; api_key_name: string; key_id: string; key_prefix: string };
 
 describe('API keys', () => {
+  /** This service's own OpenAPI document: answers are checked against what it publishes. */
+  let published: OpenApiValidator;
   let api: TestApi;
   let user: RegisteredUser;
   beforeAll(async () => {
     api = await createTestApi();
+    published = await publishedApi(api.app);
     user = await registerUser(api.app);
   });
   afterAll(async () => {
@@ -29,7 +32,7 @@ describe('API keys', () => {
     const response = await asUser(api.app, user)({ method: 'POST', url: '/api/v1/auth/api-key', payload: { name: 'ci' } });
     expect(response.statusCode).toBe(200);
     const body = response.json<KeyBody>();
-    expect(contractErrors(responseSchemaOf('/api/v1/auth/api-key', 'post', '200'), body)).toEqual([]);
+    expect(published.errors(published.responseSchemaOf('/api/v1/auth/api-key', 'post', '200'), body)).toEqual([]);
     // `id` is the key's own id (the one revoking takes), the same as key_id.
     expect(body).toMatchObject({ id: body.key_id, user_id: user.id, api_key_name: 'ci' });
     expect(body.id).not.toBe(user.id);
@@ -60,7 +63,7 @@ describe('API keys', () => {
     const response = await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/api-keys' });
     expect(response.statusCode).toBe(200);
     const list = response.json<KeyBody[]>();
-    expect(contractErrors(responseSchemaOf('/api/v1/auth/api-keys', 'get', '200'), list)).toEqual([]);
+    expect(published.errors(published.responseSchemaOf('/api/v1/auth/api-keys', 'get', '200'), list)).toEqual([]);
     const listed = list.find((item) => item.key_id === key.key_id);
     expect(listed).toMatchObject({ id: key.key_id, user_id: user.id, api_key_name: 'laptop', api_key: `${key.key_prefix}…` });
     expect(response.body).not.toContain(key.api_key);
@@ -103,7 +106,7 @@ describe('API keys', () => {
     const kept = await createKey(user, 'kept');
     const response = await asUser(api.app, user)({ method: 'DELETE', url: `/api/v1/auth/api-key?key_id=${doomed.key_id}` });
     expect(response.statusCode).toBe(200);
-    expect(contractErrors(responseSchemaOf('/api/v1/auth/api-key', 'delete', '200'), response.json())).toEqual([]);
+    expect(published.errors(published.responseSchemaOf('/api/v1/auth/api-key', 'delete', '200'), response.json())).toEqual([]);
     expect((await api.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: withKey(doomed.api_key) })).statusCode).toBe(401);
     expect((await api.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: withKey(kept.api_key) })).statusCode).toBe(200);
     expect(await securityEvents(api.db, 'api_key_revoked')).toContainEqual(

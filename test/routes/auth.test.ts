@@ -3,14 +3,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { verifyPassword } from '../../src/auth/passwords.js';
 import { asUser, createTestApi, registerUser, securityEvents, type TestApi } from '../helpers/api.js';
-import { contractErrors, responseSchemaOf } from '../helpers/contract.js';
+import { publishedApi, type OpenApiValidator } from '../helpers/openapi-validator.js';
 
 type TokenBody = { access_token: string; refresh_token: string; token_type: string; expires_in: number; user: { id: string } };
 
 describe('auth routes', () => {
+  /** This service's own OpenAPI document: answers are checked against what it publishes. */
+  let published: OpenApiValidator;
   let api: TestApi;
   beforeAll(async () => {
     api = await createTestApi();
+    published = await publishedApi(api.app);
   });
   afterAll(async () => {
     await api.close();
@@ -27,7 +30,7 @@ describe('auth routes', () => {
     });
     expect(response.statusCode).toBe(201);
     const body = response.json<TokenBody & { user: Record<string, unknown> }>();
-    expect(contractErrors(responseSchemaOf('/api/v1/auth/register', 'post', '201'), body)).toEqual([]);
+    expect(published.errors(published.responseSchemaOf('/api/v1/auth/register', 'post', '201'), body)).toEqual([]);
     expect(body).toMatchObject({ token_type: 'bearer', expires_in: 1800, user: { username: 'ada_l', full_name: 'Ada Lovelace', is_superuser: false } });
     expect(body.user).not.toHaveProperty('password_hash');
     const cookie = response.cookies.find((c) => c.name === 'refresh_token');
@@ -77,7 +80,7 @@ describe('auth routes', () => {
       });
       expect(response.statusCode, JSON.stringify(credentials)).toBe(200);
       const body = response.json<TokenBody>();
-      expect(contractErrors(responseSchemaOf('/api/v1/auth/login', 'post', '200'), body)).toEqual([]);
+      expect(published.errors(published.responseSchemaOf('/api/v1/auth/login', 'post', '200'), body)).toEqual([]);
       expect(body.user.id).toBe(user.id);
       const me = await api.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${body.access_token}` } });
       expect(me.statusCode).toBe(200);
@@ -133,7 +136,7 @@ describe('auth routes', () => {
     const user = await registerUser(api.app);
     const me = await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/me' });
     expect(me.statusCode).toBe(200);
-    expect(contractErrors(responseSchemaOf('/api/v1/auth/me', 'get', '200'), me.json())).toEqual([]);
+    expect(published.errors(published.responseSchemaOf('/api/v1/auth/me', 'get', '200'), me.json())).toEqual([]);
     expect(me.json()).toMatchObject({ id: user.id, email: user.email, username: user.username, is_active: true });
     const anonymous = await api.app.inject({ method: 'GET', url: '/api/v1/auth/me' });
     expect(anonymous.statusCode).toBe(401);
@@ -146,7 +149,7 @@ describe('auth routes', () => {
     const first = await api.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', cookies: { refresh_token: user.refreshToken } });
     expect(first.statusCode).toBe(200);
     const body = first.json<TokenBody>();
-    expect(contractErrors(responseSchemaOf('/api/v1/auth/refresh', 'post', '200'), body)).toEqual([]);
+    expect(published.errors(published.responseSchemaOf('/api/v1/auth/refresh', 'post', '200'), body)).toEqual([]);
     expect(body.refresh_token).not.toBe(user.refreshToken);
     expect(first.cookies.find((c) => c.name === 'refresh_token')?.value).toBe(body.refresh_token);
     const me = await api.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${body.access_token}` } });
@@ -196,7 +199,7 @@ describe('auth routes', () => {
       cookies: { refresh_token: user.refreshToken },
     });
     expect(logout.statusCode).toBe(200);
-    expect(contractErrors(responseSchemaOf('/api/v1/auth/logout', 'post', '200'), logout.json())).toEqual([]);
+    expect(published.errors(published.responseSchemaOf('/api/v1/auth/logout', 'post', '200'), logout.json())).toEqual([]);
     expect(logout.cookies.find((c) => c.name === 'refresh_token')?.value).toBe('');
 
     const me = await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/me' });

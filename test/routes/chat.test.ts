@@ -5,7 +5,7 @@ import { z } from 'zod';
 import * as semconv from '../../otel/semconv.js';
 import { asUser, registerUser, type RegisteredUser } from '../helpers/api.js';
 import { createChatApi, sseData, type ChatApi } from '../helpers/chat-api.js';
-import { contractErrors } from '../helpers/contract.js';
+import { publishedApi, type OpenApiValidator } from '../helpers/openapi-validator.js';
 
 const usage = (input: number, output: number, cacheRead = 0) => ({
   input_tokens: input,
@@ -23,10 +23,13 @@ const Totals = z.object({
 });
 
 describe('chat routes', () => {
+  /** This service's own OpenAPI document: answers are checked against what it publishes. */
+  let published: OpenApiValidator;
   let api: ChatApi;
   let alice: RegisteredUser;
   beforeAll(async () => {
     api = await createChatApi({ CHAT_RATE_LIMIT_PER_MINUTE: '50', DEFAULT_PROVIDER: 'openai', OPENAI_API_KEY: 'sk-test' });
+    published = await publishedApi(api.app);
     alice = await registerUser(api.app);
   });
   afterAll(async () => {
@@ -47,7 +50,7 @@ describe('chat routes', () => {
     const first = await as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'Hello' } });
     expect(first.statusCode).toBe(200);
     const body = first.json<{ conversation_id: string; message: Record<string, unknown>; conversation: Record<string, unknown> }>();
-    expect(contractErrors('ChatResponse', body)).toEqual([]);
+    expect(published.errors('ChatResponse', body)).toEqual([]);
     expect(body.message).toMatchObject({
       role: 'assistant',
       content: 'First answer.',

@@ -3,7 +3,7 @@ import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { asUser, createTestApi, registerUser, securityEvents, type RegisteredUser, type TestApi } from '../helpers/api.js';
-import { contractErrors, responseSchemaOf } from '../helpers/contract.js';
+import { publishedApi, type OpenApiValidator } from '../helpers/openapi-validator.js';
 
 type Conversation = Record<string, unknown> & { id: string; title: string; user_id: string; status: string };
 type ConversationList = { conversations: Conversation[]; total_count: number; limit: number; offset: number };
@@ -12,11 +12,14 @@ type Message = Record<string, unknown> & { id: string; sequence_number: number; 
 const BASE = '/api/v1/conversations';
 
 describe('conversation routes', () => {
+  /** This service's own OpenAPI document: answers are checked against what it publishes. */
+  let published: OpenApiValidator;
   let api: TestApi;
   let alice: RegisteredUser;
   let bob: RegisteredUser;
   beforeAll(async () => {
     api = await createTestApi();
+    published = await publishedApi(api.app);
     alice = await registerUser(api.app);
     bob = await registerUser(api.app);
   });
@@ -60,7 +63,7 @@ describe('conversation routes', () => {
     });
     expect(response.statusCode).toBe(201);
     const body = response.json<Conversation>();
-    expect(contractErrors(responseSchemaOf(`${BASE}/`, 'post', '201'), body)).toEqual([]);
+    expect(published.errors(published.responseSchemaOf(`${BASE}/`, 'post', '201'), body)).toEqual([]);
     expect(body).toMatchObject({
       title: 'Trip planning',
       user_id: alice.id,
@@ -81,7 +84,7 @@ describe('conversation routes', () => {
     const response = await asUser(api.app, alice)({ method: 'GET', url: `${BASE}/${conversation.id}` });
     expect(response.statusCode).toBe(200);
     const body = response.json<Conversation & { messages: Message[] }>();
-    expect(contractErrors(responseSchemaOf(`${BASE}/{conversation_id}`, 'get', '200'), body)).toEqual([]);
+    expect(published.errors(published.responseSchemaOf(`${BASE}/{conversation_id}`, 'get', '200'), body)).toEqual([]);
     expect(body.messages.map((message) => message.content)).toEqual(['message 0', 'message 1', 'message 2']);
     expect(body.messages[1]).toMatchObject({ role: 'assistant', prompt_tokens: 11, completion_tokens: 7, total_tokens: 18, cost: 0.0000123456 });
 
@@ -105,7 +108,7 @@ describe('conversation routes', () => {
     const page = async (query: string) => {
       const response = await asUser(api.app, alice)({ method: 'GET', url: `${BASE}/${conversation.id}/messages${query}` });
       expect(response.statusCode).toBe(200);
-      expect(contractErrors(responseSchemaOf(`${BASE}/{conversation_id}/messages`, 'get', '200'), response.json())).toEqual([]);
+      expect(published.errors(published.responseSchemaOf(`${BASE}/{conversation_id}/messages`, 'get', '200'), response.json())).toEqual([]);
       return response.json<Message[]>().map((message) => message.sequence_number);
     };
     expect(await page('')).toEqual([0, 1, 2, 3, 4, 5, 6]);
@@ -125,7 +128,7 @@ describe('conversation routes', () => {
     const list = async (query: string): Promise<ConversationList> => {
       const response = await asUser(api.app, owner)({ method: 'GET', url: `${BASE}/${query}` });
       expect(response.statusCode, response.body).toBe(200);
-      expect(contractErrors(responseSchemaOf(`${BASE}/`, 'get', '200'), response.json())).toEqual([]);
+      expect(published.errors(published.responseSchemaOf(`${BASE}/`, 'get', '200'), response.json())).toEqual([]);
       return response.json<ConversationList>();
     };
     const first = await list('?limit=2&sort_by=title&sort_order=asc');
@@ -169,7 +172,7 @@ describe('conversation routes', () => {
     });
     expect(response.statusCode).toBe(200);
     const body = response.json<Conversation>();
-    expect(contractErrors(responseSchemaOf(`${BASE}/{conversation_id}`, 'put', '200'), body)).toEqual([]);
+    expect(published.errors(published.responseSchemaOf(`${BASE}/{conversation_id}`, 'put', '200'), body)).toEqual([]);
     expect(body).toMatchObject({ title: 'After', description: 'keep me', temperature: null, extra_metadata: { b: 2 }, status: 'active' });
     expect(Date.parse(body['updated_at'] as string)).toBeGreaterThanOrEqual(Date.parse(conversation['updated_at'] as string));
   });
@@ -177,7 +180,7 @@ describe('conversation routes', () => {
   it('stores the tags sent on create and update, returns them everywhere, and clears them with null', async () => {
     const as = asUser(api.app, alice);
     const conversation = await create(alice, { title: 'Tagged', tags: ['alpha', 'béta'] });
-    expect(contractErrors('ConversationResponse', conversation)).toEqual([]);
+    expect(published.errors(published.responseSchemaOf(`${BASE}/`, 'post', '201'), conversation)).toEqual([]);
     const stored = await api.db.pool.oneFirst(
       sql.type(z.object({ tags: z.unknown() }))`SELECT tags FROM conversations WHERE id = ${conversation.id}`,
     );
@@ -229,7 +232,7 @@ describe('conversation routes', () => {
     const conversation = await create(alice, { title: 'Short-lived' });
     const deleted = await asUser(api.app, alice)({ method: 'DELETE', url: `${BASE}/${conversation.id}` });
     expect(deleted.statusCode).toBe(200);
-    expect(contractErrors(responseSchemaOf(`${BASE}/{conversation_id}`, 'delete', '200'), deleted.json())).toEqual([]);
+    expect(published.errors(published.responseSchemaOf(`${BASE}/{conversation_id}`, 'delete', '200'), deleted.json())).toEqual([]);
     for (const [method, url] of [
       ['GET', `${BASE}/${conversation.id}`],
       ['PUT', `${BASE}/${conversation.id}`],

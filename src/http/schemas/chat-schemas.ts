@@ -1,5 +1,7 @@
 /** The contract's chat request and response (openapi-core.json: ChatRequest, ChatResponse). */
 
+import { INT4_MAX } from './common-schemas.js';
+
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
 
 export const ChatRequestSchema = {
@@ -22,7 +24,7 @@ export const ChatRequestSchema = {
     model: nullable({ type: 'string', maxLength: 200 }),
     temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
     max_tokens: nullable({ type: 'integer', minimum: 1, maximum: 8192 }),
-    context_limit: nullable({ type: 'integer', minimum: 1 }),
+    context_limit: nullable({ type: 'integer', minimum: 1, maximum: INT4_MAX }),
     document_ids: nullable({ type: 'array', items: { type: 'string' }, maxItems: 100 }),
     prompt_id: nullable({ type: 'string', maxLength: 128 }),
     system_prompt_override: nullable({ type: 'string', maxLength: 100_000 }),

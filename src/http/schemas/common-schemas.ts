@@ -5,6 +5,15 @@
  * OpenAPI document lists them under `#/components/schemas/Name`.
  */
 
+/** The largest value of a PostgreSQL `integer` (int4) column. */
+export const INT4_MAX = 2_147_483_647;
+
+/**
+ * The largest `bigint` (int8) a parameter may carry: JSON numbers above 2^53 − 1 lose
+ * precision, and anything above int8's range is a database error (a 500) rather than a 422.
+ */
+export const INT8_SAFE_MAX = Number.MAX_SAFE_INTEGER;
+
 export const ValidationErrorSchema = {
   $id: 'ValidationError',
   type: 'object',

@@ -2,10 +2,10 @@
  * Conversation and message schemas of the Chatter API contract (see common-schemas.ts).
  */
 
+import { INT4_MAX } from './common-schemas.js';
+
 const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: 'null' }] }) as const;
 const jsonObject = { type: 'object', additionalProperties: true } as const;
-/** PostgreSQL `integer`: a larger value would be a database error, so it is a 422 instead. */
-const INT4_MAX = 2_147_483_647;
 /** Tags a conversation may carry, and the length of one (the list filter takes as many). */
 export const MAX_TAGS = 20;
 export const MAX_TAG_LENGTH = 100;

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const INSTALL_HINT =
-  "install Debian's prometheus package (`.ci/prometheus.sh`, or `apt-get install -y prometheus`); this test runs a real Prometheus and does not skip without it";
+  "install Debian's prometheus package (`.ci/prometheus.sh`, or `apt-get install -y prometheus`); the tests that run it are skipped without it locally and required in CI (test/helpers/requires.ts)";
 
 /**
- * Throws when `binary` cannot be run: the dashboards test must fail, not skip, where
- * Prometheus is missing.
+ * Throws when `binary` cannot be run (the tests are gated by `requireOrSkip`, so this
+ * only fires when a binary that was found stops working).
  *
  * @throws Error naming the binary and how to install it.
  */

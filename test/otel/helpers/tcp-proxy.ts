@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
  * A real TCP proxy in front of PostgreSQL (or the PGlite socket server) that can play a
  * network failure: refuse connections while "down", or let a COMMIT reach the server
  * and then cut the connection before its reply gets back — the one failure where the
- * client cannot know whether its transaction committed.
+ * client cannot know whether its transaction committed — or a silent partition.
  */
 export type TcpProxy = {
   readonly port: number;
@@ -14,6 +14,12 @@ export type TcpProxy = {
   /** Resolves once a COMMIT went through and its reply was swallowed. */
   readonly cutAfterNextCommit: () => Promise<void>;
   readonly setDown: (down: boolean) => void;
+  /**
+   * A silent partition: while on, no byte goes through either way and no socket is
+   * closed (connections opened meanwhile are accepted and hang); when it ends, what was
+   * held back is delivered in order, as TCP does once a link comes back.
+   */
+  readonly setBlackholed: (blackholed: boolean) => void;
   readonly close: () => Promise<void>;
 };
 
@@ -23,43 +29,59 @@ export const createTcpProxy = async (target: { host: string; port: number }): Pr
   const sockets = new Set<Socket>();
   let down = false;
   let armed: (() => void) | undefined;
+  let blackholed = false;
+  /** What the cut held back, in order: delivered when it ends, as TCP would after a partition. */
+  let held: (() => void)[] = [];
+  const unlessBlackholed = (action: () => void) => {
+    if (blackholed) held.push(action);
+    else action();
+  };
 
   const server = createServer((client) => {
     if (down) {
       client.destroy();
       return;
     }
-    const upstream = connect(target.port, target.host);
     sockets.add(client);
-    sockets.add(upstream);
+    let upstream: Socket | undefined;
     let cutOnReply: (() => void) | undefined;
     const destroyBoth = () => {
       client.destroy();
-      upstream.destroy();
+      upstream?.destroy();
       sockets.delete(client);
-      sockets.delete(upstream);
+      if (upstream !== undefined) sockets.delete(upstream);
     };
+    const connectUpstream = () => {
+      if (client.destroyed) return;
+      const socket = connect(target.port, target.host);
+      upstream = socket;
+      sockets.add(socket);
+      socket.on('data', (chunk: Buffer) =>
+        unlessBlackholed(() => {
+          if (cutOnReply !== undefined) {
+            const done = cutOnReply;
+            cutOnReply = undefined;
+            destroyBoth();
+            done();
+            return;
+          }
+          client.write(chunk);
+        }),
+      );
+      socket.on('error', () => unlessBlackholed(destroyBoth));
+      socket.on('close', () => unlessBlackholed(destroyBoth));
+    };
+    // A connection opened during a cut reaches the server only once the cut ends.
+    unlessBlackholed(connectUpstream);
     client.on('data', (chunk: Buffer) => {
       if (armed !== undefined && chunk.includes(COMMIT)) {
         cutOnReply = armed;
         armed = undefined;
       }
-      upstream.write(chunk);
+      unlessBlackholed(() => upstream?.write(chunk));
     });
-    upstream.on('data', (chunk: Buffer) => {
-      if (cutOnReply !== undefined) {
-        const done = cutOnReply;
-        cutOnReply = undefined;
-        destroyBoth();
-        done();
-        return;
-      }
-      client.write(chunk);
-    });
-    client.on('error', destroyBoth);
-    upstream.on('error', destroyBoth);
-    client.on('close', destroyBoth);
-    upstream.on('close', destroyBoth);
+    client.on('error', () => unlessBlackholed(destroyBoth));
+    client.on('close', () => unlessBlackholed(destroyBoth));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -83,7 +105,17 @@ export const createTcpProxy = async (target: { host: string; port: number }): Pr
         sockets.clear();
       }
     },
+    setBlackholed: (value) => {
+      blackholed = value;
+      if (!value) {
+        const actions = held;
+        held = [];
+        for (const action of actions) action();
+      }
+    },
     close: async () => {
+      blackholed = false;
+      held = [];
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
