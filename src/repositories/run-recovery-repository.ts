@@ -4,23 +4,23 @@ import { z } from 'zod';
 import type { EventRecord, ModelCallRecord, RecordUsage, RunRecord, ToolCallRecord } from '../../otel/processors/run-record.js';
 import { EVENTS_CHANNEL, type Notifier } from '../db/notifications.js';
 import { applyRunRecords } from './run-records-repository.js';
+import { RunRow } from './runs-repository.js';
 
 const INTERRUPTED_ERROR = 'the service stopped while the run was in flight';
 
-const ClaimedRun = z.object({
-  id: z.string(),
-  user_id: z.string(),
-  conversation_id: z.string().nullable(),
-  correlation_id: z.string(),
-  workflow: z.string(),
-  provider: z.string().nullable(),
-  model: z.string().nullable(),
-  input: z.record(z.string(), z.unknown()).nullable(),
-  trace_id: z.string().nullable(),
-  instance_id: z.string().nullable(),
-  started_at: z.string(),
-  finished_at: z.string(),
-});
+/** A run this instance just took over: its row, and the message ids its turn named. */
+const ClaimedRun = RunRow.pick({
+  id: true,
+  user_id: true,
+  conversation_id: true,
+  correlation_id: true,
+  workflow: true,
+  provider: true,
+  model: true,
+  trace_id: true,
+  instance_id: true,
+  started_at: true,
+}).extend({ input: z.record(z.string(), z.unknown()).nullable(), finished_at: z.string() });
 type ClaimedRun = z.infer<typeof ClaimedRun>;
 
 const RecordedCall = z.object({
