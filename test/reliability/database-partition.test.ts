@@ -109,7 +109,9 @@ describe('a silent network partition to the database (nothing answers, nothing i
     const answered = await Promise.all(inFlight).finally(() => clearInterval(watch));
     expect(answered.map(({ value }) => value.statusCode)).toEqual(answered.map(() => 200));
     expect(services.writer.stats().spooled).toBe(RUNS);
-    expect(spooledAt).toBeDefined();
+    // A chat answers only once its record is spooled: its answer bounds the spool time
+    // from above when the last spool and the answers fell between two looks of the watch.
+    spooledAt ??= performance.now();
     expect(spooledAt! - lastFinishedAt).toBeLessThan(WRITE_TIMEOUT_MS + SLACK_MS);
 
     const ready = await timed(() => app!.inject({ method: 'GET', url: '/readyz' }));
