@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createUser } from '../helpers/fixtures.js';
 import { createHarness, type Harness } from '../helpers/run-harness.js';
 import { promqlMetricNames } from './helpers/grafana-queries.js';
+import { binaryOnPath, requireOrSkip } from '../helpers/requires.js';
 import { requireBinary } from './helpers/prometheus-server.js';
 import { parseYamlFile, readRepoFile, REPO_ROOT, type ComposeFile } from './helpers/repo-files.js';
 import { runMix } from './helpers/run-mix.js';
@@ -274,7 +275,13 @@ const unitTests = () => ({
   }),
 });
 
-describe('the alerting rules (prometheus/alerts.yml)', () => {
+// promtool checks and evaluates the rules: skipped (with the reason) where it is missing, required in CI.
+const describeWithPromtool = requireOrSkip(
+  'promtool',
+  binaryOnPath('promtool', "Debian's prometheus package: `bash .ci/prometheus.sh` or `apt-get install -y prometheus`"),
+);
+
+describeWithPromtool('the alerting rules (prometheus/alerts.yml)', () => {
   it('pass promtool check rules', () => {
     const { ok, output } = promtool('check', 'rules', RULES_FILE);
     expect(ok, output).toBe(true);
