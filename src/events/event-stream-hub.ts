@@ -153,7 +153,8 @@ export class EventStreamHub {
         }
       }
       const newest = events.at(-1)?.seq;
-      if (newest !== undefined) {
+      // The hub may have stopped (last subscriber gone) while this read was under way.
+      if (newest !== undefined && this.watermark !== undefined) {
         this.watermark = Math.max(this.watermark, newest);
       }
     } catch (error) {
