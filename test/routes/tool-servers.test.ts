@@ -281,6 +281,27 @@ describe('tool servers API', () => {
     expect((await servers(user)).find((entry) => entry.id === server.id)).toMatchObject({ base_url: mcp.url });
   });
 
+  it('lists every Tools page route in /openapi.json with the contract operation id', async () => {
+    const document = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      paths: Record<string, Record<string, { operationId?: string; security?: unknown }>>;
+    }>();
+    const expected: [string, string, string][] = [
+      ['get', '/api/v1/toolservers/tools/all', 'list_all_tools_api_v1_toolservers_tools_all_get'],
+      ['get', '/api/v1/toolservers/servers', 'list_tool_servers_api_v1_toolservers_servers_get'],
+      ['post', '/api/v1/toolservers/servers', 'create_tool_server_api_v1_toolservers_servers_post'],
+      ['put', '/api/v1/toolservers/servers/{server_id}', 'update_tool_server_api_v1_toolservers_servers__server_id__put'],
+      ['delete', '/api/v1/toolservers/servers/{server_id}', 'delete_tool_server_api_v1_toolservers_servers__server_id__delete'],
+      ['post', '/api/v1/toolservers/servers/{server_id}/enable', 'enable_tool_server_api_v1_toolservers_servers__server_id__enable_post'],
+      ['post', '/api/v1/toolservers/servers/{server_id}/disable', 'disable_tool_server_api_v1_toolservers_servers__server_id__disable_post'],
+      ['post', '/api/v1/toolservers/servers/{server_id}/refresh-tools', 'refresh_server_tools_api_v1_toolservers_servers__server_id__refresh_tools_post'],
+      ['post', '/api/v1/toolservers/tools/{tool_id}/enable', 'enable_tool_api_v1_toolservers_tools__tool_id__enable_post'],
+      ['post', '/api/v1/toolservers/tools/{tool_id}/disable', 'disable_tool_api_v1_toolservers_tools__tool_id__disable_post'],
+    ];
+    for (const [method, path, operationId] of expected) {
+      expect(document.paths[path]?.[method], `${method} ${path}`).toMatchObject({ operationId, security: [{ CustomHTTPBearer: [] }] });
+    }
+  });
+
   it('needs authentication', async () => {
     const response = await api.app.inject({ method: 'GET', url: '/api/v1/toolservers/servers' });
     expect(response.statusCode).toBe(401);
