@@ -29,6 +29,7 @@ import { executionRoutes } from './routes/executions.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { toolServerRoutes } from './routes/tool-servers.js';
 import type { Services } from './services.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
@@ -199,6 +200,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     await app.register(monitoringRoutes, { prefix: '/api/v1/monitoring', services });
     await app.register(analyticsRoutes, { prefix: '/api/v1/analytics', services });
     await app.register(adminPriceRoutes, { prefix: '/api/v1/admin/prices', services });
+    await app.register(toolServerRoutes, { prefix: '/api/v1/toolservers', services });
   }
   await app.register(eventRoutes, { prefix: '/api/v1/events' });
   return app;

@@ -41,6 +41,9 @@ const EnvSchema = z.object({
   MODEL_MAX_RETRIES: nonNegativeInt.max(10).default(3),
   MODEL_RETRY_BASE_MS: positiveInt.default(500),
   TOOL_CALL_LIMIT: positiveInt.default(10),
+  // Remote tool servers (MCP, see src/tools/mcp-client-pool.ts).
+  MCP_CONNECT_TIMEOUT_MS: positiveInt.default(10_000),
+  MCP_TOOL_CALL_TIMEOUT_MS: positiveInt.default(30_000),
   // Group commit of what live runs report (see src/persistence/run-record-writer.ts).
   RUN_FLUSH_INTERVAL_MS: positiveInt.max(1_000).default(50),
   // Runs across instances (see src/runtime/run-liveness.ts and run-control.ts).
@@ -132,6 +135,13 @@ export type Config = {
     readonly maxRetries: number;
     readonly retryBaseMs: number;
     readonly toolCallLimit: number;
+  };
+  /** Remote tool servers (MCP). */
+  readonly mcp: {
+    /** Longest a connection to an MCP server (transport and initialize) may take. */
+    readonly connectTimeoutMs: number;
+    /** Longest any request to an MCP server may take; a server's own `timeout` can only shorten it. */
+    readonly toolCallTimeoutMs: number;
   };
   readonly runRecords: {
     /** The longest a live run's reported usage and events wait before they are committed. */
@@ -262,6 +272,7 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       retryBaseMs: e.MODEL_RETRY_BASE_MS,
       toolCallLimit: e.TOOL_CALL_LIMIT,
     },
+    mcp: { connectTimeoutMs: e.MCP_CONNECT_TIMEOUT_MS, toolCallTimeoutMs: e.MCP_TOOL_CALL_TIMEOUT_MS },
     runRecords: { flushIntervalMs: e.RUN_FLUSH_INTERVAL_MS },
     runControl: {
       heartbeatIntervalMs: e.RUN_HEARTBEAT_INTERVAL_MS,

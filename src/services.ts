@@ -15,8 +15,7 @@ import { RunControl } from './control/run-control.js';
 import { RunLiveness } from './control/run-liveness.js';
 import type { Database } from './db/database.js';
 import { createNotifier, type Notifier } from './db/notifications.js';
-import { createGraph } from './graphs/build-graph.js';
-import { getTemplate } from './graphs/templates.js';
+import { createTemplateGraphFactory } from './graphs/template-graph-factory.js';
 import { RunRecordWriter } from './persistence/run-record-writer.js';
 import { loadShippedPrices } from './providers/pricing.js';
 import { createProviderRegistry, type ProviderRegistry } from './providers/provider-registry.js';
@@ -27,7 +26,7 @@ import { loadPrices, syncShippedPrices } from './repositories/prices-repository.
 import { interruptOrphanedRuns } from './repositories/run-recovery-repository.js';
 import { loadPriceBook, type ReloadablePriceBook } from './runtime/price-book.js';
 import { RunRuntime, type ChatModelFactory } from './runtime/run-runtime.js';
-import { createToolRegistry } from './tools/tool-registry.js';
+import { ToolServers } from './tools/tool-servers.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
 type RunRollups = Pick<AnalyticsStore, 'add' | 'flush' | 'shutdown'>;
@@ -49,6 +48,8 @@ export type Services = {
   readonly runtime: RunRuntime;
   /** Cancels a run on whichever instance runs it. */
   readonly runControl: RunControl;
+  /** Users' remote tool servers (MCP): rows, this instance's connections, the users' tool sets. */
+  readonly toolServers: ToolServers;
   readonly writer: RunRecordWriter;
   readonly tracerProvider: TracerProvider;
   readonly tracer: Tracer;
@@ -172,7 +173,12 @@ export const createServices = async (options: ServicesOptions): Promise<Services
       ...(config.providers.anthropic.baseUrl === undefined ? {} : { baseUrl: config.providers.anthropic.baseUrl }),
     },
   });
-  const tools = createToolRegistry();
+  const toolServers = new ToolServers({
+    pool: db.pool,
+    connectTimeoutMs: config.mcp.connectTimeoutMs,
+    callTimeoutMs: config.mcp.toolCallTimeoutMs,
+    logger: logger.child({ component: 'tool-servers' }),
+  });
 
   const runtime = new RunRuntime({
     tracer,
@@ -185,13 +191,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
         ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
           ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
         })),
-    createGraph: (workflow, deps) =>
-      createGraph(getTemplate(workflow), {
-        model: deps.model,
-        tools,
-        toolCallLimit: deps.toolCallLimit,
-        invokeModel: deps.invokeModel,
-      }),
+    createGraph: createTemplateGraphFactory({ toolsFor: (userId) => toolServers.toolSets.forUser(userId) }),
     prices,
     tokens: createTokenCounter(),
     commits: writer,
@@ -237,6 +237,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     prices,
     runtime,
     runControl,
+    toolServers,
     writer,
     tracerProvider,
     tracer,
@@ -246,6 +247,8 @@ export const createServices = async (options: ServicesOptions): Promise<Services
       prices.stop();
       clearInterval(budgetTimer);
       await budgetRead;
+      // The runtime has drained: no tool call needs a connection any more.
+      await toolServers.close();
       // The service's processors first: an unreachable trace backend (retrying for up to
       // OTEL_EXPORTER_OTLP_TIMEOUT) must not hold up the run records.
       await telemetry.flushProcessors();

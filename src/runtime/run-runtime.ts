@@ -143,6 +143,7 @@ export class RunRuntime {
     };
     const graph = this.options.createGraph(request.workflow, {
       model,
+      userId: request.userId,
       toolCallLimit: limits.toolCallLimit,
       invokeModel: (runnable, messages, config) =>
         callModelWithRetries(

@@ -47,7 +47,8 @@ export type RunnableGraph = {
 
 export type GraphFactory = (
   workflow: string,
-  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel },
+  /** `userId`: whose tool set the graph offers (the user's enabled built-in and MCP tools). */
+  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel; userId: string },
 ) => RunnableGraph;
 
 export type ChatModelFactory = (options: {

@@ -32,6 +32,8 @@ export type ToolRegistryOptions = {
   now?: () => Date;
   /** Further tools to register beside the built-ins (names must be unique). */
   extraTools?: readonly StructuredToolInterface[];
+  /** The built-in tools to include (default: all of them). */
+  builtins?: readonly string[];
 };
 
 /**
@@ -39,9 +41,12 @@ export type ToolRegistryOptions = {
  * extra tools.
  * @throws {Error} when two tools share a name.
  */
-export function createToolRegistry({ now = () => new Date(), extraTools = [] }: ToolRegistryOptions = {}): ToolRegistry {
+export function createToolRegistry({ now = () => new Date(), extraTools = [], builtins }: ToolRegistryOptions = {}): ToolRegistry {
   const tools = new Map<string, StructuredToolInterface>();
-  for (const candidate of [createCalculatorTool(), createCurrentTimeTool({ now }), ...extraTools]) {
+  const included = [createCalculatorTool(), createCurrentTimeTool({ now })].filter(
+    (builtin) => builtins === undefined || builtins.includes(builtin.name),
+  );
+  for (const candidate of [...included, ...extraTools]) {
     if (tools.has(candidate.name)) throw new Error(`Duplicate tool name ${JSON.stringify(candidate.name)} in the tool registry`);
     tools.set(candidate.name, candidate);
   }
