@@ -190,14 +190,11 @@ describe('executions, events and monitoring', () => {
       await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'hi' } })
     ).json<Chat>();
     // This run's completion, not an earlier run's (a new stream may be handed recent events).
-    const completedHere = () =>
-      (sseData(stream.text()) as { run_id: string; type: string }[]).some(
-        (event) => event.run_id === chat.run_id && event.type === 'workflow_completed',
-      );
-    await waitFor(completedHere);
+    type Streamed = { type: string; metadata: { run_id: string | null; event_type: string } };
+    const ofChat = () => (sseData(stream.text()) as Streamed[]).filter((event) => event.metadata.run_id === chat.run_id);
+    await waitFor(() => ofChat().some((event) => event.type === 'workflow.completed'));
     const ids = [...stream.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
-    const events = sseData(stream.text()) as { run_id: string; type: string }[];
-    expect(events.filter((event) => event.run_id === chat.run_id).map((event) => event.type)).toEqual(
+    expect(ofChat().map((event) => event.metadata.event_type)).toEqual(
       expect.arrayContaining(['workflow_started', 'model_response', 'workflow_completed']),
     );
     stream.close();
@@ -207,7 +204,7 @@ describe('executions, events and monitoring', () => {
       ...alice.auth,
       'last-event-id': String(ids[0]),
     });
-    await waitFor(() => resumed.text().includes('workflow_completed'));
+    await waitFor(() => resumed.text().includes('workflow.completed'));
     const resumedIds = [...resumed.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     expect(Math.min(...resumedIds)).toBeGreaterThan(ids[0]!);
     resumed.close();
