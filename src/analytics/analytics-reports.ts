@@ -191,7 +191,42 @@ export const createAnalyticsReports = (pool: DatabasePool) => {
       });
     });
 
-  return { usage, performance, conversationStats, dashboard };
+  /** The dashboard's chart data alone (the same builders and rows as the dashboard's). */
+  const chartData = async (scope: AnalyticsScope, window: AnalyticsWindow) =>
+    snapshot(async ({ rollups, activity }) => {
+      const range = rangeOf(scope, window);
+      const { daily, hours, histograms } = await rollups(range);
+      const conversations = await activity.conversations(range);
+      const usageMetrics = buildUsageMetrics({ daily, hours, conversationsCreated: conversations.total, window });
+      const performanceMetrics = buildPerformanceMetrics({ daily, histograms, window });
+      return buildChartData({ hours, conversations, usage: usageMetrics, performance: performanceMetrics, window });
+    });
+
+  /**
+   * Runs of the window by status, with the usage report's tokens and cost: the
+   * integrated dashboard's workflow figures, from the same rollup rows as `/usage`.
+   */
+  const workflowTotals = async (scope: AnalyticsScope, window: AnalyticsWindow) =>
+    snapshot(async ({ rollups, activity }) => {
+      const range = rangeOf(scope, window);
+      const { daily, hours } = await rollups(range);
+      const conversations = await activity.conversations(range);
+      const usageMetrics = buildUsageMetrics({ daily, hours, conversationsCreated: conversations.total, window });
+      const runsByStatus: Record<string, number> = {};
+      let runs = 0;
+      let modelCalls = 0;
+      for (const row of daily) {
+        runs += row.runs_total;
+        modelCalls += row.model_calls;
+        for (const [status, n] of Object.entries(row.runs_by_status)) runsByStatus[status] = (runsByStatus[status] ?? 0) + n;
+      }
+      return { runs, runsByStatus, modelCalls, usage: usageMetrics };
+    });
+
+  /** User counts for the system report (superusers only: the caller authorises). */
+  const systemCounts = async (now: number) => snapshot(async ({ activity }) => activity.system(now));
+
+  return { usage, performance, conversationStats, dashboard, chartData, workflowTotals, systemCounts };
 };
 
 export type AnalyticsReports = ReturnType<typeof createAnalyticsReports>;

@@ -1,4 +1,4 @@
-import { sql, type DatabasePool, type FragmentSqlToken } from 'slonik';
+import { sql, type CommonQueryMethods, type DatabasePool, type FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
 
 export const EventRow = z.object({
@@ -16,6 +16,8 @@ export const EventRow = z.object({
 });
 export type EventRow = z.infer<typeof EventRow>;
 
+const EventCountRow = z.object({ category: z.string(), type: z.string(), total: z.number(), last_24h: z.number() });
+
 export type EventFilter = {
   /** null: every user's events (superusers only; the route checks). */
   readonly userId: string | null;
@@ -29,6 +31,27 @@ export type EventFilter = {
 };
 
 const columns = sql.fragment`id, seq, category, type, priority, user_id, conversation_id, run_id, correlation_id, data, created_at`;
+
+/**
+ * Inserts one event inside the caller's transaction and answers its row (its `seq` is
+ * what an announcement on EVENTS_CHANNEL carries).
+ */
+export const insertEvent = async (
+  tx: CommonQueryMethods,
+  event: {
+    id: string;
+    category: string;
+    type: string;
+    priority: 'low' | 'normal' | 'high' | 'critical';
+    userId: string | null;
+    correlationId: string | null;
+    data: Record<string, string | number | boolean | null>;
+  },
+): Promise<EventRow> =>
+  tx.one(sql.type(EventRow)`
+    INSERT INTO events (id, category, type, priority, user_id, correlation_id, data)
+    VALUES (${event.id}, ${event.category}, ${event.type}, ${event.priority}, ${event.userId}, ${event.correlationId}, ${sql.jsonb(event.data)})
+    RETURNING ${columns}`);
 
 const conditions = (filter: EventFilter): FragmentSqlToken[] => {
   const parts: FragmentSqlToken[] = [];
@@ -72,6 +95,14 @@ export const createEventsRepository = (pool: DatabasePool) => ({
     return pool.any(sql.type(EventRow)`
       SELECT ${columns} FROM events WHERE ${where(parts)} ORDER BY seq ASC LIMIT ${limit}`);
   },
+
+  /** One user's events counted by category and stored type, and those of the last 24 hours. */
+  countsFor: async (userId: string): Promise<readonly { category: string; type: string; total: number; last_24h: number }[]> =>
+    pool.any(sql.type(EventCountRow)`
+      SELECT category, type, count(*)::int8 AS total,
+             count(*) FILTER (WHERE created_at >= now() - interval '24 hours')::int8 AS last_24h
+      FROM events WHERE user_id = ${userId}
+      GROUP BY category, type ORDER BY category, type`),
 
   latestSeq: async (): Promise<number> =>
     pool.oneFirst(sql.type(z.object({ seq: z.number() }))`SELECT COALESCE(MAX(seq), 0) AS seq FROM events`),

@@ -12,6 +12,7 @@ import {
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { openEventStream, type EventStream } from '../http/sse.js';
 import type { Services } from '../services.js';
+import { registerDashboardRoutes } from './analytics-dashboard.js';
 
 export type AnalyticsRoutesOptions = {
   readonly services: Services;
@@ -24,6 +25,8 @@ export type AnalyticsRoutesOptions = {
 };
 
 const DEFAULT_MAX_STREAMS_PER_USER = 5;
+/** Announces "end this user's live analytics streams" (payload: the user id) to every instance. */
+const ANALYTICS_STOP_CHANNEL = 'chatter_analytics_stop';
 const DEFAULT_KEEP_ALIVE_MS = 15_000;
 
 /** The contract's report routes: path, body schema, summary and operationId. */
@@ -81,12 +84,24 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
   const maxStreamsPerUser = options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER;
   const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
   const reports = createAnalyticsReports(app.db.pool);
-  const subscriptions = new Set<FeedSubscription>();
+  /** This instance's live feed subscriptions and whose they are. */
+  const subscriptions = new Map<FeedSubscription, string>();
+  // Listens for stop requests once this instance has served a live stream (none before, no connection).
+  let listening: Promise<() => void> | undefined;
+  const listenForStops = () => {
+    listening ??= app.notifier.listen(ANALYTICS_STOP_CHANNEL, (userId) => {
+      for (const [subscription, owner] of subscriptions) if (owner === userId) subscription.close();
+    });
+  };
+  app.addHook('onClose', async () => {
+    const stop = await listening;
+    stop?.();
+  });
 
   app.addHook('onRequest', app.authenticate);
   // Open streams would hold the server's close forever: end them first.
   app.addHook('preClose', async () => {
-    for (const subscription of subscriptions) subscription.close();
+    for (const subscription of subscriptions.keys()) subscription.close();
   });
 
   /** Whose figures the request reads; 403 (and a security event) for a non-superuser asking for others'. */
@@ -148,6 +163,17 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
     );
   }
 
+  registerDashboardRoutes(app, {
+    services,
+    reports,
+    prepare,
+    now,
+    stopStreamsOf: async (userId) => {
+      // Delivered to every instance (this one included) once committed.
+      await app.notifier.transaction(app.db.pool, async (_tx, notify) => notify(ANALYTICS_STOP_CHANNEL, userId));
+    },
+  });
+
   app.get<{ Querystring: AnalyticsStreamQuery }>(
     '/stream',
     {
@@ -174,7 +200,8 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
         throw new HttpError(429, `At most ${maxStreamsPerUser} live analytics streams per user`, 'too_many_streams');
       }
       const subscription = services.analyticsFeed.subscribe(scope);
-      subscriptions.add(subscription);
+      subscriptions.set(subscription, userId);
+      listenForStops();
       // The client going away closes the subscription, which ends the loop.
       const stream = openEventStream(reply, { keepAliveMs, onClose: () => subscription.close() });
       try {

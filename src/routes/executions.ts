@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { HttpError } from '../http/errors.js';
 import { bearerSecurity, errorResponses, INT4_MAX } from '../http/schemas/common-schemas.js';
+import { WorkflowExecutionPageSchema } from '../http/schemas/execution-schemas.js';
 import { createEventsRepository } from '../repositories/events-repository.js';
 import { createRunsRepository, isLive, type RunRow } from '../repositories/runs-repository.js';
 import type { Services } from '../services.js';
@@ -72,10 +73,70 @@ export const presentActive = (row: RunRow) => ({
   last_heartbeat_at: row.last_heartbeat_at,
 });
 
+/** Run statuses in the frontend's execution vocabulary (it colours pending, running, completed, failed). */
+const EXECUTION_STATUS: Readonly<Record<string, string>> = {
+  queued: 'pending',
+  running: 'running',
+  completed: 'completed',
+  cancelled: 'cancelled',
+  // The statuses analytics count as errors (ERROR_RUN_STATUSES) are failures to the frontend.
+  failed: 'failed',
+  timedOut: 'failed',
+  budgetExceeded: 'failed',
+  interrupted: 'failed',
+};
+
+/** Why a run that ended without an error message of its own did not complete. */
+const ENDING_MESSAGE: Readonly<Record<string, string>> = {
+  timedOut: 'The run took longer than RUN_TIMEOUT_MS',
+  budgetExceeded: 'A budget was used up',
+  interrupted: 'The run was interrupted: its instance stopped before it ended',
+  failed: 'The run failed',
+};
+
+/**
+ * A run as the contract's `WorkflowExecutionResponse`, with this service's own fields
+ * beside it (`run_status` is the stored status; `status` the frontend's name for it).
+ * `cost` is a number in the contract: a run with an unknown price answers what is known
+ * and `cost_unknown: true`.
+ */
+export const presentExecution = (row: RunRow) => ({
+  id: row.id,
+  definition_id: row.workflow,
+  owner_id: row.user_id,
+  status: EXECUTION_STATUS[row.status] ?? row.status,
+  started_at: row.started_at,
+  completed_at: row.finished_at,
+  execution_time_ms: row.duration_ms,
+  input_data: { conversation_id: row.conversation_id, workflow: row.workflow, provider: row.provider, model: row.model },
+  output_data: isLive(row.status) ? null : { terminal_reason: row.terminal_reason, model_calls: row.model_call_count, tool_calls: row.tool_call_count },
+  error_message: row.status === 'completed' || row.status === 'cancelled' || isLive(row.status) ? row.error : (row.error ?? ENDING_MESSAGE[row.status] ?? null),
+  tokens_used: row.total_tokens,
+  cost: row.cost ?? 0,
+  execution_log: null,
+  debug_info: null,
+  created_at: row.started_at,
+  updated_at: row.finished_at ?? row.last_heartbeat_at ?? row.started_at,
+  run_status: row.status,
+  terminal_reason: row.terminal_reason,
+  workflow: row.workflow,
+  conversation_id: row.conversation_id,
+  provider: row.provider,
+  model: row.model,
+  prompt_tokens: row.input_tokens,
+  completion_tokens: row.output_tokens,
+  cost_unknown: row.cost_unknown,
+  usage_missing: row.usage_missing,
+  model_call_count: row.model_call_count,
+  tool_call_count: row.tool_call_count,
+  correlation_id: row.correlation_id,
+  trace_id: row.trace_id,
+});
+
 type Scope = { all_users?: boolean };
 
 /**
- * The contract's `GET /api/v1/workflows/executions` plus native routes: one run's
+ * The contract's `GET /api/v1/workflows/executions` (a page of `WorkflowExecutionResponse`) plus native routes: one run's
  * detail, its cancellation, and the live state of every running actor.
  */
 export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async (app, { services }) => {
@@ -121,7 +182,7 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
             all_users: { type: 'boolean' },
           },
         },
-        response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses(401, 403) },
+        response: { 200: WorkflowExecutionPageSchema, ...errorResponses(401, 403) },
       },
     },
     async (request) => {
@@ -129,7 +190,7 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
       const offset = request.query.offset ?? 0;
       const scope = (await allUsers(request, request.query)) ? null : request.user.id;
       const { rows, total } = await runs.list(scope, { limit, offset });
-      return { executions: rows.map(presentRun), total_count: total, limit, offset };
+      return { items: rows.map(presentExecution), total, offset, limit };
     },
   );
 

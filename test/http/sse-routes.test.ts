@@ -89,9 +89,17 @@ describe('SSE routes on the wire', () => {
       blocks.slice(1).map(() => ['event', 'id', 'data']),
     );
     expect(blocks.slice(1).map((block) => block.split('\n').slice(0, 2).join(' '))).toEqual([
-      'event: workflow_started id: 1',
-      'event: model_response id: 2',
-      'event: workflow_completed id: 3',
+      'event: workflow.started id: 1',
+      'event: workflow.status id: 2',
+      'event: workflow.completed id: 3',
+    ]);
+    // One data line per event, in the frontend's shape, its type the same as the `event:` line.
+    const data = blocks.slice(1).map((block) => JSON.parse(block.split('\n')[2]!.slice('data: '.length)) as Record<string, unknown>);
+    expect(data.map((event) => Object.keys(event).sort())).toEqual(data.map(() => ['data', 'id', 'metadata', 'timestamp', 'type', 'user_id']));
+    expect(data.map((event) => (event['metadata'] as { event_type: string }).event_type)).toEqual([
+      'workflow_started',
+      'model_response',
+      'workflow_completed',
     ]);
   });
 

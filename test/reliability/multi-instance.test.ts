@@ -113,7 +113,7 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance tests'))('three ins
       signal: controller.signal,
     });
     expect(response.status).toBe(200);
-    const received: { seq: number; type: string; runId: string | null; createdAt: number; arrivedAt: number }[] = [];
+    const received: { seq: number; type: string; frontendType: string; runId: string | null; createdAt: number; arrivedAt: number }[] = [];
     const reading = (async () => {
       const decoder = new TextDecoder();
       let buffer = '';
@@ -125,8 +125,20 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance tests'))('three ins
           buffer = buffer.slice(end + 2);
           const data = frame.split('\n').find((line) => line.startsWith('data: '));
           if (data === undefined) continue;
-          const event = JSON.parse(data.slice('data: '.length)) as { seq: number; type: string; run_id: string | null; created_at: string };
-          received.push({ seq: event.seq, type: event.type, runId: event.run_id, createdAt: Date.parse(event.created_at), arrivedAt: Date.now() });
+          // The frontend's shape: the stored type, seq and run id travel in `metadata`.
+          const event = JSON.parse(data.slice('data: '.length)) as {
+            type: string;
+            timestamp: string;
+            metadata: { seq: number; event_type: string; run_id: string | null };
+          };
+          received.push({
+            seq: event.metadata.seq,
+            type: event.metadata.event_type,
+            frontendType: event.type,
+            runId: event.metadata.run_id,
+            createdAt: Date.parse(event.timestamp),
+            arrivedAt: Date.now(),
+          });
         }
       }
     })().catch(() => undefined);
@@ -144,6 +156,7 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance tests'))('three ins
 
     const ofRun = received.filter((e) => e.runId === runId);
     expect(ofRun.map((e) => e.type)).toEqual(['workflow_started', 'model_response', 'workflow_completed']);
+    expect(ofRun.map((e) => e.frontendType)).toEqual(['workflow.started', 'workflow.status', 'workflow.completed']);
     expect(ofRun.map((e) => e.seq)).toEqual([...ofRun.map((e) => e.seq)].sort((x, y) => x - y));
     const delays = ofRun.map((e) => e.arrivedAt - e.createdAt);
     console.log(`events from A on C's stream: delays ${delays.join(', ')} ms (transition → delivery)`);
@@ -156,14 +169,16 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance tests'))('three ins
     const reader = resumed.body!.getReader();
     let text = '';
     const deadline = Date.now() + 10_000;
-    while (!text.includes('workflow_completed') && Date.now() < deadline) {
+    while (!text.includes('workflow.completed') && Date.now() < deadline) {
       const { value, done } = await reader.read();
       if (done) break;
       text += new TextDecoder().decode(value);
     }
     await reader.cancel();
-    const resumedTypes = [...text.matchAll(/^event: (\w+)$/gm)].map((match) => match[1]);
-    expect(resumedTypes).toEqual(['model_response', 'workflow_completed']);
+    const resumedTypes = [...text.matchAll(/^event: ([\w.]+)$/gm)].map((match) => match[1]);
+    expect(resumedTypes).toEqual(['workflow.status', 'workflow.completed']);
+    const resumedSeqs = [...text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
+    expect(resumedSeqs).toEqual(ofRun.slice(1).map((e) => e.seq));
   });
 
   it('lists a live run on every instance, from its row, with its owner and heartbeat', async () => {

@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, registerUser, type RegisteredUser } from '../helpers/api.js';
 import { createChatApi, sseData, type ChatApi } from '../helpers/chat-api.js';
+import { fullContractErrors, fullContractMissing } from '../helpers/full-contract.js';
 
 const usage = (input: number, output: number) => ({ input_tokens: input, output_tokens: output });
 
@@ -57,8 +58,26 @@ describe('executions, events and monitoring', () => {
     const as = asUser(api.app, alice);
     const list = await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=5' });
     expect(list.statusCode).toBe(200);
-    const listed = list.json<{ executions: { id: string }[]; total_count: number }>();
-    expect(listed.executions.map((run) => run.id)).toContain(toolRun.run_id);
+    const listed = list.json<{ items: Record<string, unknown>[]; total: number; offset: number; limit: number }>();
+    expect(listed).toMatchObject({ total: 1, offset: 0, limit: 5 });
+    expect(listed.items.map((run) => run['id'])).toEqual([toolRun.run_id]);
+    // The run in the contract's WorkflowExecutionResponse, its figures from the run row.
+    expect(listed.items[0]).toMatchObject({
+      id: toolRun.run_id,
+      definition_id: 'chat_with_tools',
+      owner_id: alice.id,
+      status: 'completed',
+      run_status: 'completed',
+      tokens_used: 82,
+      prompt_tokens: 75,
+      completion_tokens: 7,
+      error_message: null,
+      model_call_count: 2,
+      tool_call_count: 1,
+      correlation_id: 'exec-test-1',
+      input_data: { conversation_id: toolRun.conversation_id, workflow: 'chat_with_tools' },
+    });
+    const item = listed.items[0]!;
     const detail = await as({ method: 'GET', url: `/api/v1/workflows/executions/${toolRun.run_id}` });
     expect(detail.statusCode).toBe(200);
     const body = detail.json<Record<string, unknown> & { model_calls: unknown[]; tool_calls: unknown[]; events: { type: string }[] }>();
@@ -70,10 +89,27 @@ describe('executions, events and monitoring', () => {
       trace_id: expect.stringMatching(/^[0-9a-f]{32}$/),
     });
     expect(body.model_calls).toHaveLength(2);
+    expect(item['cost']).toBe(body['cost'] ?? 0);
+    expect(item['cost_unknown']).toBe(body['cost_unknown']);
+    expect([item['started_at'], item['completed_at'], item['execution_time_ms']]).toEqual([body['started_at'], body['finished_at'], body['duration_ms']]);
     expect(body.tool_calls).toHaveLength(1);
     expect(body.events.map((event) => event.type)).toEqual(
       expect.arrayContaining(['workflow_started', 'model_response', 'tool_called', 'workflow_completed']),
     );
+  });
+
+  it.skipIf(fullContractMissing !== undefined)('answers the executions page with items in the contract schema, offset and limit applied', async () => {
+    const as = asUser(api.app, alice);
+    api.script([{ content: 'second', usage: usage(3, 1) }]);
+    const second = (await as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'again' } })).json<Chat>();
+    const page = (await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=1&offset=1' })).json<{ items: { id: string }[]; total: number }>();
+    expect(page.total).toBeGreaterThanOrEqual(2);
+    const all = (await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=100' })).json<{ items: { id: string }[] }>();
+    expect(all.items.map((item) => item.id).slice(0, 1)).toEqual([second.run_id]);
+    expect(page.items.map((item) => item.id)).toEqual([all.items[1]!.id]);
+    for (const item of all.items) expect(fullContractErrors('WorkflowExecutionResponse', item)).toEqual([]);
+    expect((await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=0' })).statusCode).toBe(422);
+    expect((await as({ method: 'GET', url: '/api/v1/workflows/executions?offset=-1' })).statusCode).toBe(422);
   });
 
   it("answers 404 for another user's execution and hides it from their list", async () => {
@@ -81,7 +117,7 @@ describe('executions, events and monitoring', () => {
     expect((await as({ method: 'GET', url: `/api/v1/workflows/executions/${toolRun.run_id}` })).statusCode).toBe(404);
     expect((await as({ method: 'POST', url: `/api/v1/workflows/executions/${toolRun.run_id}/cancel` })).statusCode).toBe(404);
     const list = await as({ method: 'GET', url: '/api/v1/workflows/executions' });
-    expect(list.json<{ executions: unknown[] }>().executions).toEqual([]);
+    expect(list.json()).toEqual({ items: [], total: 0, offset: 0, limit: 20 });
     expect((await as({ method: 'GET', url: '/api/v1/workflows/executions?all_users=true' })).statusCode).toBe(403);
   });
 
@@ -154,14 +190,11 @@ describe('executions, events and monitoring', () => {
       await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'hi' } })
     ).json<Chat>();
     // This run's completion, not an earlier run's (a new stream may be handed recent events).
-    const completedHere = () =>
-      (sseData(stream.text()) as { run_id: string; type: string }[]).some(
-        (event) => event.run_id === chat.run_id && event.type === 'workflow_completed',
-      );
-    await waitFor(completedHere);
+    type Streamed = { type: string; metadata: { run_id: string | null; event_type: string } };
+    const ofChat = () => (sseData(stream.text()) as Streamed[]).filter((event) => event.metadata.run_id === chat.run_id);
+    await waitFor(() => ofChat().some((event) => event.type === 'workflow.completed'));
     const ids = [...stream.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
-    const events = sseData(stream.text()) as { run_id: string; type: string }[];
-    expect(events.filter((event) => event.run_id === chat.run_id).map((event) => event.type)).toEqual(
+    expect(ofChat().map((event) => event.metadata.event_type)).toEqual(
       expect.arrayContaining(['workflow_started', 'model_response', 'workflow_completed']),
     );
     stream.close();
@@ -171,7 +204,7 @@ describe('executions, events and monitoring', () => {
       ...alice.auth,
       'last-event-id': String(ids[0]),
     });
-    await waitFor(() => resumed.text().includes('workflow_completed'));
+    await waitFor(() => resumed.text().includes('workflow.completed'));
     const resumedIds = [...resumed.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     expect(Math.min(...resumedIds)).toBeGreaterThan(ids[0]!);
     resumed.close();

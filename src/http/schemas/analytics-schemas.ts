@@ -268,6 +268,93 @@ export const DashboardResponseSchema = {
   },
 } as const;
 
+export const ToolServerAnalyticsResponseSchema = {
+  $id: 'ToolServerAnalyticsResponse',
+  type: 'object',
+  title: 'ToolServerAnalyticsResponse',
+  description: 'Schema for tool server analytics response.',
+  required: [
+    'total_requests', 'successful_requests', 'failed_requests', 'average_response_time_ms', 'tool_usage_stats',
+    'server_uptime_stats', 'error_distribution',
+  ],
+  properties: {
+    total_requests: integer('Total Requests', 'Total requests processed'),
+    successful_requests: integer('Successful Requests', 'Successful requests'),
+    failed_requests: integer('Failed Requests', 'Failed requests'),
+    average_response_time_ms: number('Average Response Time Ms', 'Average response time in milliseconds'),
+    tool_usage_stats: integerMap('Tool Usage Stats', 'Tool usage statistics'),
+    server_uptime_stats: { type: 'object', additionalProperties: true, title: 'Server Uptime Stats', description: 'Server uptime statistics' },
+    error_distribution: integerMap('Error Distribution', 'Error distribution by type'),
+    tools: {
+      type: 'array',
+      description: 'Per tool: its server, calls, failed calls and average duration',
+      items: {
+        type: 'object',
+        required: ['tool', 'server', 'calls', 'failed', 'avg_duration_ms'],
+        properties: {
+          tool: { type: 'string' },
+          server: { type: 'string' },
+          calls: { type: 'integer' },
+          failed: { type: 'integer' },
+          avg_duration_ms: { type: 'number' },
+        },
+      },
+    },
+  },
+} as const;
+
+const anyObject = (title: string, description: string) => ({ type: 'object', additionalProperties: true, title, description }) as const;
+
+export const IntegratedDashboardStatsSchema = {
+  $id: 'IntegratedDashboardStats',
+  type: 'object',
+  title: 'IntegratedDashboardStats',
+  description: 'Schema for integrated dashboard statistics.',
+  required: ['workflows', 'agents', 'ab_testing', 'system'],
+  properties: {
+    workflows: anyObject('Workflows', 'Workflow statistics'),
+    agents: anyObject('Agents', 'Agent statistics'),
+    ab_testing: anyObject('Ab Testing', 'A/B testing statistics'),
+    system: anyObject('System', 'System statistics'),
+    generated_at: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+export const AnalyticsExportResponseSchema = {
+  $id: 'AnalyticsExportResponse',
+  type: 'object',
+  title: 'AnalyticsExportResponse',
+  description: 'Schema for analytics export response.',
+  required: ['export_id', 'status', 'created_at'],
+  properties: {
+    export_id: { type: 'string', title: 'Export Id', description: 'Export job ID' },
+    status: { type: 'string', title: 'Status', description: 'Export status' },
+    download_url: nullable('string', 'Download Url', 'Download URL when ready'),
+    created_at: { type: 'string', format: 'date-time', title: 'Created At', description: 'Export creation time' },
+    expires_at: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'null' }], title: 'Expires At', description: 'Download expiration time' },
+    format: { type: 'string', description: 'json (this document) or csv' },
+    start_date: { type: 'string', format: 'date-time', description: 'Start of the window (inclusive)' },
+    end_date: { type: 'string', format: 'date-time', description: 'End of the window (exclusive)' },
+    metrics: { type: 'array', items: { type: 'string' } },
+    data: { type: 'object', additionalProperties: true, description: 'The reports, by metric name, as their routes answer them' },
+  },
+} as const;
+
+export const DashboardControlResponseSchema = {
+  $id: 'DashboardControlResponse',
+  type: 'object',
+  title: 'DashboardControlResponse',
+  description: 'Schema for dashboard control responses.',
+  required: ['status', 'user_id', 'message'],
+  properties: {
+    status: { type: 'string', title: 'Status', description: 'Status of the operation' },
+    user_id: { type: 'string', title: 'User Id', description: 'User ID' },
+    message: { type: 'string', title: 'Message', description: 'Operation message' },
+    stream_url: { type: 'string', description: 'The live analytics feed (Server-Sent Events)' },
+    event_types: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
 export const ANALYTICS_SCHEMAS = [
   UsageMetricsResponseSchema,
   PerformanceMetricsResponseSchema,
@@ -278,6 +365,10 @@ export const ANALYTICS_SCHEMAS = [
   TimeSeriesDataPointSchema,
   ChartReadyAnalyticsSchema,
   DashboardResponseSchema,
+  ToolServerAnalyticsResponseSchema,
+  IntegratedDashboardStatsSchema,
+  AnalyticsExportResponseSchema,
+  DashboardControlResponseSchema,
 ] as const;
 
 /** The predefined periods of the contract, in hours. */
@@ -324,4 +415,23 @@ export type AnalyticsQuery = {
 };
 
 export const AnalyticsStreamQuerySchema = { type: 'object', properties: scopeProperties } as const;
+
+/** The export's query: the analytics query, the reports wanted and the format (json or csv). */
+export const AnalyticsExportQuerySchema = {
+  type: 'object',
+  required: ['metrics'],
+  properties: {
+    ...AnalyticsQuerySchema.properties,
+    format: { type: 'string', maxLength: 16, default: 'json', description: 'Export format: json or csv (xlsx is not supported: 422)' },
+    metrics: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 10,
+      items: { type: 'string', enum: ['usage', 'performance', 'conversations'] },
+      description: 'Reports to export: usage, performance, conversations (repeat the parameter for several)',
+    },
+  },
+} as const;
+
+export type AnalyticsExportQuery = AnalyticsQuery & { format: string; metrics: ('usage' | 'performance' | 'conversations')[] };
 export type AnalyticsStreamQuery = { user_id?: string; all_users: boolean };
