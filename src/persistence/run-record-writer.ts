@@ -411,8 +411,9 @@ export class RunRecordWriter implements RunRecordSink {
       } catch (appendError) {
         this.options.logger.error({ err: appendError, runIds: records.map((r) => r.runId) }, 'dead-letter file not written');
       }
-      this.settle(records, 'rejected');
+      // The event first: whoever the chat's 500 reaches finds it recorded.
       await this.recordRejections(records, message);
+      this.settle(records, 'rejected');
       return;
     }
     this.lastError = message;

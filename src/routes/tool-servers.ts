@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { HttpError, RequestValidationError, type ValidationItem } from '../http/errors.js';
-import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
+import { bearerSecurity, errorResponses, INT4_MAX } from '../http/schemas/common-schemas.js';
 import {
   DeleteResponseSchema,
   OperationResponseSchema,
@@ -316,7 +316,7 @@ export const toolServerRoutes: FastifyPluginAsync<{ readonly services: Services 
       params: ServerParams,
       querystring: {
         type: 'object',
-        properties: { limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, offset: { type: 'integer', minimum: 0, default: 0 } },
+        properties: { limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, offset: { type: 'integer', minimum: 0, maximum: INT4_MAX, default: 0 } },
       },
       response: { 200: ServerToolsResponseSchema, ...errorResponses(401, 404) },
     }),
