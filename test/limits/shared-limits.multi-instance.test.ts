@@ -3,6 +3,7 @@ import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPostgresServer, requirePostgres, startInstances, type Instance, type Instances } from '../helpers/instances.js';
 import { redisAvailability } from '../helpers/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const postgres = await findPostgresServer();
 const postgresSkip = requirePostgres(postgres, 'the shared-limits tests') ? undefined : postgres.reason;
@@ -29,14 +30,6 @@ const openStream = (server: Instance, path: string, token: string) =>
     req.on('error', (error) => (error.message.includes('socket hang up') ? undefined : reject(error)));
     req.end();
   });
-
-const eventually = async (check: () => Promise<boolean>, timeoutMs: number): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-};
 
 /**
  * Three real server processes on one PostgreSQL database: each limit holds once for the
@@ -97,12 +90,12 @@ describe.each([
     }
     // Closing one on instance 0 frees a slot for instance 2.
     streams[0]?.close();
-    await eventually(async () => {
+    await waitUntil(async () => {
       const next = await openStream(at(2), '/api/v1/events/stream', token);
       if (next.status === 200) streams.push(next);
       else next.close();
       return next.status === 200;
-    }, 5_000);
+    }, { timeoutMs: 5_000, what: 'a freed slot', intervalMs: 250 });
     // The analytics live feed has its own cap of 5, counted the same way.
     const feeds = [];
     for (let index = 0; index < 5; index += 1) feeds.push(await openStream(at(index), '/api/v1/analytics/stream', token));
@@ -136,11 +129,11 @@ describe.each([
     expect((await openStream(at(1), '/api/v1/events/stream', token)).status).toBe(429);
     await cluster!.kill(at(0));
     // STREAM_LEASE_TTL_SECONDS=3: the slots come back without the dead instance's help.
-    await eventually(async () => {
+    await waitUntil(async () => {
       const next = await openStream(at(1), '/api/v1/events/stream', token);
       next.close();
       return next.status === 200;
-    }, 10_000);
+    }, { timeoutMs: 10_000, what: 'the killed instance\'s slots', intervalMs: 250 });
     for (const stream of held) stream.close();
   }, 60_000);
 });

@@ -5,6 +5,7 @@ import { computeCost, findPrice, loadShippedPrices, sumCosts } from '../../src/p
 import { startOpenAICompatibleServer, usageOf, type OpenAICompatibleServer } from '../helpers/openai-compatible-server.js';
 import { databaseForServer } from '../helpers/server-database.js';
 import { registerThrough, requestJson, startServerProcess } from '../helpers/server-process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * Usage is durable as the provider reports it: a process killed (SIGKILL) in the middle
@@ -13,14 +14,6 @@ import { registerThrough, requestJson, startServerProcess } from '../helpers/ser
 
 const MODEL = 'gpt-4o-mini';
 const FLUSH_MS = 50;
-
-const waitFor = async (done: () => boolean, timeoutMs: number, what: string): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
 
 describe('usage durable as it is reported', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -58,7 +51,7 @@ describe('usage durable as it is reported', () => {
       body: { message: 'What is 6*7, plus one?', enable_tools: true },
     }).catch(() => null);
     // The third call is in flight: the first two have reported their usage.
-    await waitFor(() => provider.requests.length === 3, 30_000, 'the third model call');
+    await waitUntil(() => provider.requests.length === 3, { timeoutMs: 30_000, what: 'the third model call' });
     // Ten flush intervals: what was reported is committed by now.
     await new Promise((resolve) => setTimeout(resolve, FLUSH_MS * 10));
     expect(await first.stop('SIGKILL')).toBeNull();

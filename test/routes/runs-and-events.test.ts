@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, registerUser, type RegisteredUser } from '../helpers/api.js';
 import { createChatApi, sseData, type ChatApi } from '../helpers/chat-api.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const usage = (input: number, output: number) => ({ input_tokens: input, output_tokens: output });
 
@@ -19,14 +20,6 @@ const openStream = (url: string, headers: Record<string, string>) =>
     req.on('error', (error) => (error.message.includes('socket hang up') ? undefined : reject(error)));
     req.end();
   });
-
-const waitFor = async (check: () => boolean, timeoutMs = 5_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
 
 describe('executions, events and monitoring', () => {
   let api: ChatApi;
@@ -93,7 +86,7 @@ describe('executions, events and monitoring', () => {
     ]);
     const pending = as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'slow', enable_tools: true } });
     let runId = '';
-    await waitFor(() => {
+    await waitUntil(() => {
       const [run] = api.services.runtime.active().filter((r) => r.userId === alice.id);
       runId = run?.runId ?? '';
       return run !== undefined && run.modelCalls >= 1;
@@ -158,7 +151,7 @@ describe('executions, events and monitoring', () => {
       (sseData(stream.text()) as { run_id: string; type: string }[]).some(
         (event) => event.run_id === chat.run_id && event.type === 'workflow_completed',
       );
-    await waitFor(completedHere);
+    await waitUntil(completedHere);
     const ids = [...stream.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     const events = sseData(stream.text()) as { run_id: string; type: string }[];
     expect(events.filter((event) => event.run_id === chat.run_id).map((event) => event.type)).toEqual(
@@ -171,7 +164,7 @@ describe('executions, events and monitoring', () => {
       ...alice.auth,
       'last-event-id': String(ids[0]),
     });
-    await waitFor(() => resumed.text().includes('workflow_completed'));
+    await waitUntil(() => resumed.text().includes('workflow_completed'));
     const resumedIds = [...resumed.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     expect(Math.min(...resumedIds)).toBeGreaterThan(ids[0]!);
     resumed.close();
