@@ -3,16 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'slonik';
 import { createNotifier, type Notifier } from '../../src/db/notifications.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const logger = pino({ level: 'silent' });
-
-const waitFor = async (check: () => boolean, timeoutMs = 5_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
 
 describe('notifier', () => {
   let db: TestDatabase;
@@ -45,7 +38,7 @@ describe('notifier', () => {
       notify('chatter_test', '1');
       notify('chatter_test', '2');
     });
-    await waitFor(() => seen.length === 2);
+    await waitUntil(() => seen.length === 2);
     expect(got).toEqual(['1', '2']);
     expect(seen).toEqual([1, 1]);
     stop();
@@ -62,7 +55,7 @@ describe('notifier', () => {
       }),
     ).rejects.toThrow('abort');
     await first.transaction(db.pool, async (_tx, notify) => notify('chatter_test', 'after'));
-    await waitFor(() => got.length === 1);
+    await waitUntil(() => got.length === 1);
     expect(got).toEqual(['after']);
     stop();
   });

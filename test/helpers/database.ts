@@ -16,6 +16,28 @@ const withDatabaseName = (url: string, name: string): string => {
   return parsed.toString();
 };
 
+/** A new, empty database on the PostgreSQL server of `serverUrl` (its admin URL): the database's URL, and `drop`. */
+export const createDatabaseOnServer = async (serverUrl: string): Promise<{ readonly url: string; readonly drop: () => Promise<void> }> => {
+  const name = `chatter_test_${ulid().toLowerCase()}`;
+  const admin = await createPool(serverUrl, { maxPoolSize: 1 });
+  try {
+    await admin.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])}`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    url: withDatabaseName(serverUrl, name),
+    drop: async () => {
+      const cleanup = await createPool(serverUrl, { maxPoolSize: 1 });
+      try {
+        await cleanup.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`);
+      } finally {
+        await cleanup.end();
+      }
+    },
+  };
+};
+
 /**
  * A fresh, empty database for one test file: a new database on the PostgreSQL server
  * named by DATABASE_URL, or an in-memory PGlite when it is unset. Never reuses data.
@@ -26,31 +48,19 @@ export const createEmptyTestDatabase = async (poolSize = 5): Promise<TestDatabas
     const db = await openDatabase({ dataDir: 'memory://', poolSize });
     return { ...db, url: db.connectionUri, drop: db.close };
   }
-  const name = `chatter_test_${ulid().toLowerCase()}`;
-  const admin = await createPool(serverUrl, { maxPoolSize: 1 });
-  try {
-    await admin.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])}`);
-  } finally {
-    await admin.end();
-  }
-  const url = withDatabaseName(serverUrl, name);
-  const db = await openDatabase({ url, dataDir: 'memory://', poolSize });
+  const created = await createDatabaseOnServer(serverUrl);
+  const db = await openDatabase({ url: created.url, dataDir: 'memory://', poolSize });
   let dropped = false;
   return {
     ...db,
-    url,
+    url: created.url,
     drop: async () => {
       if (dropped) {
         return;
       }
       dropped = true;
       await db.close();
-      const cleanup = await createPool(serverUrl, { maxPoolSize: 1 });
-      try {
-        await cleanup.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`);
-      } finally {
-        await cleanup.end();
-      }
+      await created.drop();
     },
   };
 };

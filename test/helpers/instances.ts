@@ -5,7 +5,8 @@ import { createPool, sql } from 'slonik';
 import { ulid } from 'ulid';
 import { loadConfig } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/database.js';
-import { startServerProcess, type ServerProcess } from './server-process.js';
+import { createDatabaseOnServer } from './database.js';
+import { registerThrough, requestJson, startServerProcess, type JsonResponse, type ServerProcess, type ServerUser } from './server-process.js';
 
 /** The server the instances' database is created on, when none is configured. */
 const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -54,9 +55,9 @@ export type Instance = {
   readonly logs: () => Record<string, unknown>[];
 };
 
-export type Response = { readonly status: number; readonly body: Record<string, unknown> | null };
+export type Response = JsonResponse;
 
-export type TestUser = { readonly id: string; readonly username: string; readonly password: string; readonly token: string };
+export type TestUser = ServerUser;
 
 export type Instances = {
   readonly instances: readonly Instance[];
@@ -86,12 +87,6 @@ export type Instances = {
   readonly close: () => Promise<void>;
 };
 
-const withDatabaseName = (url: string, name: string): string => {
-  const parsed = new URL(url);
-  parsed.pathname = `/${name}`;
-  return parsed.toString();
-};
-
 const parseLogs = (output: string): Record<string, unknown>[] =>
   output.split('\n').flatMap((line) => {
     if (!line.startsWith('{')) return [];
@@ -105,34 +100,27 @@ const parseLogs = (output: string): Record<string, unknown>[] =>
 /**
  * Starts `count` real server processes (`src/server.ts`) on one fresh PostgreSQL database
  * of `server`, each with its own CHATTER_INSTANCE_ID (`instance-1`…) and data folder and
- * one shared JWT_SECRET; `env` is added to every instance's environment.
+ * one shared JWT_SECRET; `env` is added to every instance's environment. `prepare` runs
+ * on the fresh, empty database before any instance starts (rows the instances must find
+ * at start-up, e.g. prices).
  */
 export const startInstances = async (
   server: { url: string },
-  { count, env = {} }: { count: number; env?: Record<string, string> },
+  { count, env = {}, prepare }: { count: number; env?: Record<string, string>; prepare?: (db: Database) => Promise<void> },
 ): Promise<Instances> => {
-  const name = `chatter_instances_${ulid().toLowerCase()}`;
-  const admin = await createPool(server.url, { maxPoolSize: 1 });
-  try {
-    await admin.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])}`);
-  } finally {
-    await admin.end();
-  }
-  const url = withDatabaseName(server.url, name);
+  const database = await createDatabaseOnServer(server.url);
+  const { url } = database;
   const dataDirs: string[] = [];
   const started: Instance[] = [];
   const cleanup = async () => {
     await Promise.all(started.map((instance) => instance.process.stop('SIGKILL')));
     await Promise.all(dataDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-    const drop = await createPool(server.url, { maxPoolSize: 1 });
-    try {
-      await drop.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`);
-    } finally {
-      await drop.end();
-    }
+    await database.drop();
   };
   let db: Database | undefined;
   try {
+    db = await openDatabase({ url, dataDir: 'memory://', poolSize: 2 });
+    await prepare?.(db);
     const jwtSecret = `instances-${ulid()}-0123456789-abcdefghijkl`;
     await Promise.all(
       Array.from({ length: count }, async (_, index) => {
@@ -158,46 +146,25 @@ export const startInstances = async (
       }),
     );
     started.sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
-    db = await openDatabase({ url, dataDir: 'memory://', poolSize: 2 });
   } catch (error) {
+    await db?.close();
     await cleanup();
     throw error;
   }
   const pool = db;
 
-  const request: Instances['request'] = async (instance, method, path, options = {}) => {
-    const response = await fetch(`${instance.baseUrl}${path}`, {
-      method,
-      headers: {
-        ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(options.token === undefined ? {} : { authorization: `Bearer ${options.token}` }),
-      },
-      ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-    });
-    return { status: response.status, body: (await response.json().catch(() => null)) as Record<string, unknown> | null };
-  };
-
   return {
     instances: started,
     url,
     db: pool,
-    request,
-    register: async (instance) => {
-      const username = `user_${ulid().toLowerCase().slice(-10)}`;
-      const password = 'correct horse battery staple';
-      const response = await request(instance, 'POST', '/api/v1/auth/register', {
-        body: { email: `${username}@example.com`, username, password },
-      });
-      if (response.status !== 201) throw new Error(`register failed: ${response.status} ${JSON.stringify(response.body)}`);
-      const body = response.body as { access_token: string; user: { id: string } };
-      return { id: body.user.id, username, password, token: body.access_token };
-    },
+    request: (instance, method, path, options) => requestJson(instance, method, path, options),
+    register: (instance) => registerThrough(instance),
     login: async (instance, user) => {
-      const response = await request(instance, 'POST', '/api/v1/auth/login', { body: { username: user.username, password: user.password } });
+      const response = await requestJson(instance, 'POST', '/api/v1/auth/login', { body: { username: user.username, password: user.password } });
       if (response.status !== 200) throw new Error(`login failed: ${response.status} ${JSON.stringify(response.body)}`);
       return (response.body as { access_token: string }).access_token;
     },
-    chat: (instance, user, body) => request(instance, 'POST', '/api/v1/workflows/execute/chat', { token: user.token, body }),
+    chat: (instance, user, body) => requestJson(instance, 'POST', '/api/v1/workflows/execute/chat', { token: user.token, body }),
     kill: async (instance, signal = 'SIGKILL') => {
       await instance.process.stop(signal);
     },

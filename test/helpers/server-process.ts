@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { ulid } from 'ulid';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -73,4 +74,39 @@ export const startServerProcess = async (
       return exited;
     },
   };
+};
+
+export type JsonResponse = { readonly status: number; readonly body: Record<string, unknown> | null };
+
+/** A request to a listening server (`token` as a bearer token, `body` as JSON); the answer's body parsed, null when it is not JSON. */
+export const requestJson = async (
+  server: { readonly baseUrl: string },
+  method: string,
+  path: string,
+  { token, body }: { token?: string; body?: unknown } = {},
+): Promise<JsonResponse> => {
+  const response = await fetch(`${server.baseUrl}${path}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, body: (await response.json().catch(() => null)) as Record<string, unknown> | null };
+};
+
+export type ServerUser = { readonly id: string; readonly username: string; readonly password: string; readonly token: string };
+
+/**
+ * Registers a new user (a fresh username) through a listening server.
+ *
+ * @throws Error unless the server answers 201.
+ */
+export const registerThrough = async (server: { readonly baseUrl: string }, { username = `user_${ulid().toLowerCase().slice(-10)}` } = {}): Promise<ServerUser> => {
+  const password = 'correct horse battery staple';
+  const response = await requestJson(server, 'POST', '/api/v1/auth/register', { body: { email: `${username}@example.com`, username, password } });
+  if (response.status !== 201) throw new Error(`register failed: ${response.status} ${JSON.stringify(response.body)}`);
+  const body = response.body as { access_token: string; user: { id: string } };
+  return { id: body.user.id, username, password, token: body.access_token };
 };

@@ -1,16 +1,15 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_JWT_SECRET } from '../helpers/api.js';
-import { createServerDatabase, postgresServerAvailability, type ServerDatabase } from '../helpers/postgres-server.js';
+import { findPostgresServer, requirePostgres, startInstances, type Instance, type Instances } from '../helpers/instances.js';
 import { redisAvailability } from '../helpers/redis.js';
-import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { waitUntil } from '../helpers/wait.js';
 
-const postgres = await postgresServerAvailability();
+const postgres = await findPostgresServer();
+const postgresSkip = requirePostgres(postgres, 'the shared-limits tests') ? undefined : postgres.reason;
 const redis = await redisAvailability();
+const redisSkip = postgresSkip ?? (redis.url === undefined ? redis.reason : undefined);
+if (postgresSkip === undefined && redisSkip !== undefined) console.warn(`skipping the shared-limits tests on Redis: ${redisSkip}`);
 
 const LIMITS = {
   CHAT_RATE_LIMIT_PER_MINUTE: '4',
@@ -20,18 +19,8 @@ const LIMITS = {
   STREAM_LEASE_TTL_SECONDS: '3',
 };
 
-const post = async (server: ServerProcess, path: string, body: unknown, token?: string) => {
-  const response = await fetch(`${server.baseUrl}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    body: JSON.stringify(body),
-  });
-  await response.arrayBuffer();
-  return response;
-};
-
 /** Opens a stream and answers its status; the connection stays open until `close`. */
-const openStream = (server: ServerProcess, path: string, token: string) =>
+const openStream = (server: Instance, path: string, token: string) =>
   new Promise<{ status: number; close: () => void }>((resolve, reject) => {
     const req = httpRequest(`${server.baseUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
     req.on('response', (response) => {
@@ -42,76 +31,46 @@ const openStream = (server: ServerProcess, path: string, token: string) =>
     req.end();
   });
 
-const eventually = async (check: () => Promise<boolean>, timeoutMs: number): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-};
-
 /**
  * Three real server processes on one PostgreSQL database: each limit holds once for the
  * whole fleet, not once per instance, counted in PostgreSQL and (second run) in Redis.
  */
 describe.each([
-  { store: 'postgres', skip: postgres.adminUrl === undefined ? postgres.reason : undefined },
-  {
-    store: 'redis',
-    skip: postgres.adminUrl === undefined ? postgres.reason : redis.url === undefined ? redis.reason : undefined,
-  },
+  { store: 'postgres', skip: postgresSkip },
+  { store: 'redis', skip: redisSkip },
 ])('limits shared by 3 instances ($store)', ({ store, skip }) => {
-  let database: ServerDatabase | undefined;
-  const servers: ServerProcess[] = [];
-  const dataDirs: string[] = [];
+  let cluster: Instances | undefined;
   let token = '';
 
   beforeAll(async () => {
     if (skip !== undefined) return;
-    database = await createServerDatabase(postgres.adminUrl ?? '');
-    const shared = {
-      DATABASE_URL: database.url,
-      JWT_SECRET: TEST_JWT_SECRET,
-      CHATTER_ENV: 'test',
-      LOCAL_MODEL_LATENCY_MS: '0',
-      ...LIMITS,
-      ...(store === 'redis' ? { REDIS_URL: redis.url ?? '', REDIS_KEY_PREFIX: `test:${ulid()}:` } : {}),
-    };
-    // One first (it migrates), then the other two together.
-    for (const batch of [[0], [1, 2]]) {
-      await Promise.all(
-        batch.map(async (index) => {
-          const dataDir = await mkdtemp(join(tmpdir(), `chatter-limits-${index}-`));
-          dataDirs.push(dataDir);
-          servers[index] = await startServerProcess({ ...shared, CHATTER_DATA_DIR: dataDir, CHATTER_INSTANCE_ID: `limits-${store}-${index}` }, { timeoutMs: 90_000 });
-        }),
-      );
-    }
-    const registered = await fetch(`${servers[0]?.baseUrl}/api/v1/auth/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'fleet@example.com', username: 'fleet_user', password: 'correct horse battery staple' }),
+    cluster = await startInstances(postgres as { url: string }, {
+      count: 3,
+      env: {
+        LOCAL_MODEL_LATENCY_MS: '0',
+        ...LIMITS,
+        ...(store === 'redis' ? { REDIS_URL: redis.url ?? '', REDIS_KEY_PREFIX: `test:${ulid()}:` } : {}),
+      },
     });
-    expect(registered.status).toBe(201);
-    token = (await registered.json() as { access_token: string }).access_token;
+    token = (await cluster.register(at(0))).token;
   }, 240_000);
 
   afterAll(async () => {
-    await Promise.all(servers.map((server) => server.stop('SIGKILL')));
-    await database?.drop();
-    await Promise.all(dataDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+    await cluster?.close();
   });
 
-  const at = (index: number): ServerProcess => {
-    const server = servers[index % servers.length];
-    if (server === undefined) throw new Error('no server');
-    return server;
+  const at = (index: number): Instance => {
+    const instances = cluster?.instances ?? [];
+    const instance = instances[index % instances.length];
+    if (instance === undefined) throw new Error('no instance');
+    return instance;
   };
+  const post = (instance: Instance, path: string, body: unknown) => cluster!.request(instance, 'POST', path, { body });
 
   it.skipIf(skip !== undefined)('allows the chat limit once across instances: 4 of 9 chats sent round-robin', async () => {
     const statuses: number[] = [];
     for (let index = 0; index < 9; index += 1) {
-      statuses.push((await post(at(index), '/api/v1/workflows/execute/chat', { message: `hello ${index}` }, token)).status);
+      statuses.push((await cluster!.chat(at(index), { token }, { message: `hello ${index}` })).status);
     }
     expect(statuses.filter((status) => status === 200)).toHaveLength(4);
     expect(statuses.filter((status) => status === 429)).toHaveLength(5);
@@ -131,12 +90,12 @@ describe.each([
     }
     // Closing one on instance 0 frees a slot for instance 2.
     streams[0]?.close();
-    await eventually(async () => {
+    await waitUntil(async () => {
       const next = await openStream(at(2), '/api/v1/events/stream', token);
       if (next.status === 200) streams.push(next);
       else next.close();
       return next.status === 200;
-    }, 5_000);
+    }, { timeoutMs: 5_000, what: 'a freed slot', intervalMs: 250 });
     // The analytics live feed has its own cap of 5, counted the same way.
     const feeds = [];
     for (let index = 0; index < 5; index += 1) feeds.push(await openStream(at(index), '/api/v1/analytics/stream', token));
@@ -168,13 +127,13 @@ describe.each([
     for (let index = 0; index < 5; index += 1) held.push(await openStream(at(0), '/api/v1/events/stream', token));
     expect(held.map((stream) => stream.status)).toEqual([200, 200, 200, 200, 200]);
     expect((await openStream(at(1), '/api/v1/events/stream', token)).status).toBe(429);
-    await at(0).stop('SIGKILL');
+    await cluster!.kill(at(0));
     // STREAM_LEASE_TTL_SECONDS=3: the slots come back without the dead instance's help.
-    await eventually(async () => {
+    await waitUntil(async () => {
       const next = await openStream(at(1), '/api/v1/events/stream', token);
       next.close();
       return next.status === 200;
-    }, 10_000);
+    }, { timeoutMs: 10_000, what: 'the killed instance\'s slots', intervalMs: 250 });
     for (const stream of held) stream.close();
   }, 60_000);
 });

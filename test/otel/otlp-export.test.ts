@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { withOtelEnv } from '../helpers/otel-env.js';
 import { createHarness, type Harness } from '../helpers/run-harness.js';
 import { startGrpcReceiver, startHttpReceiver, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp-receivers.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const usage = { input_tokens: 9, output_tokens: 3 };
 const SECRET = 'a secret answer text';
@@ -22,16 +23,6 @@ const ofRun = (spans: ReceivedSpan[], runId: string): ReceivedSpan[] =>
   spans.filter((span) => span.attributes[semconv.ATTR_RUN_ID] === runId);
 
 /** Waits for `condition` without flushing (for the batch settings); fails after `timeoutMs`. */
-const eventually = async (condition: () => boolean, timeoutMs: number): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) {
-      throw new Error(`not within ${timeoutMs} ms`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-};
-
 describe('OTLP trace export, configured by the standard OTEL_* variables', () => {
   let http: OtlpReceiver;
   let grpc: OtlpReceiver;
@@ -127,7 +118,7 @@ describe('OTLP trace export, configured by the standard OTEL_* variables', () =>
       OTEL_BSP_SCHEDULE_DELAY: '600000',
     });
     const { runId } = await runTurn(h, 'otlp-bsp-1');
-    await eventually(() => ofRun(http.spans(), runId).some((span) => span.name === 'invoke_workflow chat'), 10_000);
+    await waitUntil(() => ofRun(http.spans(), runId).some((span) => span.name === 'invoke_workflow chat'), { timeoutMs: 10_000 });
     expect(http.requests.every((request) => request.spans.length === 1)).toBe(true);
     expect(ofRun(http.spans(), runId).length).toBeGreaterThanOrEqual(2);
   });
@@ -136,7 +127,7 @@ describe('OTLP trace export, configured by the standard OTEL_* variables', () =>
     // The SDK's default delay is 5 s; 50 ms gets the spans out well within the wait.
     h = await harness({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: http.url, OTEL_BSP_SCHEDULE_DELAY: '50' });
     const { runId } = await runTurn(h, 'otlp-delay-1');
-    await eventually(() => ofRun(http.spans(), runId).some((span) => span.name === 'invoke_workflow chat'), 3_000);
+    await waitUntil(() => ofRun(http.spans(), runId).some((span) => span.name === 'invoke_workflow chat'), { timeoutMs: 3_000 });
   });
 
   it('sends nothing for unsampled traces while the run is still recorded', async () => {

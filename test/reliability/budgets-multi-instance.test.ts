@@ -1,138 +1,51 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createPool, sql, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadConfig } from '../../src/config.js';
-import { openDatabase } from '../../src/db/database.js';
 import { loadMigrations, migrate } from '../../src/db/migrations.js';
-import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { findPostgresServer, requirePostgres, startInstances, type Instance, type Instances } from '../helpers/instances.js';
 
 // Three real server processes on one fresh PostgreSQL database: 12 chats of one user at
 // once, spread over the instances, never spend past the user's token budget or USD budget
 // (sums of recorded usage ≤ budget, exactly, from the database). Budgets are PostgreSQL's
 // to enforce: no instance knows what the others reserved.
 
-const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const ADMIN_URL = loadConfig().database.url ?? DEFAULT_ADMIN_URL;
-const IN_CI = process.env['CI'] === 'true';
-const JWT_SECRET = 'multi-instance-budgets-0123456789-abcdefghijklmnop';
+const server = await findPostgresServer();
 /** The local model's price for these runs (an operator row): USD per 1M tokens. */
 const LOCAL_PRICE = { input: 1, output: 2 };
 
-const reachable = async (url: string): Promise<string | null> => {
-  try {
-    const pool = await createPool(url, { maxPoolSize: 1, connectionTimeout: 2_000 });
-    try {
-      await pool.query(sql.unsafe`SELECT 1`);
-    } finally {
-      await pool.end();
-    }
-    return null;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-};
-
-const unreachable = await reachable(ADMIN_URL);
-if (unreachable !== null && !IN_CI) {
-  console.warn(`budgets-multi-instance: skipped, no PostgreSQL at ${ADMIN_URL} (${unreachable}); set DATABASE_URL to run it`);
-}
-
-const withDatabaseName = (url: string, name: string): string => {
-  const parsed = new URL(url);
-  parsed.pathname = `/${name}`;
-  return parsed.toString();
-};
-
-describe.skipIf(unreachable !== null && !IN_CI)('budgets across three instances on one PostgreSQL', () => {
-  const name = `chatter_test_${ulid().toLowerCase()}`;
-  let pool: DatabasePool;
-  let servers: ServerProcess[] = [];
-  const dataDirs: string[] = [];
-  let closeDb: (() => Promise<void>) | undefined;
+describe.skipIf(!requirePostgres(server, 'the multi-instance budget tests'))('budgets across three instances on one PostgreSQL', () => {
+  let cluster: Instances;
+  let servers: readonly Instance[] = [];
 
   beforeAll(async () => {
-    if (unreachable !== null) throw new Error(`CI=true but no PostgreSQL at ${ADMIN_URL}: ${unreachable}`);
-    const admin = await createPool(ADMIN_URL, { maxPoolSize: 1 });
-    try {
-      await admin.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])}`);
-    } finally {
-      await admin.end();
-    }
-    const url = withDatabaseName(ADMIN_URL, name);
-    const db = await openDatabase({ url, dataDir: 'memory://', poolSize: 2 });
-    closeDb = db.close;
-    pool = db.pool;
-    await migrate(pool, await loadMigrations());
-    // The local model is free as shipped: an operator price makes its runs cost USD.
-    await pool.query(sql.unsafe`
-      INSERT INTO model_prices (id, provider, model_pattern, valid_from, input_per_mtok, cache_read_per_mtok,
-                                cache_write_per_mtok, output_per_mtok, source)
-      VALUES ('operator:local:*@2024-01-01', 'local', '*', '2024-01-01', ${LOCAL_PRICE.input}, ${LOCAL_PRICE.input},
-              ${LOCAL_PRICE.input}, ${LOCAL_PRICE.output}, 'operator')`);
-    servers = await Promise.all(
-      ['a', 'b', 'c'].map(async (instance) => {
-        const dataDir = await mkdtemp(join(tmpdir(), `chatter-budgets-${instance}-`));
-        dataDirs.push(dataDir);
-        return startServerProcess(
-          {
-            DATABASE_URL: url,
-            DATABASE_POOL_SIZE: '4',
-            CHATTER_ENV: 'test',
-            CHATTER_INSTANCE_ID: `budgets-${instance}`,
-            CHATTER_DATA_DIR: dataDir,
-            JWT_SECRET,
-            // About 25 chunks a reply: runs of half a second, so the twelve overlap.
-            LOCAL_MODEL_LATENCY_MS: '20',
-            CHAT_RATE_LIMIT_PER_MINUTE: '1000',
-            CHAT_RATE_LIMIT_PER_HOUR: '1000',
-          },
-          { timeoutMs: 60_000 },
-        );
-      }),
-    );
-  }, 120_000);
+    cluster = await startInstances(server as { url: string }, {
+      count: 3,
+      // About 25 chunks a reply: runs of half a second, so the twelve overlap.
+      env: { LOCAL_MODEL_LATENCY_MS: '20' },
+      // The local model is free as shipped: an operator price, there before the instances
+      // load their prices, makes its runs cost USD.
+      prepare: async ({ pool }) => {
+        await migrate(pool, await loadMigrations());
+        await pool.query(sql.unsafe`
+          INSERT INTO model_prices (id, provider, model_pattern, valid_from, input_per_mtok, cache_read_per_mtok,
+                                    cache_write_per_mtok, output_per_mtok, source)
+          VALUES ('operator:local:*@2024-01-01', 'local', '*', '2024-01-01', ${LOCAL_PRICE.input}, ${LOCAL_PRICE.input},
+                  ${LOCAL_PRICE.input}, ${LOCAL_PRICE.output}, 'operator')`);
+      },
+    });
+    servers = cluster.instances;
+  }, 180_000);
 
   afterAll(async () => {
-    await Promise.all(servers.map((server) => server.stop()));
-    await closeDb?.();
-    const admin = await createPool(ADMIN_URL, { maxPoolSize: 1 });
-    try {
-      await admin.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`);
-    } finally {
-      await admin.end();
-    }
-    await Promise.all(dataDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+    await cluster?.close();
   }, 60_000);
-
-  const post = async (server: ServerProcess, path: string, body: unknown, token?: string) => {
-    const response = await fetch(`${server.baseUrl}${path}`, {
-      method: path.includes('/budget') ? 'PUT' : 'POST',
-      headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-      body: JSON.stringify(body),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
 
   /** A new user (registered on instance A), its budget set by a superuser through instance B. */
   const budgetedUser = async (budget: { token_budget: number | null; cost_budget_usd: number | null }) => {
-    const suffix = ulid().toLowerCase().slice(-10);
-    const register = async (username: string) => {
-      const answer = await post(servers[0]!, '/api/v1/auth/register', {
-        email: `${username}@example.com`,
-        username,
-        password: 'correct horse battery staple',
-      });
-      expect(answer.status).toBe(201);
-      return { id: (answer.body['user'] as { id: string }).id, token: answer.body['access_token'] as string };
-    };
-    const user = await register(`user_${suffix}`);
-    const admin = await register(`admin_${suffix}`);
-    await pool.query(sql.unsafe`UPDATE users SET is_superuser = true WHERE id = ${admin.id}`);
-    const set = await post(servers[1]!, `/api/v1/admin/users/${user.id}/budget`, budget, admin.token);
+    const user = await cluster.register(servers[0]!);
+    const admin = await cluster.register(servers[0]!);
+    await cluster.db.pool.query(sql.unsafe`UPDATE users SET is_superuser = true WHERE id = ${admin.id}`);
+    const set = await cluster.request(servers[1]!, 'PUT', `/api/v1/admin/users/${user.id}/budget`, { token: admin.token, body: budget });
     expect(set.status).toBe(200);
     return user;
   };
@@ -141,12 +54,7 @@ describe.skipIf(unreachable !== null && !IN_CI)('budgets across three instances 
   const twelveChats = async (token: string) =>
     Promise.all(
       Array.from({ length: 12 }, async (_, index) => {
-        const answer = await post(
-          servers[index % 3]!,
-          '/api/v1/workflows/execute/chat',
-          { message: `hello number ${index}, how are you today?`, max_tokens: 30 },
-          token,
-        );
+        const answer = await cluster.chat(servers[index % 3]!, { token }, { message: `hello number ${index}, how are you today?`, max_tokens: 30 });
         return answer.status;
       }),
     );
@@ -163,7 +71,7 @@ describe.skipIf(unreachable !== null && !IN_CI)('budgets across three instances 
     held: z.number(),
   });
   const recorded = async (userId: string) =>
-    pool.one(sql.type(Recorded)`
+    cluster.db.pool.one(sql.type(Recorded)`
       SELECT count(*) AS runs,
              count(*) FILTER (WHERE r.status = 'completed') AS completed,
              count(*) FILTER (WHERE r.status = 'budgetExceeded') AS over_budget,
@@ -198,7 +106,7 @@ describe.skipIf(unreachable !== null && !IN_CI)('budgets across three instances 
     expect(statuses.every((status) => status === 200 || status === 402)).toBe(true);
     const figures = await recorded(user.id);
     console.info(`USD budget ${budget}: answers ${statuses.join(',')}; recorded ${JSON.stringify(figures)}`);
-    const within = await pool.oneFirst(sql.type(z.object({ ok: z.boolean() }))`
+    const within = await cluster.db.pool.oneFirst(sql.type(z.object({ ok: z.boolean() }))`
       SELECT COALESCE(sum(cost), 0) <= ${budget}::numeric AS ok FROM workflow_runs WHERE user_id = ${user.id}`);
     expect(within).toBe(true);
     expect(figures.user_cost).toBe(figures.run_cost);

@@ -2,18 +2,9 @@ import { sql } from 'slonik';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { databaseForServer } from '../helpers/server-database.js';
-import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { registerThrough, requestJson, startServerProcess } from '../helpers/server-process.js';
 
 const CHATS = 200;
-
-const post = async (server: ServerProcess, path: string, body: unknown, token?: string) => {
-  const response = await fetch(`${server.baseUrl}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json().catch(() => null)) as Record<string, unknown> | null };
-};
 
 describe('a crash during 200 concurrent chats', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -33,18 +24,12 @@ describe('a crash during 200 concurrent chats', () => {
       CHATTER_INSTANCE_ID: 'crash-test-instance',
     };
     const first = await startServerProcess(env, { timeoutMs: 60_000 });
-    const registered = await post(first, '/api/v1/auth/register', {
-      email: 'crash@example.com',
-      username: 'crash',
-      password: 'correct horse battery staple',
-    });
-    expect(registered.status).toBe(201);
-    const token = registered.body!['access_token'] as string;
+    const { token } = await registerThrough(first);
 
     const answered: { runId: string; messageId: string; conversationId: string; totalTokens: number }[] = [];
     let finished = 0;
     const chats = Array.from({ length: CHATS }, (_, index) =>
-      post(first, '/api/v1/workflows/execute/chat', { message: `chat number ${index}: tell me a little story` }, token)
+      requestJson(first, 'POST', '/api/v1/workflows/execute/chat', { token, body: { message: `chat number ${index}: tell me a little story` } })
         .then((response) => {
           if (response.status === 200) {
             const message = response.body!['message'] as { id: string; total_tokens: number };

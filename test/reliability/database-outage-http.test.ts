@@ -1,72 +1,29 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
-import { messageColumns, MessageRow } from '../../src/repositories/messages-repository.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
-import { openDatabase, type Database } from '../../src/db/database.js';
-import { createLogger } from '../../src/logger.js';
-import { ScriptedChatModel } from '../../src/providers/scripted-chat-model.js';
-import { createServices, type Services } from '../../src/services.js';
-import { registerUser, TEST_JWT_SECRET } from '../helpers/api.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { createTcpProxy, targetOf, type TcpProxy } from '../otel/helpers/tcp-proxy.js';
+import { messageColumns, MessageRow } from '../../src/repositories/messages-repository.js';
+import { startProxiedStack, type ProxiedStack } from '../helpers/proxied-stack.js';
 
 const OUTAGE_MS = 20_000;
 
 describe('a 20 s database outage under load', () => {
-  let direct: TestDatabase | undefined;
-  let proxy: TcpProxy | undefined;
-  let viaProxy: Database | undefined;
-  let services: Services | undefined;
-  let app: FastifyInstance | undefined;
+  let stack: ProxiedStack | undefined;
   afterAll(async () => {
-    proxy?.setDown(false);
-    await app?.close();
-    await services?.runtime.shutdown(1_000);
-    await services?.close();
-    await viaProxy?.close();
-    await proxy?.close();
-    await direct?.drop();
+    await stack?.close();
   });
 
   it('loses and double-counts no completed run, says not ready meanwhile and refuses new chats with 503', async () => {
-    direct = await createTestDatabase();
-    proxy = await createTcpProxy(targetOf(direct.url));
-    viaProxy = await openDatabase({ url: proxy.urlThrough(direct.url), dataDir: 'memory://', poolSize: 5, statementTimeoutMs: 3_000 });
-    const config = loadConfig({
-      CHATTER_ENV: 'test',
-      LOG_LEVEL: 'silent',
-      JWT_SECRET: TEST_JWT_SECRET,
-      CHAT_RATE_LIMIT_PER_MINUTE: '10000',
-      CHAT_RATE_LIMIT_PER_HOUR: '10000',
-    });
-    const logger = createLogger(config);
-    services = await createServices({
-      config,
-      db: viaProxy,
-      logger,
-      spoolDir: await mkdtemp(join(tmpdir(), 'chatter-outage-')),
+    stack = await startProxiedStack({
+      pool: { poolSize: 5, statementTimeoutMs: 3_000 },
       // Every run: a slow answer with known usage.
-      createChatModel: () =>
-        new ScriptedChatModel({ turns: [{ content: 'slow but sure', latencyMs: 1_500, usage: { input_tokens: 11, output_tokens: 4 } }] }),
+      reply: { content: 'slow but sure', latencyMs: 1_500, usage: { input_tokens: 11, output_tokens: 4 } },
     });
-    app = await buildApp({ config, db: viaProxy, logger, services });
-    const user = await registerUser(app);
-    const chat = (message: string) =>
-      app!.inject({ method: 'POST', url: '/api/v1/workflows/execute/chat', headers: user.auth, payload: { message } });
+    const { app, services, proxy, direct, chat } = stack;
 
     // Load: 25 chats in flight when the database goes away.
     const inFlight = Array.from({ length: 25 }, (_, index) => chat(`before the outage ${index}`));
     // Cut the database once every run is in flight (each user message saved).
-    const started = Date.now();
-    while (services.runtime.active().length < 25 && Date.now() - started < 10_000) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await stack.untilActive(25);
     expect(services.runtime.active()).toHaveLength(25);
     proxy.setDown(true);
     const outageStarted = Date.now();

@@ -1,22 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { sql } from 'slonik';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
-import { openDatabase, type Database } from '../../src/db/database.js';
-import { createLogger } from '../../src/logger.js';
-import { ScriptedChatModel } from '../../src/providers/scripted-chat-model.js';
 import { DATABASE_CHECK_TIMEOUT_MS } from '../../src/routes/health.js';
-import { createServices, type Services } from '../../src/services.js';
-import { registerUser, TEST_JWT_SECRET } from '../helpers/api.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { createTestDatabase } from '../helpers/database.js';
+import { startProxiedStack, type ProxiedStack } from '../helpers/proxied-stack.js';
 import { binaryOnPath, requireOrSkip } from '../helpers/requires.js';
-import { createTcpProxy, targetOf, type TcpProxy } from '../otel/helpers/tcp-proxy.js';
+import { targetOf } from '../otel/helpers/tcp-proxy.js';
 
 const ACQUIRE_TIMEOUT_MS = 2_000;
 const STATEMENT_TIMEOUT_MS = 3_000;
@@ -34,62 +24,32 @@ const timed = async <T>(work: () => Promise<T>): Promise<{ value: T; ms: number 
 };
 
 describe('a silent network partition to the database (nothing answers, nothing is closed)', () => {
-  let direct: TestDatabase | undefined;
-  let proxy: TcpProxy | undefined;
-  let viaProxy: Database | undefined;
-  let services: Services | undefined;
-  let app: FastifyInstance | undefined;
+  let stack: ProxiedStack | undefined;
   afterAll(async () => {
-    proxy?.setBlackholed(false);
-    await app?.close();
-    await services?.runtime.shutdown(1_000);
-    await services?.close();
-    await viaProxy?.close();
-    await proxy?.close();
-    await direct?.drop();
+    await stack?.close();
   });
 
   it('spools the runs that finish, answers 503 within the acquire timeout and /readyz 503 within 2 s, then replays each run once', async () => {
-    direct = await createTestDatabase();
-    proxy = await createTcpProxy(targetOf(direct.url));
-    viaProxy = await openDatabase({
-      url: proxy.urlThrough(direct.url),
-      dataDir: 'memory://',
-      // PGlite runs one session: several connections' statements may interleave on it
-      // outside transactions (see src/db/database.ts), so one connection there.
-      poolSize: direct.kind === 'pglite' ? 1 : 5,
-      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
-      acquireTimeoutMs: ACQUIRE_TIMEOUT_MS,
+    stack = await startProxiedStack({
+      pool: (direct) => ({
+        // PGlite runs one session: several connections' statements may interleave on it
+        // outside transactions (see src/db/database.ts), so one connection there.
+        poolSize: direct.kind === 'pglite' ? 1 : 5,
+        statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+        acquireTimeoutMs: ACQUIRE_TIMEOUT_MS,
+      }),
+      env: {
+        LOG_LEVEL: process.env['PARTITION_LOG'] ?? 'silent',
+        DATABASE_ACQUIRE_TIMEOUT_MS: String(ACQUIRE_TIMEOUT_MS),
+        DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+      },
+      reply: { content: 'through the cut', latencyMs: MODEL_LATENCY_MS, usage: { input_tokens: 9, output_tokens: 4 } },
     });
-    const config = loadConfig({
-      CHATTER_ENV: 'test',
-      LOG_LEVEL: process.env['PARTITION_LOG'] ?? 'silent',
-      JWT_SECRET: TEST_JWT_SECRET,
-      CHAT_RATE_LIMIT_PER_MINUTE: '10000',
-      CHAT_RATE_LIMIT_PER_HOUR: '10000',
-      DATABASE_ACQUIRE_TIMEOUT_MS: String(ACQUIRE_TIMEOUT_MS),
-      DATABASE_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
-    });
-    const logger = createLogger(config);
-    services = await createServices({
-      config,
-      db: viaProxy,
-      logger,
-      spoolDir: await mkdtemp(join(tmpdir(), 'chatter-partition-')),
-      createChatModel: () =>
-        new ScriptedChatModel({ turns: [{ content: 'through the cut', latencyMs: MODEL_LATENCY_MS, usage: { input_tokens: 9, output_tokens: 4 } }] }),
-    });
-    app = await buildApp({ config, db: viaProxy, logger, services });
-    const user = await registerUser(app);
-    const chat = (message: string) =>
-      app!.inject({ method: 'POST', url: '/api/v1/workflows/execute/chat', headers: user.auth, payload: { message } });
+    const { app, services, proxy, direct, chat } = stack;
 
     // Runs in flight (each user message saved, the model answering) when the link goes silent.
     const inFlight = Array.from({ length: RUNS }, (_, index) => timed(() => chat(`before the cut ${index}`)));
-    const waitStarted = Date.now();
-    while (services.runtime.active().length < RUNS && Date.now() - waitStarted < 10_000) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await stack.untilActive(RUNS);
     expect(services.runtime.active()).toHaveLength(RUNS);
     proxy.setBlackholed(true);
     const cutAt = performance.now();
@@ -101,10 +61,10 @@ describe('a silent network partition to the database (nothing answers, nothing i
     let spooledAt: number | undefined;
     const watch = setInterval(() => {
       const now = performance.now();
-      const count = services!.runtime.active().length;
+      const count = services.runtime.active().length;
       if (count < active) lastFinishedAt = now;
       active = count;
-      if (spooledAt === undefined && services!.writer.stats().spooled === RUNS) spooledAt = now;
+      if (spooledAt === undefined && services.writer.stats().spooled === RUNS) spooledAt = now;
     }, 10);
     const answered = await Promise.all(inFlight).finally(() => clearInterval(watch));
     expect(answered.map(({ value }) => value.statusCode)).toEqual(answered.map(() => 200));
@@ -114,7 +74,7 @@ describe('a silent network partition to the database (nothing answers, nothing i
     spooledAt ??= performance.now();
     expect(spooledAt! - lastFinishedAt).toBeLessThan(WRITE_TIMEOUT_MS + SLACK_MS);
 
-    const ready = await timed(() => app!.inject({ method: 'GET', url: '/readyz' }));
+    const ready = await timed(() => app.inject({ method: 'GET', url: '/readyz' }));
     expect(ready.value.statusCode).toBe(503);
     expect(ready.ms).toBeLessThan(2_000);
     expect(DATABASE_CHECK_TIMEOUT_MS).toBeLessThan(2_000);
@@ -126,7 +86,7 @@ describe('a silent network partition to the database (nothing answers, nothing i
       expect(refused.value.json()).toMatchObject({ code: 'database_unavailable' });
       expect(refused.ms, `attempt ${attempt}`).toBeLessThan(ACQUIRE_TIMEOUT_MS + SLACK_MS);
     }
-    const readyAgain = await timed(() => app!.inject({ method: 'GET', url: '/readyz' }));
+    const readyAgain = await timed(() => app.inject({ method: 'GET', url: '/readyz' }));
     expect(readyAgain.value.statusCode).toBe(503);
     expect(readyAgain.ms).toBeLessThan(2_000);
 

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { computeCost, findPrice, loadShippedPrices, sumCosts } from '../../src/providers/pricing.js';
 import { startOpenAICompatibleServer, usageOf, type OpenAICompatibleServer } from '../helpers/openai-compatible-server.js';
 import { databaseForServer } from '../helpers/server-database.js';
-import { startServerProcess } from '../helpers/server-process.js';
+import { registerThrough, requestJson, startServerProcess } from '../helpers/server-process.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * Usage is durable as the provider reports it: a process killed (SIGKILL) in the middle
@@ -13,14 +14,6 @@ import { startServerProcess } from '../helpers/server-process.js';
 
 const MODEL = 'gpt-4o-mini';
 const FLUSH_MS = 50;
-
-const waitFor = async (done: () => boolean, timeoutMs: number, what: string): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
 
 describe('usage durable as it is reported', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -45,13 +38,7 @@ describe('usage durable as it is reported', () => {
       RUN_FLUSH_INTERVAL_MS: String(FLUSH_MS),
     };
     const first = await startServerProcess(env, { timeoutMs: 60_000 });
-    const registered = await fetch(`${first.baseUrl}/api/v1/auth/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'durable@example.com', username: 'durable', password: 'correct horse battery staple' }),
-    });
-    expect(registered.status).toBe(201);
-    const { access_token: token } = (await registered.json()) as { access_token: string };
+    const { token } = await registerThrough(first);
 
     const reported = [usageOf(120, 14, 20), usageOf(180, 9)];
     provider.enqueue(
@@ -59,13 +46,12 @@ describe('usage durable as it is reported', () => {
       { kind: 'toolCall', id: 'call_2', name: 'calculator', arguments: '{"expression":"42+1"}', usage: reported[1]! },
       { kind: 'hang' },
     );
-    const chat = fetch(`${first.baseUrl}/api/v1/workflows/execute/chat`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify({ message: 'What is 6*7, plus one?', enable_tools: true }),
+    const chat = requestJson(first, 'POST', '/api/v1/workflows/execute/chat', {
+      token,
+      body: { message: 'What is 6*7, plus one?', enable_tools: true },
     }).catch(() => null);
     // The third call is in flight: the first two have reported their usage.
-    await waitFor(() => provider.requests.length === 3, 30_000, 'the third model call');
+    await waitUntil(() => provider.requests.length === 3, { timeoutMs: 30_000, what: 'the third model call' });
     // Ten flush intervals: what was reported is committed by now.
     await new Promise((resolve) => setTimeout(resolve, FLUSH_MS * 10));
     expect(await first.stop('SIGKILL')).toBeNull();

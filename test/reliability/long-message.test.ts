@@ -1,34 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { createEmptyTestDatabase } from '../helpers/database.js';
-import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { databaseForServer } from '../helpers/server-database.js';
+import { registerThrough, requestJson, startServerProcess } from '../helpers/server-process.js';
 
 // The chat schema's documented maximum (`message` maxLength, counted in characters).
 const MAX_MESSAGE_CHARACTERS = 100_000;
-
-/** The service's database: a fresh PostgreSQL database when DATABASE_URL is set, else a PGlite folder. */
-const databaseForServer = async (): Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> => {
-  if (loadConfig().database.url !== undefined) {
-    const db = await createEmptyTestDatabase(1);
-    await db.close();
-    return { env: { DATABASE_URL: db.url }, cleanup: db.drop };
-  }
-  const dataDir = await mkdtemp(join(tmpdir(), 'chatter-long-message-'));
-  return { env: { CHATTER_DATA_DIR: dataDir }, cleanup: () => rm(dataDir, { recursive: true, force: true }) };
-};
-
-const call = async (server: ServerProcess, method: string, path: string, token: string | undefined, body?: unknown) => {
-  const response = await fetch(`${server.baseUrl}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: (await response.json().catch(() => null)) as (Record<string, unknown> & unknown[]) | null };
-};
 
 /** GET /healthz back to back on a keep-alive connection of its own; every answer's status and latency. */
 const pollHealth = (baseUrl: string) => {
@@ -68,7 +44,7 @@ describe('a chat of the longest allowed message', () => {
   });
 
   it('is answered with its usage stored while /healthz keeps answering', async () => {
-    const where = await databaseForServer();
+    const where = await databaseForServer('chatter-long-message-');
     cleanups.push(where.cleanup);
     const server = await startServerProcess(
       { ...where.env, JWT_SECRET: 'long-message-secret-0123456789-abcdefghij', LOCAL_MODEL_LATENCY_MS: '0' },
@@ -77,26 +53,20 @@ describe('a chat of the longest allowed message', () => {
     cleanups.push(async () => {
       await server.stop();
     });
-    const registered = await call(server, 'POST', '/api/v1/auth/register', undefined, {
-      email: 'long@example.com',
-      username: 'long_message',
-      password: 'correct horse battery staple',
-    });
-    expect(registered.status).toBe(201);
-    const token = registered.body!['access_token'] as string;
+    const { token } = await registerThrough(server);
 
     // One run without whitespace: the shape that made token counting quadratic.
     const message = 'a'.repeat(MAX_MESSAGE_CHARACTERS);
     const poller = pollHealth(server.baseUrl);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    const chat = await call(server, 'POST', '/api/v1/workflows/execute/chat', token, { message });
+    const chat = await requestJson(server, 'POST', '/api/v1/workflows/execute/chat', { token, body: { message } });
     const health = await poller.stop();
 
     expect(chat.status).toBe(200);
     const reply = chat.body!['message'] as { id: string; prompt_tokens: number; total_tokens: number };
     // 100,000 'a's are 12,500 o200k tokens, plus the system prompt.
     expect(reply.prompt_tokens).toBeGreaterThanOrEqual(12_500);
-    const stored = await call(server, 'GET', `/api/v1/conversations/${String(chat.body!['conversation_id'])}/messages`, token);
+    const stored = await requestJson(server, 'GET', `/api/v1/conversations/${String(chat.body!['conversation_id'])}/messages`, { token });
     expect(stored.status).toBe(200);
     const messages = stored.body as unknown as { id: string; role: string; content: string; total_tokens: number | null }[];
     expect(messages.find((row) => row.role === 'user')?.content).toBe(message);

@@ -9,6 +9,7 @@ import { asUser, registerUser, securityEvents, type RegisteredUser } from '../he
 import { createChatApi, type ChatApi } from '../helpers/chat-api.js';
 import { publishedApi, type OpenApiValidator } from '../helpers/openapi-validator.js';
 import { describeWithContract, loadContract } from '../helpers/contract.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const BASE = '/api/v1/analytics';
 /** A second copy of the plugin with a short keep-alive, for the keep-alive test. */
@@ -430,7 +431,7 @@ describe('analytics routes', () => {
 
     it('caps concurrent streams per user at 5 with 429, and unsubscribes closed ones', async () => {
       // Streams of the earlier tests are gone once the server has seen their sockets close.
-      await waitUntil(() => api.services.analyticsFeed.subscriberCount() === 0);
+      await waitUntil(() => api.services.analyticsFeed.subscriberCount() === 0, { timeoutMs: 2_000 });
       const open = [];
       for (let index = 0; index < 5; index += 1) open.push(await openStream(`${address}${BASE}/stream`, dave));
       try {
@@ -444,14 +445,14 @@ describe('analytics routes', () => {
         open.push(bobs);
         expect(bobs.status).toBe(200);
         open.shift()!.close();
-        await waitUntil(() => api.services.analyticsFeed.subscriberCount() === 5);
+        await waitUntil(() => api.services.analyticsFeed.subscriberCount() === 5, { timeoutMs: 2_000 });
         const again = await openStream(`${address}${BASE}/stream`, dave);
         open.push(again);
         expect(again.status).toBe(200);
       } finally {
         for (const stream of open) stream.close();
       }
-      await waitUntil(() => api.services.analyticsFeed.subscriberCount() === 0);
+      await waitUntil(() => api.services.analyticsFeed.subscriberCount() === 0, { timeoutMs: 2_000 });
     });
 
     it('ends open streams when the server closes', async () => {
@@ -530,10 +531,3 @@ const openStream = (url: string, user: RegisteredUser): Promise<StreamClient> =>
     request.end();
   });
 
-const waitUntil = async (condition: () => boolean, timeoutMs = 2_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};

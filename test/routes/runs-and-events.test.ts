@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, registerUser, type RegisteredUser } from '../helpers/api.js';
 import { createChatApi, sseData, type ChatApi } from '../helpers/chat-api.js';
 import { fullContractErrors, fullContractMissing } from '../helpers/full-contract.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const usage = (input: number, output: number) => ({ input_tokens: input, output_tokens: output });
 
@@ -20,14 +21,6 @@ const openStream = (url: string, headers: Record<string, string>) =>
     req.on('error', (error) => (error.message.includes('socket hang up') ? undefined : reject(error)));
     req.end();
   });
-
-const waitFor = async (check: () => boolean, timeoutMs = 5_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
 
 describe('executions, events and monitoring', () => {
   let api: ChatApi;
@@ -129,7 +122,7 @@ describe('executions, events and monitoring', () => {
     ]);
     const pending = as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'slow', enable_tools: true } });
     let runId = '';
-    await waitFor(() => {
+    await waitUntil(() => {
       const [run] = api.services.runtime.active().filter((r) => r.userId === alice.id);
       runId = run?.runId ?? '';
       return run !== undefined && run.modelCalls >= 1;
@@ -192,7 +185,7 @@ describe('executions, events and monitoring', () => {
     // This run's completion, not an earlier run's (a new stream may be handed recent events).
     type Streamed = { type: string; metadata: { run_id: string | null; event_type: string } };
     const ofChat = () => (sseData(stream.text()) as Streamed[]).filter((event) => event.metadata.run_id === chat.run_id);
-    await waitFor(() => ofChat().some((event) => event.type === 'workflow.completed'));
+    await waitUntil(() => ofChat().some((event) => event.type === 'workflow.completed'));
     const ids = [...stream.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     expect(ofChat().map((event) => event.metadata.event_type)).toEqual(
       expect.arrayContaining(['workflow_started', 'model_response', 'workflow_completed']),
@@ -204,7 +197,7 @@ describe('executions, events and monitoring', () => {
       ...alice.auth,
       'last-event-id': String(ids[0]),
     });
-    await waitFor(() => resumed.text().includes('workflow.completed'));
+    await waitUntil(() => resumed.text().includes('workflow.completed'));
     const resumedIds = [...resumed.text().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     expect(Math.min(...resumedIds)).toBeGreaterThan(ids[0]!);
     resumed.close();

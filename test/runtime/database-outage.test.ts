@@ -10,6 +10,7 @@ import { createConversation, createUser } from '../helpers/fixtures.js';
 import { createHarness, type Harness } from '../helpers/run-harness.js';
 import { conversationsOutOfStep, readEventTypes } from '../helpers/run-rows.js';
 import { createTcpProxy, targetOf, type TcpProxy } from '../otel/helpers/tcp-proxy.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * The services reach the database through a real TCP proxy that the tests take down
@@ -31,16 +32,6 @@ const slowTurn = (index: number): ScriptedTurn => ({
 });
 const tokensOf = (turns: readonly ScriptedTurn[]): number =>
   turns.reduce((sum, turn) => sum + ('usage' in turn && turn.usage ? turn.usage.input_tokens + turn.usage.output_tokens : 0), 0);
-
-const waitUntil = async (done: () => boolean, timeoutMs: number, what: string): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-};
 
 const Sums = z.object({
   runs: z.number(),
@@ -131,7 +122,7 @@ describe('a database outage', () => {
     h.script(turns, { gate });
     const started = await Promise.all(conversations.map((conversationId) => h.startTurn({ userId, conversationId })));
     const waiting = () => h.services.runtime.active().filter((run) => run.state === 'running.callingModel').length;
-    await waitUntil(() => waiting() === 20, 10_000, 'every run to call its model');
+    await waitUntil(() => waiting() === 20, { timeoutMs: 10_000, what: 'every run to call its model' });
     proxy.setDown(true);
 
     // While it is down, a new turn cannot even be saved.
@@ -147,7 +138,7 @@ describe('a database outage', () => {
     }
 
     proxy.setDown(false);
-    await waitUntil(() => h.services.writer.stats().spooled === 0, 20_000, 'the spool to be replayed');
+    await waitUntil(() => h.services.writer.stats().spooled === 0, { timeoutMs: 20_000, what: 'the spool to be replayed' });
 
     const s = await sums(h.db.pool);
     const scripted = tokensOf(turns);

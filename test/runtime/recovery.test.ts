@@ -12,6 +12,7 @@ import {
   readModelCalls,
   readRun,
 } from '../helpers/run-rows.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /*
  * Runs that outlive their process: a process that dies leaves its runs `running`, and
@@ -31,16 +32,6 @@ const track = (h: Harness): Harness => {
   return h;
 };
 
-const waitUntil = async (done: () => boolean, timeoutMs: number, what: string): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
-
 const unfinished = (pool: DatabasePool) =>
   pool.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*) AS n FROM workflow_runs WHERE status IN ('queued', 'running')`);
@@ -57,7 +48,7 @@ describe('runs left behind by a stopped process', () => {
     });
     first.script([{ content: 'An answer that comes too late.', latencyMs: 50, usage: { input_tokens: 40, output_tokens: 8 } }], { gate });
     const turn = await first.startTurn({});
-    await waitUntil(() => first.services.runtime.get(turn.runId)?.state === 'running.callingModel', 10_000, 'the model call');
+    await waitUntil(() => first.services.runtime.get(turn.runId)?.state === 'running.callingModel', { timeoutMs: 10_000, what: 'the model call' });
     expect((await readRun(first.db.pool, turn.runId)).status).toBe('running');
     // A crash loses at most what waits for the next flush: let the reported progress commit.
     await first.services.writer.forceFlush();
@@ -112,7 +103,7 @@ describe('runs left behind by a stopped process', () => {
     const waitingModel = h.script([{ content: 'never sent', latencyMs: 10_000, usage: { input_tokens: 9, output_tokens: 2 } }]);
     const waiting = await h.startTurn({ message: 'Tell me something slow.' });
 
-    await waitUntil(() => chunks.length >= 3 && waitingModel.calls.length === 1, 10_000, 'both runs to be mid-call');
+    await waitUntil(() => chunks.length >= 3 && waitingModel.calls.length === 1, { timeoutMs: 10_000, what: 'both runs to be mid-call' });
     await h.services.runtime.shutdown(5_000);
     const [streamed, waited] = await Promise.all([streaming.done, waiting.done]);
 
