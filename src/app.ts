@@ -29,6 +29,8 @@ import { executionRoutes } from './routes/executions.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { profileRoutes } from './routes/profiles.js';
+import { providerCatalogRoutes } from './routes/provider-catalog.js';
 import type { Services } from './services.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
@@ -190,6 +192,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   await app.register(apiKeyRoutes, { prefix: '/api/v1/auth', services: auth });
   await app.register(conversationRoutes, { prefix: '/api/v1/conversations' });
   await app.register(budgetRoutes, { prefix: '/api/v1' });
+  await app.register(profileRoutes, { prefix: '/api/v1/profiles' });
   if (services !== undefined) {
     await app.register(metricsRoutes, { metrics: services.metrics });
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });
@@ -197,6 +200,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     await app.register(monitoringRoutes, { prefix: '/api/v1/monitoring', services });
     await app.register(analyticsRoutes, { prefix: '/api/v1/analytics', services });
     await app.register(adminPriceRoutes, { prefix: '/api/v1/admin/prices', services });
+    await app.register(providerCatalogRoutes, { prefix: '/api/v1/profiles', services });
   }
   await app.register(eventRoutes, { prefix: '/api/v1/events' });
   return app;

@@ -4,6 +4,7 @@ import { AUTH_SCHEMAS } from './auth-schemas.js';
 import { CHAT_SCHEMAS } from './chat-schemas.js';
 import { ErrorResponseSchema, HTTPValidationErrorSchema, ValidationErrorSchema } from './common-schemas.js';
 import { CONVERSATION_SCHEMAS } from './conversation-schemas.js';
+import { PROFILE_SCHEMAS } from './profile-schemas.js';
 
 /** Every shared schema, registered once at the root so all route plugins can `$ref` them. */
 export const CONTRACT_SCHEMAS = [
@@ -14,6 +15,7 @@ export const CONTRACT_SCHEMAS = [
   ...CONVERSATION_SCHEMAS,
   ...CHAT_SCHEMAS,
   ...ANALYTICS_SCHEMAS,
+  ...PROFILE_SCHEMAS,
 ] as const;
 
 export const registerContractSchemas = (app: FastifyInstance): void => {
