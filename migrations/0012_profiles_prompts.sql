@@ -78,6 +78,8 @@ CREATE TABLE prompts (
   version               integer NOT NULL DEFAULT 1 CHECK (version > 0),
   changelog             text,
   is_public             boolean NOT NULL DEFAULT false,
+  rating                double precision,
+  rating_count          integer NOT NULL DEFAULT 0 CHECK (rating_count >= 0),
   tags                  jsonb,
   extra_metadata        jsonb,
   content_hash          text NOT NULL,

@@ -5,6 +5,7 @@ import { CHAT_SCHEMAS } from './chat-schemas.js';
 import { ErrorResponseSchema, HTTPValidationErrorSchema, ValidationErrorSchema } from './common-schemas.js';
 import { CONVERSATION_SCHEMAS } from './conversation-schemas.js';
 import { PROFILE_SCHEMAS } from './profile-schemas.js';
+import { PROMPT_SCHEMAS } from './prompt-schemas.js';
 
 /** Every shared schema, registered once at the root so all route plugins can `$ref` them. */
 export const CONTRACT_SCHEMAS = [
@@ -16,6 +17,7 @@ export const CONTRACT_SCHEMAS = [
   ...CHAT_SCHEMAS,
   ...ANALYTICS_SCHEMAS,
   ...PROFILE_SCHEMAS,
+  ...PROMPT_SCHEMAS,
 ] as const;
 
 export const registerContractSchemas = (app: FastifyInstance): void => {
