@@ -31,6 +31,8 @@ import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { profileRoutes } from './routes/profiles.js';
 import { promptRoutes } from './routes/prompts.js';
+import { documentRoutes } from './routes/documents.js';
+import { messageRatingRoutes } from './routes/message-ratings.js';
 import { providerCatalogRoutes } from './routes/provider-catalog.js';
 import type { Services } from './services.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
@@ -195,6 +197,8 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   await app.register(budgetRoutes, { prefix: '/api/v1' });
   await app.register(profileRoutes, { prefix: '/api/v1/profiles' });
   await app.register(promptRoutes, { prefix: '/api/v1/prompts' });
+  await app.register(messageRatingRoutes, { prefix: '/api/v1/conversations' });
+  await app.register(documentRoutes, { prefix: '/api/v1/documents' });
   if (services !== undefined) {
     await app.register(metricsRoutes, { metrics: services.metrics });
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });
