@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync, RouteShorthandOptions } from 'fastify';
+import { LIST_PATHS } from '../http/list-paths.js';
 import { HttpError } from '../http/errors.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 
@@ -50,21 +51,26 @@ export const documentRoutes: FastifyPluginAsync = async (app) => {
   // Bodies of any type reach the 501 (within the body limit) instead of a 415.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, _body, done) => done(null, undefined));
 
-  app.get<{ Querystring: ListQuery }>(
-    '/',
-    {
-      schema: {
-        tags: ['Documents'],
-        summary: 'List Documents Get',
-        description: 'Always an empty page: this service stores no documents.',
-        operationId: 'list_documents_get_api_v1_documents_get',
-        security: bearerSecurity,
-        querystring: ListQuery,
-        response: { 200: { $ref: 'DocumentListResponse#' }, ...errorResponses(401) },
+  // The contract's path has no trailing slash; the slashed one answers too, undocumented.
+  for (const [url, hide] of LIST_PATHS) {
+    app.get<{ Querystring: ListQuery }>(
+      url,
+      {
+        prefixTrailingSlash: 'slash',
+        schema: {
+          hide,
+          tags: ['Documents'],
+          summary: 'List Documents Get',
+          description: 'Always an empty page: this service stores no documents.',
+          operationId: 'list_documents_get_api_v1_documents_get',
+          security: bearerSecurity,
+          querystring: ListQuery,
+          response: { 200: { $ref: 'DocumentListResponse#' }, ...errorResponses(401) },
+        },
       },
-    },
-    async (request) => ({ documents: [], total_count: 0, limit: request.query.limit, offset: request.query.offset }),
-  );
+      async (request) => ({ documents: [], total_count: 0, limit: request.query.limit, offset: request.query.offset }),
+    );
+  }
 
   for (const route of UNSUPPORTED) {
     const options: RouteShorthandOptions = {

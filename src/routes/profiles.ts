@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { LIST_PATHS } from '../http/list-paths.js';
 import { HttpError } from '../http/errors.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { PROFILE_TYPES, type ProfileType } from '../profiles/profile-fields.js';
@@ -69,28 +70,33 @@ export const profileRoutes: FastifyPluginAsync = async (app) => {
     return row !== null && row.owner_id === request.user.id ? row : hidden(request, id);
   };
 
-  app.get<{ Querystring: ListQuery }>(
-    '/',
-    {
-      schema: {
-        tags: ['Profiles'],
-        summary: 'List Profiles',
-        description: "The caller's profiles and every user's public ones, filtered, sorted and paginated.",
-        operationId: 'list_profiles_api_v1_profiles_get',
-        security: bearerSecurity,
-        querystring: ListQuery,
-        response: { 200: { $ref: 'ProfileListResponse#' }, ...errorResponses(401) },
+  // The contract's path has no trailing slash; the slashed one answers too, undocumented.
+  for (const [url, hide] of LIST_PATHS) {
+    app.get<{ Querystring: ListQuery }>(
+      url,
+      {
+        prefixTrailingSlash: 'slash',
+        schema: {
+          hide,
+          tags: ['Profiles'],
+          summary: 'List Profiles',
+          description: "The caller's profiles and every user's public ones, filtered, sorted and paginated.",
+          operationId: 'list_profiles_api_v1_profiles_get',
+          security: bearerSecurity,
+          querystring: ListQuery,
+          response: { 200: { $ref: 'ProfileListResponse#' }, ...errorResponses(401) },
+        },
       },
-    },
-    async (request) => {
-      const query = request.query;
-      const { rows, total } = await profiles.list(
-        { userId: request.user.id, profileType: query.profile_type, llmProvider: query.llm_provider, tags: query.tags, isPublic: query.is_public },
-        { limit: query.limit, offset: query.offset, sortBy: query.sort_by, sortOrder: query.sort_order },
-      );
-      return { profiles: rows, total_count: total, limit: query.limit, offset: query.offset };
-    },
-  );
+      async (request) => {
+        const query = request.query;
+        const { rows, total } = await profiles.list(
+          { userId: request.user.id, profileType: query.profile_type, llmProvider: query.llm_provider, tags: query.tags, isPublic: query.is_public },
+          { limit: query.limit, offset: query.offset, sortBy: query.sort_by, sortOrder: query.sort_order },
+        );
+        return { profiles: rows, total_count: total, limit: query.limit, offset: query.offset };
+      },
+    );
+  }
 
   app.post<{ Body: ProfileBody }>(
     '/',

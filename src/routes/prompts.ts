@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { LIST_PATHS } from '../http/list-paths.js';
 import { HttpError, RequestValidationError, type ValidationItem } from '../http/errors.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { PROMPT_CATEGORIES, PROMPT_TYPES, type PromptCategory, type PromptType } from '../prompts/prompt-fields.js';
@@ -120,35 +121,40 @@ export const promptRoutes: FastifyPluginAsync = async (app) => {
     return row !== null && row.owner_id === request.user.id ? row : hidden(request, id);
   };
 
-  app.get<{ Querystring: ListQuery }>(
-    '/',
-    {
-      schema: {
-        tags: ['Prompts'],
-        summary: 'List Prompts',
-        description: "The caller's prompts and every user's public ones, filtered, sorted and paginated.",
-        operationId: 'list_prompts_api_v1_prompts_get',
-        security: bearerSecurity,
-        querystring: ListQuery,
-        response: { 200: { $ref: 'PromptListResponse#' }, ...errorResponses(401) },
-      },
-    },
-    async (request) => {
-      const query = request.query;
-      const { rows, total } = await prompts.list(
-        {
-          userId: request.user.id,
-          promptType: query.prompt_type,
-          category: query.category,
-          tags: query.tags,
-          isPublic: query.is_public,
-          isChain: query.is_chain,
+  // The contract's path has no trailing slash; the slashed one answers too, undocumented.
+  for (const [url, hide] of LIST_PATHS) {
+    app.get<{ Querystring: ListQuery }>(
+      url,
+      {
+        prefixTrailingSlash: 'slash',
+        schema: {
+          hide,
+          tags: ['Prompts'],
+          summary: 'List Prompts',
+          description: "The caller's prompts and every user's public ones, filtered, sorted and paginated.",
+          operationId: 'list_prompts_api_v1_prompts_get',
+          security: bearerSecurity,
+          querystring: ListQuery,
+          response: { 200: { $ref: 'PromptListResponse#' }, ...errorResponses(401) },
         },
-        { limit: query.limit, offset: query.offset, sortBy: query.sort_by, sortOrder: query.sort_order },
-      );
-      return { prompts: rows, total_count: total, limit: query.limit, offset: query.offset };
-    },
-  );
+      },
+      async (request) => {
+        const query = request.query;
+        const { rows, total } = await prompts.list(
+          {
+            userId: request.user.id,
+            promptType: query.prompt_type,
+            category: query.category,
+            tags: query.tags,
+            isPublic: query.is_public,
+            isChain: query.is_chain,
+          },
+          { limit: query.limit, offset: query.offset, sortBy: query.sort_by, sortOrder: query.sort_order },
+        );
+        return { prompts: rows, total_count: total, limit: query.limit, offset: query.offset };
+      },
+    );
+  }
 
   app.post<{ Body: PromptBody }>(
     '/',

@@ -159,6 +159,11 @@ describe.skipIf(fullContractMissing !== undefined)('profiles (/api/v1/profiles)'
     expect(Object.keys(body.supported_features)).toEqual(['local', 'openai', 'anthropic']);
   });
 
+  it('documents the providers route in /openapi.json with the contract operationId', async () => {
+    const document = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json<{ paths: Record<string, Record<string, { operationId?: string }>> }>();
+    expect(document.paths['/api/v1/profiles/providers/available']?.['get']?.operationId).toBe('get_available_providers_api_v1_profiles_providers_available_get');
+  });
+
   it('shows an operator price once it is added', async () => {
     await api.db.pool.query(sql.unsafe`
       INSERT INTO model_prices (id, provider, model_pattern, valid_from, input_per_mtok, cache_read_per_mtok, cache_write_per_mtok, output_per_mtok, source)
