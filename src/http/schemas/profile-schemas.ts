@@ -4,9 +4,8 @@
  * AvailableProvidersResponse), derived from the one list of profile fields.
  */
 import { PROFILE_FIELDS } from '../../profiles/profile-fields.js';
-import { createProperties, responseProperties, updateProperties } from '../../repositories/record-fields.js';
+import { createProperties, orNull as nullable, responseProperties, updateProperties } from '../../repositories/record-fields.js';
 
-const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
 
 export const ProfileCreateSchema = {
   $id: 'ProfileCreate',

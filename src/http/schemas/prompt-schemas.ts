@@ -4,9 +4,8 @@
  * the one list of prompt fields.
  */
 import { PROMPT_FIELDS } from '../../prompts/prompt-fields.js';
-import { createProperties, responseProperties, updateProperties } from '../../repositories/record-fields.js';
+import { createProperties, orNull as nullable, responseProperties, updateProperties } from '../../repositories/record-fields.js';
 
-const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
 
 export const PromptCreateSchema = {
   $id: 'PromptCreate',
