@@ -30,6 +30,11 @@ import { monitoringRoutes } from './routes/monitoring.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { toolServerRoutes } from './routes/tool-servers.js';
+import { profileRoutes } from './routes/profiles.js';
+import { promptRoutes } from './routes/prompts.js';
+import { documentRoutes } from './routes/documents.js';
+import { messageRatingRoutes } from './routes/message-ratings.js';
+import { providerCatalogRoutes } from './routes/provider-catalog.js';
 import type { Services } from './services.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
@@ -193,6 +198,10 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
   await app.register(apiKeyRoutes, { prefix: '/api/v1/auth', services: auth });
   await app.register(conversationRoutes, { prefix: '/api/v1/conversations' });
   await app.register(budgetRoutes, { prefix: '/api/v1' });
+  await app.register(profileRoutes, { prefix: '/api/v1/profiles' });
+  await app.register(promptRoutes, { prefix: '/api/v1/prompts' });
+  await app.register(messageRatingRoutes, { prefix: '/api/v1/conversations' });
+  await app.register(documentRoutes, { prefix: '/api/v1/documents' });
   if (services !== undefined) {
     await app.register(metricsRoutes, { metrics: services.metrics });
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });
@@ -201,6 +210,7 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     await app.register(analyticsRoutes, { prefix: '/api/v1/analytics', services });
     await app.register(adminPriceRoutes, { prefix: '/api/v1/admin/prices', services });
     await app.register(toolServerRoutes, { prefix: '/api/v1/toolservers', services });
+    await app.register(providerCatalogRoutes, { prefix: '/api/v1/profiles', services });
   }
   await app.register(eventRoutes, { prefix: '/api/v1/events' });
   return app;

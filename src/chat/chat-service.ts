@@ -13,6 +13,7 @@ import type { RunOutcome, RunRuntime } from '../runtime/run-runtime.js';
 import { assistantMessageOf, writesAssistantMessage } from '../persistence/assistant-message.js';
 import type { Settlement } from '../persistence/run-record-writer.js';
 import { sumCosts } from '../providers/pricing.js';
+import { createTurnSettingsResolver, type TurnSettings } from './turn-settings.js';
 
 export type ChatTurnRequest = {
   readonly userId: string;
@@ -27,6 +28,10 @@ export type ChatTurnRequest = {
   readonly enableMemory?: boolean | undefined;
   readonly contextLimit?: number | null | undefined;
   readonly systemPromptOverride?: string | null | undefined;
+  /** A profile and a prompt the turn takes its settings from (src/chat/turn-settings.ts). */
+  readonly profileId?: string | null | undefined;
+  readonly promptId?: string | null | undefined;
+  readonly promptVariables?: Readonly<Record<string, string>> | null | undefined;
   readonly correlationId: string;
   readonly parentContext?: Context | undefined;
   readonly onToken?: ((text: string) => void) | undefined;
@@ -119,6 +124,7 @@ export type ChatServiceOptions = {
  */
 export const createChatService = ({ pool, runtime, records, providers, instanceId }: ChatServiceOptions) => {
   const conversations = createConversationsRepository(pool);
+  const turnSettings = createTurnSettingsResolver(pool);
 
   /**
    * The turn's budgets: 402 when one is used up (spent and reserved by runs in flight),
@@ -166,21 +172,40 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
   };
 
   /** A new conversation is created with the turn's first message, in beginTurn's transaction. */
-  const newConversationFor = (request: ChatTurnRequest) => ({
+  const newConversationFor = (request: ChatTurnRequest, profileId: string | null) => ({
+    profileId,
     title: request.message.replace(/\s+/g, ' ').trim().slice(0, 80) || 'New conversation',
     systemPrompt: request.systemPromptOverride ?? null,
     temperature: request.temperature ?? null,
     maxTokens: request.maxTokens ?? null,
   });
 
-  const run = async (request: ChatTurnRequest): Promise<ChatTurnResult> => {
-    const workflow = request.workflowTemplateName ?? (request.enableTools === true ? 'chat_with_tools' : 'chat');
-    getTemplate(workflow); // unknown template → 4xx before anything is written
-    const requestedId = request.conversationId ?? undefined;
+  /** The request with what its profile and prompt fill in (404/422 here: nothing is saved). */
+  const withSettings = async (asked: ChatTurnRequest, existing: ConversationRow | null | undefined) => {
+    const own = existing !== null && existing !== undefined && existing.user_id === asked.userId && existing.status !== 'deleted';
+    const settings: TurnSettings = await turnSettings.resolve(asked, own ? existing : null);
+    const request: ChatTurnRequest = {
+      ...asked,
+      provider: settings.provider,
+      model: settings.model,
+      temperature: settings.temperature,
+      maxTokens: settings.maxTokens,
+      enableTools: settings.enableTools,
+      enableMemory: settings.enableMemory,
+      systemPromptOverride: settings.systemPrompt,
+    };
+    return { request, settings };
+  };
+
+  const run = async (asked: ChatTurnRequest): Promise<ChatTurnResult> => {
+    const requestedId = asked.conversationId ?? undefined;
     const existing =
       requestedId === undefined ? undefined : await conversations.findById(requestedId).catch((error: unknown) => {
         throw unavailable(error);
       });
+    const { request, settings } = await withSettings(asked, existing);
+    const workflow = request.workflowTemplateName ?? (request.enableTools === true ? 'chat_with_tools' : 'chat');
+    getTemplate(workflow); // unknown template → 4xx before anything is written
     const { provider, model } = providers.resolve(
       request.provider ?? existing?.llm_provider ?? undefined,
       request.model ?? existing?.llm_model ?? undefined,
@@ -202,7 +227,8 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
     try {
       ({ userMessageId, sequenceNumber: userSequence, conversation } = await beginTurn(pool, {
         conversationId,
-        newConversation: found === null ? newConversationFor(request) : undefined,
+        newConversation: found === null ? newConversationFor(request, settings.profileId) : undefined,
+        profileId: settings.profileId,
         userId: request.userId,
         content: request.message,
         runId,
@@ -212,7 +238,13 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
         correlationId: request.correlationId,
         instanceId,
         // The message id a takeover writes the interrupted reply under, should this instance die.
-        input: { streaming: request.streaming, assistant_message_id: assistantMessageId },
+        input: {
+          streaming: request.streaming,
+          assistant_message_id: assistantMessageId,
+          // The profile's and prompt's usage figures are read from the runs that name them.
+          ...(settings.profileId === null ? {} : { profile_id: settings.profileId }),
+          ...(settings.promptId === null ? {} : { prompt_id: settings.promptId }),
+        },
       }));
     } catch (error) {
       release();

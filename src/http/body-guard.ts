@@ -80,6 +80,24 @@ export const registerBodyGuard = (app: FastifyInstance): void => {
       return reply.status(422).send({ detail: [issue] });
     }
   });
+  // A query or path number such as `1e309` is coerced to Infinity and passes the schema's
+  // integer and maximum checks: refused here, once coerced, before any handler sees it.
+  app.addHook('preHandler', async (request, reply) => {
+    for (const [where, values] of [
+      ['path', request.params],
+      ['query', request.query],
+    ] as const) {
+      if (values === null || typeof values !== 'object') {
+        continue;
+      }
+      for (const [key, value] of Object.entries(values)) {
+        const items: unknown[] = Array.isArray(value) ? value : [value];
+        if (items.some((item) => typeof item === 'number' && !Number.isFinite(item))) {
+          return reply.status(422).send({ detail: [{ loc: [where, key], msg: 'must be a finite number', type: 'number_not_finite' }] });
+        }
+      }
+    }
+  });
 };
 
 /**

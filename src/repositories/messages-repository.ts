@@ -48,4 +48,23 @@ export const createMessagesRepository = (pool: DatabasePool) => ({
       SELECT ${messageColumns} FROM messages WHERE conversation_id = ${conversationId}
       ORDER BY sequence_number ASC
       ${page === undefined ? sql.fragment`` : sql.fragment`LIMIT ${page.limit} OFFSET ${page.offset}`}`),
+
+  /**
+   * Adds a rating to a message of the user's (not deleted) conversation, in one statement
+   * so that concurrent ratings all count: `rating` becomes the average of all ratings
+   * given, `rating_count` their number. Null when there is no such message for the user.
+   */
+  rate: async (conversationId: string, messageId: string, userId: string, rating: number): Promise<{ rating: number; rating_count: number } | null> =>
+    pool.maybeOne(sql.type(z.object({ rating: z.number(), rating_count: z.number().int() }))`
+      UPDATE messages m
+      SET rating = (COALESCE(m.rating, 0) * m.rating_count + ${rating}) / (m.rating_count + 1),
+          rating_count = m.rating_count + 1
+      FROM conversations c
+      WHERE m.id = ${messageId} AND m.conversation_id = ${conversationId}
+        AND c.id = m.conversation_id AND c.user_id = ${userId} AND c.status <> 'deleted'
+      RETURNING m.rating, m.rating_count`),
+
+  /** Whether a message with this id exists at all (for the operators' side of an access_denied event). */
+  exists: async (messageId: string): Promise<boolean> =>
+    (await pool.maybeOne(sql.type(z.object({ id: z.string() }))`SELECT id FROM messages WHERE id = ${messageId}`)) !== null,
 });

@@ -14,6 +14,8 @@ export type BeginTurnInput = {
   readonly correlationId: string;
   readonly instanceId: string;
   readonly input?: Record<string, unknown>;
+  /** The profile the turn runs with: recorded on the conversation (null or absent: left as it is). */
+  readonly profileId?: string | null | undefined;
   /**
    * Creates the conversation (with `conversationId` as its id) in the same transaction,
    * so a first turn is one write transaction and a failed one leaves no empty conversation.
@@ -81,7 +83,8 @@ export const beginTurn = async (
     const locked = await tx.maybeOne(sql.type(ConversationRow)`
       UPDATE conversations
       SET message_count = message_count + 1, last_message_at = now(), updated_at = now(),
-          llm_provider = COALESCE(llm_provider, ${turn.provider}), llm_model = COALESCE(llm_model, ${turn.model})
+          llm_provider = COALESCE(llm_provider, ${turn.provider}), llm_model = COALESCE(llm_model, ${turn.model}),
+          profile_id = COALESCE(${turn.profileId ?? null}, profile_id)
       WHERE id = ${turn.conversationId} AND user_id = ${turn.userId} AND status <> 'deleted'
       RETURNING ${conversationColumns}`);
     if (locked === null) {

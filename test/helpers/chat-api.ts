@@ -7,6 +7,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import type { ChatModelRequest } from '../../src/providers/provider-registry.js';
 import { createServices, type Services } from '../../src/services.js';
 import { TEST_JWT_SECRET } from './api.js';
 import { withOtelEnv } from './otel-env.js';
@@ -18,6 +19,8 @@ export type ChatApi = {
   readonly config: Config;
   readonly services: Services;
   readonly exporter: InMemorySpanExporter;
+  /** What the runtime asked the model factory for, one entry per run (provider, model, temperature, maxTokens). */
+  readonly modelRequests: ChatModelRequest[];
   /** Scripts the model of the next runs (shared by all calls until scripted again). */
   readonly script: (turns: ScriptedTurn[]) => ScriptedChatModel;
   readonly close: () => Promise<void>;
@@ -33,6 +36,7 @@ export const createChatApi = async (env: Record<string, string> = {}): Promise<C
   const logger = createLogger(config);
   const exporter = new InMemorySpanExporter();
   let model: ScriptedChatModel | undefined;
+  const modelRequests: ChatModelRequest[] = [];
   const services = await withOtelEnv(env, async () =>
     createServices({
       config,
@@ -40,7 +44,8 @@ export const createChatApi = async (env: Record<string, string> = {}): Promise<C
       logger,
       exporters: [exporter],
       spoolDir: await mkdtemp(join(tmpdir(), 'chatter-spool-')),
-      createChatModel: () => {
+      createChatModel: (request) => {
+        modelRequests.push({ ...request });
         if (model === undefined) {
           throw new Error('script the model first');
         }
@@ -55,6 +60,7 @@ export const createChatApi = async (env: Record<string, string> = {}): Promise<C
     config,
     services,
     exporter,
+    modelRequests,
     script: (turns) => {
       model = new ScriptedChatModel({ turns, model: 'gpt-4o-mini-2024-07-18' });
       return model;

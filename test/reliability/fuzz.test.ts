@@ -74,7 +74,9 @@ describe('fuzzing every route from the OpenAPI document', () => {
             headers,
             ...(operation.hasBody ? { payload: JSON.stringify(body) } : {}),
           });
-          if (response.statusCode >= 500) {
+          // The document routes answer 501 by design (this service stores no documents).
+          const unsupported = response.statusCode === 501 && /"code":"documents_not_supported"/.test(response.body);
+          if (response.statusCode >= 500 && !unsupported) {
             throw new Error(`${operation.method} ${path} → ${response.statusCode}: ${response.body.slice(0, 300)}`);
           }
           expect(response.body).not.toMatch(/at [\w.<>]+ \(.*:\d+:\d+\)/);

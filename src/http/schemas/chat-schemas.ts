@@ -17,8 +17,9 @@ export const ChatRequestSchema = {
     workflow_definition_id: nullable({ type: 'string', maxLength: 128 }),
     workflow_template_name: nullable({ type: 'string', maxLength: 128 }),
     enable_retrieval: { type: 'boolean', default: false },
-    enable_tools: { type: 'boolean', default: false },
-    enable_memory: { type: 'boolean', default: true },
+    // No schema defaults: absent means "the profile's setting" (then false / true).
+    enable_tools: { type: 'boolean', description: "Run chat_with_tools; absent: the profile's enable_tools, else false" },
+    enable_memory: { type: 'boolean', description: "Send the history; absent: the profile's memory_enabled, else true" },
     enable_web_search: { type: 'boolean', default: false },
     provider: nullable({ type: 'string', maxLength: 64 }),
     model: nullable({ type: 'string', maxLength: 200 }),
@@ -27,6 +28,11 @@ export const ChatRequestSchema = {
     context_limit: nullable({ type: 'integer', minimum: 1, maximum: INT4_MAX }),
     document_ids: nullable({ type: 'array', items: { type: 'string' }, maxItems: 100 }),
     prompt_id: nullable({ type: 'string', maxLength: 128 }),
+    // Beyond the contract (which has no field for them): the values of the prompt's variables.
+    prompt_variables: {
+      ...nullable({ type: 'object', additionalProperties: { type: 'string', maxLength: 100_000 }, maxProperties: 100 }),
+      description: "Values of prompt_id's template variables (a required one missing: 422 naming it)",
+    },
     system_prompt_override: nullable({ type: 'string', maxLength: 100_000 }),
     enable_tracing: { type: 'boolean', default: false },
   },
@@ -44,6 +50,9 @@ export type ChatRequestBody = {
   max_tokens?: number | null;
   context_limit?: number | null;
   system_prompt_override?: string | null;
+  profile_id?: string | null;
+  prompt_id?: string | null;
+  prompt_variables?: Record<string, string> | null;
 };
 
 export const ChatResponseSchema = {
