@@ -200,7 +200,8 @@ type Heap = { values: Float64Array; size: number };
  * Per-piece state. Parts form a linked list over their start offsets (a part ends where
  * the next begins); `partRank` is the token each part is, `pairRank` the rank of the
  * pair it starts (-1: not a token; also set on parts merged away), so stale heap entries
- * are recognised when popped. Each merge pushes at most two entries: 3n bounds the heap.
+ * are recognised when popped. The heap starts with at most n − 1 entries and each merge
+ * pops one and pushes at most two, so it never holds more than 2n.
  */
 type Workspace = { next: Int32Array; previous: Int32Array; partRank: Int32Array; pairRank: Int32Array; heap: Heap; merges: number };
 
@@ -215,7 +216,7 @@ const allocate = (capacity: number): Workspace => ({
   previous: new Int32Array(capacity),
   partRank: new Int32Array(capacity),
   pairRank: new Int32Array(capacity),
-  heap: { values: new Float64Array(3 * capacity), size: 0 },
+  heap: { values: new Float64Array(2 * capacity), size: 0 },
   merges: 0,
 });
 
