@@ -127,7 +127,3 @@ export const OUTCOME_ERROR = 'error';
 export const ATTR_TELEMETRY_PROCESSOR = 'chatter.telemetry.processor';
 /** The `error.type` value when a failed span names no error type (OTel convention). */
 export const ERROR_TYPE_OTHER = '_OTHER';
-/** Rollup rows waiting in the analytics store (pending + awaiting commit resolution). */
-export const METRIC_ANALYTICS_BACKLOG = 'chatter.telemetry.analytics_backlog';
-/** Analytics rollup deltas dropped (store full, rejected by the database). */
-export const METRIC_ANALYTICS_DROPPED = 'chatter.telemetry.analytics_dropped';

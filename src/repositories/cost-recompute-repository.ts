@@ -1,6 +1,7 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
-import { decimalToUnits, emptyRollup, hourBucket, rollupKey, unitsToDecimal, type Rollup } from '../analytics/analytics-rollup.js';
+import { decimalToUnits, unitsToDecimal } from '../../machines/usage.js';
+import { emptyRollup, hourBucket, rollupKey, type Rollup } from '../analytics/analytics-rollup.js';
 import { applyRollups } from '../analytics/analytics-upsert.js';
 import { computeCostUnits } from '../providers/pricing.js';
 import { createPriceBook } from '../runtime/price-book.js';

@@ -1,7 +1,8 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import type { EventRecord, ModelCallRecord, RecordUsage, RunRecord, ToolCallRecord } from '../../otel/processors/run-record.js';
+import { runCostOfCalls, sumUsage, type Usage } from '../../machines/usage.js';
+import type { EventRecord, ModelCallRecord, RunRecord, ToolCallRecord } from '../../otel/processors/run-record.js';
 import { EVENTS_CHANNEL, type Notifier } from '../db/notifications.js';
 import { applyRunRecords } from './run-records-repository.js';
 
@@ -59,9 +60,8 @@ const RecordedToolCall = z.object({
   started_at: z.string(),
 });
 
-const ZERO: RecordUsage = { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
 
-const usageOfRow = (row: RecordedCall): RecordUsage | null =>
+const usageOfRow = (row: RecordedCall): Usage | null =>
   row.input_tokens === null || row.output_tokens === null
     ? null
     : {
@@ -95,14 +95,6 @@ const callOfRow = (row: RecordedCall, endedAt: number): ModelCallRecord => {
   };
 };
 
-const addUsage = (a: RecordUsage, b: RecordUsage): RecordUsage => ({
-  inputUncached: a.inputUncached + b.inputUncached,
-  cacheRead: a.cacheRead + b.cacheRead,
-  cacheWrite: a.cacheWrite + b.cacheWrite,
-  output: a.output + b.output,
-  reasoning: a.reasoning + b.reasoning,
-});
-
 /**
  * The record of a run its owner never finished, from what was committed while it ran:
  * every model call that reported keeps its usage and cost; a call in flight is
@@ -112,7 +104,6 @@ const addUsage = (a: RecordUsage, b: RecordUsage): RecordUsage => ({
 const recordOfOrphan = (run: ClaimedRun, calls: readonly RecordedCall[], tools: readonly z.infer<typeof RecordedToolCall>[]): RunRecord => {
   const endedAt = Date.parse(run.finished_at);
   const modelCalls = calls.map((row) => callOfRow(row, endedAt));
-  const usage = modelCalls.reduce((sum, call) => (call.usage === null ? sum : addUsage(sum, call.usage)), ZERO);
   const missing = modelCalls.filter((call) => call.usage === null);
   const toolCalls: ToolCallRecord[] = tools.map((row) => ({
     id: row.id,
@@ -163,9 +154,8 @@ const recordOfOrphan = (run: ClaimedRun, calls: readonly RecordedCall[], tools: 
     instanceId: run.instance_id,
     startedAt: Date.parse(run.started_at),
     finishedAt: endedAt,
-    usage,
-    costUsd: modelCalls.reduce((sum, call) => sum + (call.costUsd ?? 0), 0),
-    costUnknown: modelCalls.some((call) => call.usage !== null && call.costUsd === null),
+    usage: sumUsage(modelCalls.map((call) => call.usage)),
+    ...runCostOfCalls(modelCalls),
     usageMissingCalls: missing.length,
     modelCallCount: modelCalls.length,
     toolCallCount: toolCalls.length,

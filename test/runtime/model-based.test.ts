@@ -8,7 +8,7 @@ import { sql } from 'slonik';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { Usage } from '../../machines/workflow-run-types.js';
+import type { Usage } from '../../machines/usage.js';
 import * as semconv from '../../otel/semconv.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
