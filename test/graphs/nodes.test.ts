@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { ModelNodeConfig } from '../../src/graphs/definition.js';
 import { bindNodeModel, createModelNodeWith } from '../../src/graphs/model-node.js';
 import { createToolsNode } from '../../src/graphs/tools-node.js';
-import { ScriptedChatModel } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel } from '../helpers/scripted-chat-model.js';
 import { createToolRegistry } from '../../src/tools/tool-registry.js';
 
 /** Records what callbacks see: the proof that a node hands its RunnableConfig on. */

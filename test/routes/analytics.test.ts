@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { ProviderUsageReport, ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import type { ProviderUsageReport, ScriptedTurn } from '../helpers/scripted-chat-model.js';
 import { analyticsRoutes } from '../../src/routes/analytics.js';
 import { asUser, registerUser, securityEvents, type RegisteredUser } from '../helpers/api.js';
 import { createChatApi, type ChatApi } from '../helpers/chat-api.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { sql, type DatabasePool } from 'slonik';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import type { ScriptedTurn } from '../helpers/scripted-chat-model.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createConversation, createUser } from '../helpers/fixtures.js';
 import { createHarness, type Harness } from '../helpers/run-harness.js';

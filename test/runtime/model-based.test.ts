@@ -13,7 +13,7 @@ import * as semconv from '../../otel/semconv.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { findPrice, loadShippedPrices } from '../../src/providers/pricing.js';
-import { ScriptedChatModel } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel } from '../helpers/scripted-chat-model.js';
 import { beginTurn } from '../../src/repositories/turns-repository.js';
 import { createServices, type Services } from '../../src/services.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
