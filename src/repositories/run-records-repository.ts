@@ -1,5 +1,5 @@
 import { sql, type DatabaseTransactionConnection } from 'slonik';
-import { promptTokens, totalTokens } from '../../machines/usage.js';
+import { promptTokens, totalTokens, type Usage } from '../../machines/usage.js';
 import { z } from 'zod';
 import type { ModelCallRecord, RunProgress, RunRecord } from '../../otel/processors/run-record.js';
 import { applyRollups } from '../analytics/analytics-upsert.js';
@@ -58,6 +58,25 @@ const upsertRuns = async (tx: DatabaseTransactionConnection, records: readonly R
       finished_at = EXCLUDED.finished_at, duration_ms = EXCLUDED.duration_ms,
       trace_id = EXCLUDED.trace_id, last_heartbeat_at = EXCLUDED.last_heartbeat_at, live_state = NULL`);
   }
+};
+
+/** The token columns of a model_calls row (input_tokens counts the cache buckets in, as OTel does). */
+export type CallRowTokens = {
+  readonly input_tokens: number | null;
+  readonly cache_read_tokens: number | null;
+  readonly cache_write_tokens: number | null;
+  readonly output_tokens: number | null;
+  readonly reasoning_tokens: number | null;
+};
+
+/** The usage a model_calls row holds, as written by {@link modelCallValues}; null when the call reported none. */
+export const usageOfCallRow = (row: CallRowTokens): Usage | null => {
+  if (row.input_tokens === null || row.output_tokens === null) {
+    return null;
+  }
+  const cacheRead = row.cache_read_tokens ?? 0;
+  const cacheWrite = row.cache_write_tokens ?? 0;
+  return { inputUncached: row.input_tokens - cacheRead - cacheWrite, cacheRead, cacheWrite, output: row.output_tokens, reasoning: row.reasoning_tokens ?? 0 };
 };
 
 const modelCallValues = (runId: string, c: ModelCallRecord) => sql.fragment`(

@@ -1,10 +1,11 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import { runCostOfCalls, sumUsage, type Usage } from '../../machines/usage.js';
+import { runCostOfCalls, sumUsage } from '../../machines/usage.js';
 import type { EventRecord, ModelCallRecord, RunRecord, ToolCallRecord } from '../../otel/processors/run-record.js';
 import { EVENTS_CHANNEL, type Notifier } from '../db/notifications.js';
-import { applyRunRecords } from './run-records-repository.js';
+import { applyRunRecords, usageOfCallRow } from './run-records-repository.js';
+import { ModelCallRow, ToolCallRow } from './runs-repository.js';
 
 const INTERRUPTED_ERROR = 'the service stopped while the run was in flight';
 
@@ -24,59 +25,21 @@ const ClaimedRun = z.object({
 });
 type ClaimedRun = z.infer<typeof ClaimedRun>;
 
-const RecordedCall = z.object({
-  id: z.string(),
+// The model and tool call rows as the run detail reads them, with the run they belong to.
+const RecordedCall = ModelCallRow.extend({
   run_id: z.string(),
-  sequence: z.number(),
-  provider: z.string(),
-  request_model: z.string(),
-  response_model: z.string().nullable(),
-  input_tokens: z.number().nullable(),
-  cache_read_tokens: z.number().nullable(),
-  cache_write_tokens: z.number().nullable(),
-  output_tokens: z.number().nullable(),
-  reasoning_tokens: z.number().nullable(),
-  cost: z.number().nullable(),
-  price_id: z.string().nullable(),
-  latency_ms: z.number().nullable(),
-  time_to_first_token_ms: z.number().nullable(),
-  finish_reason: z.string().nullable(),
   usage_source: z.enum(['provider', 'estimated', 'missing']),
-  error: z.string().nullable(),
-  started_at: z.string(),
   finished_at: z.string().nullable(),
 });
 type RecordedCall = z.infer<typeof RecordedCall>;
 
-const RecordedToolCall = z.object({
-  id: z.string(),
-  run_id: z.string(),
-  sequence: z.number(),
-  tool: z.string(),
-  arguments: z.unknown(),
-  result_size: z.number().nullable(),
-  duration_ms: z.number().nullable(),
-  error: z.string().nullable(),
-  started_at: z.string(),
-});
-
-
-const usageOfRow = (row: RecordedCall): Usage | null =>
-  row.input_tokens === null || row.output_tokens === null
-    ? null
-    : {
-        inputUncached: row.input_tokens - (row.cache_read_tokens ?? 0) - (row.cache_write_tokens ?? 0),
-        cacheRead: row.cache_read_tokens ?? 0,
-        cacheWrite: row.cache_write_tokens ?? 0,
-        output: row.output_tokens,
-        reasoning: row.reasoning_tokens ?? 0,
-      };
+const RecordedToolCall = ToolCallRow.extend({ run_id: z.string() });
 
 /** A recorded model call; one still in flight was cut by the stop: its usage is missing. */
 const callOfRow = (row: RecordedCall, endedAt: number): ModelCallRecord => {
   const startedAt = Date.parse(row.started_at);
   const inFlight = row.finished_at === null;
-  const usage = inFlight ? null : usageOfRow(row);
+  const usage = inFlight ? null : usageOfCallRow(row);
   return {
     id: row.id,
     sequence: row.sequence,
