@@ -102,7 +102,12 @@ export const decodeUsage = (attributes: Attributes): Usage | null => {
   }
   const detail = (key: string): number | undefined => (attributes[key] === undefined ? 0 : countAttribute(attributes, key));
   const cacheRead = detail(semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS);
-  const cacheWrite = detail(semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS);
+  // The released name, else the newest conventions' (a span from an instrumentation that emits those).
+  const cacheWrite = detail(
+    attributes[semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] === undefined
+      ? semconv.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
+      : semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+  );
   const reasoning = detail(semconv.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS);
   if (cacheRead === undefined || cacheWrite === undefined || reasoning === undefined || reasoning > output) {
     return null;

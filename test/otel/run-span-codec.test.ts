@@ -120,6 +120,16 @@ describe('run span codec', () => {
     ).toEqual({ inputUncached: 20, cacheRead: 100, cacheWrite: 0, output: 7, reasoning: 0 });
   });
 
+  it('reads cache writes under the newest conventions’ name too (gen_ai.usage.cache_write.input_tokens)', () => {
+    expect(
+      decodeUsage({
+        [semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 120,
+        [semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 7,
+        [semconv.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS]: 100,
+      }),
+    ).toEqual({ inputUncached: 20, cacheRead: 0, cacheWrite: 100, output: 7, reasoning: 0 });
+  });
+
   const valid = encodeUsage({ inputUncached: 10, cacheRead: 5, cacheWrite: 1, output: 8, reasoning: 2 });
   const unusable: [string, Attributes][] = [
     ['no token attributes', {}],
