@@ -20,6 +20,13 @@ export default tseslint.config(
     },
   },
   {
+    // Telemetry is the pipeline src/ writes into: src/ may import otel/, never the reverse.
+    files: ['otel/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+src(/|$)', message: 'otel/ imports nothing from src/' }] }],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     rules: { 'no-console': 'off' },
   },

@@ -1,7 +1,7 @@
 import { HumanMessage } from '@langchain/core/messages';
 import { sql, type DatabasePool } from 'slonik';
 import { ulid } from 'ulid';
-import type { ProviderUsageReport, ScriptedChatModel, ScriptedTurn } from '../src/providers/scripted-chat-model.js';
+import type { ProviderUsageReport, ScriptedChatModel, ScriptedTurn } from '../test/helpers/scripted-chat-model.js';
 import { beginTurn } from '../src/repositories/turns-repository.js';
 import type { Services } from '../src/services.js';
 

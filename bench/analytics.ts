@@ -23,7 +23,7 @@ import { loadConfig } from '../src/config.js';
 import { openDatabase, type Database } from '../src/db/database.js';
 import { loadMigrations, migrate } from '../src/db/migrations.js';
 import { createLogger } from '../src/logger.js';
-import { ScriptedChatModel } from '../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel } from '../test/helpers/scripted-chat-model.js';
 import { createServices, type Services } from '../src/services.js';
 import { pushRealRuns } from './analytics-real-runs.js';
 import { compareRoute, expectedFigures, scanFigures, SCAN_PARTS, type ReportRoute, type ScanScope } from './analytics-scan.js';

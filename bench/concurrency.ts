@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
-import { ScriptedChatModel, type ScriptedTurn } from '../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel, type ScriptedTurn } from '../test/helpers/scripted-chat-model.js';
 import type { RunOutcome, RunRequest } from '../src/runtime/run-runtime.js';
 import {
   BENCH_REPLY,

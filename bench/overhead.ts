@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { HumanMessage } from '@langchain/core/messages';
 import { createGraph } from '../src/graphs/build-graph.js';
 import { getTemplate } from '../src/graphs/templates.js';
-import { ScriptedChatModel, type ScriptedTurn } from '../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel, type ScriptedTurn } from '../test/helpers/scripted-chat-model.js';
 import type { RunRequest } from '../src/runtime/run-runtime.js';
 import { createToolRegistry } from '../src/tools/tool-registry.js';
 import {

@@ -2,7 +2,7 @@ import type { CallbackManagerForLLMRun } from '@langchain/core/callbacks/manager
 import type { BaseMessage } from '@langchain/core/messages';
 import type { ChatGenerationChunk, ChatResult } from '@langchain/core/outputs';
 import { createAbortError } from '../src/providers/abort.js';
-import { ScriptedChatModel, type ScriptedChatModelFields } from '../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel, type ScriptedChatModelFields } from '../test/helpers/scripted-chat-model.js';
 
 type Waiter = { readonly wake: () => void; done: boolean };
 

@@ -3,19 +3,7 @@
  * so that src/runtime, src/providers and otel/ can import them without the machine.
  */
 
-/** Non-overlapping token buckets of one model call (or of a sum of calls). */
-export type Usage = {
-  /** Input tokens that were neither read from nor written to a cache. */
-  inputUncached: number;
-  /** Input tokens read from the prompt cache. */
-  cacheRead: number;
-  /** Input tokens written to the prompt cache. */
-  cacheWrite: number;
-  /** All output tokens, reasoning included. */
-  output: number;
-  /** Detail: the part of `output` spent on reasoning. */
-  reasoning: number;
-};
+import type { Usage } from './usage.js';
 
 export type ModelCallResult = {
   provider: string;
@@ -127,7 +115,7 @@ export type WorkflowRunContext = WorkflowRunInput & {
   status: RunStatus;
   /** Sum of the usage of every accounted model call (calls with usage `null` add nothing). */
   usage: Usage;
-  /** Sum of the known costs, rounded to 10 decimals. */
+  /** Sum of the known costs (USD, 10 decimals), summed in integer units; unknown costs are not in it (see costUnknown). */
   costUsd: number;
   /** True once an accounted call with usage had no known price (a call without usage is `usage_missing` instead). */
   costUnknown: boolean;

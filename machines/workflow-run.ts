@@ -15,49 +15,28 @@ import type {
   TerminalStatus,
   ToolCallEndedParams,
   ToolCallStartedParams,
-  Usage,
   WorkflowRunContext,
   WorkflowRunEvent,
   WorkflowRunInput,
   WorkflowRunOutput,
 } from './workflow-run-types.js';
+import { addUsage, priceUnknown, sumCosts, totalTokens, zeroUsage } from './usage.js';
 
 export type * from './workflow-run-types.js';
 
-// ── Accounting helpers (pure) ────────────────────────────────────────────────
-
-export const emptyUsage = (): Usage => ({ inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 });
-
-/** Bucket-wise sum of two usages. */
-export const addUsage = (a: Usage, b: Usage): Usage => ({
-  inputUncached: a.inputUncached + b.inputUncached,
-  cacheRead: a.cacheRead + b.cacheRead,
-  cacheWrite: a.cacheWrite + b.cacheWrite,
-  output: a.output + b.output,
-  reasoning: a.reasoning + b.reasoning,
-});
-
-/** prompt + completion tokens; reasoning is part of `output`, so it is not added again. */
-export const totalTokens = (usage: Usage): number =>
-  usage.inputUncached + usage.cacheRead + usage.cacheWrite + usage.output;
-
-/** The contract's rounding of USD amounts: 10 decimal places. */
-export const roundCost = (usd: number): number => Math.round(usd * 1e10) / 1e10;
+// ── Accounting (pure; the arithmetic itself is ./usage.ts) ───────────────────
 
 type Totals = Pick<WorkflowRunContext, 'usage' | 'costUsd' | 'costUnknown' | 'usageMissingCalls' | 'modelCalls'>;
 
-/** The run's totals once `result` is accounted. Usage `null` is flagged, never counted as 0. */
 /**
- * A call with usage but no cost: no price is known for its model. A call without usage
- * has no cost either, but that is `usage_missing` (nothing to price), not an unknown price.
+ * The run's totals once `result` is accounted. Usage `null` is flagged, never counted as 0;
+ * costs are summed in integer 1e-10 USD units, so the total is exact.
  */
-const pricedNothing = (result: ModelCallResult): boolean => result.usage !== null && result.costUsd === null;
-
 export const accountResult = (totals: Totals, result: ModelCallResult): Totals => ({
   usage: result.usage === null ? totals.usage : addUsage(totals.usage, result.usage),
   usageMissingCalls: totals.usageMissingCalls + (result.usage === null ? 1 : 0),
-  costUsd: result.costUsd === null ? totals.costUsd : roundCost(totals.costUsd + roundCost(result.costUsd)),
-  costUnknown: totals.costUnknown || pricedNothing(result),
+  costUsd: result.costUsd === null ? totals.costUsd : sumCosts([totals.costUsd, result.costUsd]),
+  costUnknown: totals.costUnknown || priceUnknown(result),
   modelCalls: totals.modelCalls + 1,
 });
 
@@ -185,7 +164,7 @@ const runSetup = effects.extend({
       }));
       enqueue({ type: 'onModelCallEnded', params: call });
       if (call.result.usage === null) enqueue({ type: 'onUsageMissing', params: call });
-      if (pricedNothing(call.result)) enqueue({ type: 'onPriceUnknown', params: call });
+      if (priceUnknown(call.result)) enqueue({ type: 'onPriceUnknown', params: call });
     }),
   },
 });
@@ -219,7 +198,7 @@ export const workflowRunMachine = runSetup.createMachine({
   context: ({ input }) => ({
     ...input,
     status: 'queued',
-    usage: emptyUsage(),
+    usage: zeroUsage(),
     costUsd: 0,
     costUnknown: false,
     usageMissingCalls: 0,

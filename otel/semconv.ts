@@ -19,6 +19,8 @@ export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = 'gen_ai.usage.input_tokens';
 export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = 'gen_ai.usage.output_tokens';
 export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = 'gen_ai.usage.cache_read.input_tokens';
 export const ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = 'gen_ai.usage.cache_creation.input_tokens';
+/** The newest GenAI conventions' name for cache writes (semantic-conventions-genai); read by the run span codec. */
+export const ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = 'gen_ai.usage.cache_write.input_tokens';
 export const ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = 'gen_ai.usage.reasoning.output_tokens';
 export const ATTR_GEN_AI_RESPONSE_FINISH_REASONS = 'gen_ai.response.finish_reasons';
 export const ATTR_GEN_AI_CONVERSATION_ID = 'gen_ai.conversation.id';
@@ -127,7 +129,3 @@ export const OUTCOME_ERROR = 'error';
 export const ATTR_TELEMETRY_PROCESSOR = 'chatter.telemetry.processor';
 /** The `error.type` value when a failed span names no error type (OTel convention). */
 export const ERROR_TYPE_OTHER = '_OTHER';
-/** Rollup rows waiting in the analytics store (pending + awaiting commit resolution). */
-export const METRIC_ANALYTICS_BACKLOG = 'chatter.telemetry.analytics_backlog';
-/** Analytics rollup deltas dropped (store full, rejected by the database). */
-export const METRIC_ANALYTICS_DROPPED = 'chatter.telemetry.analytics_dropped';

@@ -9,7 +9,6 @@ import { DatabaseWriterSpanProcessor } from '../otel/processors/database-writer-
 import { MetricsSpanProcessor } from '../otel/processors/metrics-span-processor.js';
 import { createServiceResource, startTelemetry } from '../otel/tracing.js';
 import { createAnalyticsFeed, type AnalyticsFeed } from './analytics/analytics-feed.js';
-import type { AnalyticsStore } from './analytics/analytics-store.js';
 import type { Config } from './config.js';
 import { RunControl } from './control/run-control.js';
 import { RunLiveness } from './control/run-liveness.js';
@@ -29,8 +28,6 @@ import { RunRuntime, type ChatModelFactory } from './runtime/run-runtime.js';
 import { ToolServers } from './tools/tool-servers.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
-type RunRollups = Pick<AnalyticsStore, 'add' | 'flush' | 'shutdown'>;
-
 /** How soon a price changed through another instance is used here (until model_prices changes are announced by NOTIFY). */
 const PRICE_RELOAD_INTERVAL_MS = 10_000;
 
@@ -40,8 +37,6 @@ export type Services = {
   readonly notifier: Notifier;
   readonly metrics: Metrics;
   readonly analyticsFeed: AnalyticsFeed;
-  /** Flushing it makes every finished run's rollups durable (they travel with the run records). */
-  readonly analyticsStore: RunRollups;
   readonly providers: ProviderRegistry;
   /** The prices runs are costed with (a cache of model_prices). */
   readonly prices: ReloadablePriceBook;
@@ -134,14 +129,9 @@ export const createServices = async (options: ServicesOptions): Promise<Services
   };
   observeBudgetUse(metrics.meter, () => budgetUse);
   refreshBudgetUse();
-  const analyticsFeed = createAnalyticsFeed();
   // The rollups are written with each run's record (exactly once, see
-  // src/analytics/run-record-rollups.ts); the analytics processor keeps the live feed.
-  const flushRollups = async () => {
-    await writer.forceFlush();
-    return { applied: 0, pending: writer.stats().queued + writer.stats().spooled, inDoubt: 0 };
-  };
-  const analyticsStore: RunRollups = { add: () => {}, flush: flushRollups, shutdown: flushRollups };
+  // src/analytics/run-record-rollups.ts); the analytics processor is the live feed only.
+  const analyticsFeed = createAnalyticsFeed();
 
   const databaseWriter = new DatabaseWriterSpanProcessor({ sink: writer });
   // The SDK reads the standard OTEL_* variables (exporter, protocol, endpoint, batching).
@@ -152,7 +142,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     processors: [
       databaseWriter,
       new MetricsSpanProcessor({ meter: metrics.meter }),
-      new AnalyticsSpanProcessor({ store: analyticsStore, feed: analyticsFeed, meter: metrics.meter }),
+      new AnalyticsSpanProcessor({ feed: analyticsFeed, meter: metrics.meter }),
       ...(options.processors ?? []),
     ],
     exporters: options.exporters ?? [],
@@ -232,7 +222,6 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     notifier,
     metrics,
     analyticsFeed,
-    analyticsStore,
     providers,
     prices,
     runtime,
@@ -253,8 +242,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
       // OTEL_EXPORTER_OTLP_TIMEOUT) must not hold up the run records.
       await telemetry.flushProcessors();
       await writer.shutdown();
-      // Shuts the processors down too (the analytics store makes its final flush), then
-      // the trace export, whose failure is only logged.
+      // Shuts the processors down too, then the trace export, whose failure is only logged.
       await telemetry
         .shutdown()
         .catch((error: unknown) => logger.warn({ err: error }, 'trace export did not flush before shutdown'));

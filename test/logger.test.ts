@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { ScriptedChatModel } from '../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel } from './helpers/scripted-chat-model.js';
 import { createServices, type Services } from '../src/services.js';
 import { registerUser, TEST_JWT_SECRET } from './helpers/api.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';

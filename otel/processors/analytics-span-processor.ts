@@ -1,225 +1,125 @@
 import { diag, type Context, type Counter, type Meter } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace';
-import type { AnalyticsFeed } from '../../src/analytics/analytics-feed.js';
-import type { AnalyticsStore } from '../../src/analytics/analytics-store.js';
+import { totalTokens } from '../../machines/usage.js';
+import { decodeRunEnd, stringAttribute } from '../run-span-codec.js';
 import {
   ATTR_ERROR_TYPE,
   ATTR_GEN_AI_CONVERSATION_ID,
   ATTR_GEN_AI_PROVIDER_NAME,
   ATTR_GEN_AI_REQUEST_MODEL,
-  ATTR_GEN_AI_USAGE_COST,
   ATTR_RUN_ID,
-  ATTR_RUN_STATUS,
   ATTR_TELEMETRY_PROCESSOR,
   ATTR_USER_ID,
   ATTR_WORKFLOW_NAME,
   METRIC_PROCESSOR_ERRORS,
-  OPERATION_CHAT,
   OPERATION_INVOKE_WORKFLOW,
 } from '../semconv.js';
-import {
-  isErrorSpan,
-  numberAttribute,
-  readSpanUsage,
-  spanDurationMs,
-  spanEndEpochMs,
-  spanOperation,
-  stringAttribute,
-} from './metrics-span-readers.js';
+import { spanDurationMs, spanEndEpochMs, spanOperation } from './metrics-span-readers.js';
 
-export type AnalyticsSpanProcessorOptions = {
-  /** Receives the rollup deltas (merges and writes them in batches). */
-  readonly store: Pick<AnalyticsStore, 'add' | 'flush' | 'shutdown'>;
-  /** Receives a `run_completed` event per finished run, immediately. */
-  readonly feed?: Pick<AnalyticsFeed, 'publish'>;
-  /** Counts `chatter.telemetry.processor_errors` when given. */
-  readonly meter?: Meter;
-  /** Runs remembered between their root's start and end (default 10 000). */
-  readonly maxTrackedRuns?: number;
-  /** Finished runs remembered for child spans that end after their root (default 1 000). */
-  readonly maxRecentRuns?: number;
+/** Pushed when a run's root span ends, before its record (and rollups) reach the database. */
+export type RunCompletedEvent = {
+  readonly type: 'run_completed';
+  readonly run_id: string;
+  readonly user_id: string;
+  readonly conversation_id: string | null;
+  readonly workflow: string;
+  readonly status: string;
+  readonly provider: string;
+  readonly model: string;
+  /** Non-overlapping buckets: input is uncached input; total = input + cache_read + cache_write + output. */
+  readonly tokens: {
+    readonly input: number;
+    readonly cache_read: number;
+    readonly cache_write: number;
+    readonly output: number;
+    /** The part of output spent on reasoning (not added to total). */
+    readonly reasoning: number;
+    readonly total: number;
+  };
+  /** USD over the run's calls; null when a call's price was unknown (never 0 for unknown). */
+  readonly cost: number | null;
+  readonly duration_ms: number;
+  /** ISO-8601 time of the run's end. */
+  readonly at: string;
 };
 
-type RunInfo = { readonly userId: string };
+/** Where the live events go (src/analytics/analytics-feed.ts: in-process publish/subscribe). */
+export type RunCompletedSink = { readonly publish: (event: RunCompletedEvent) => void };
+
+export type AnalyticsSpanProcessorOptions = {
+  /** Receives a `run_completed` event per finished run, immediately. */
+  readonly feed: RunCompletedSink;
+  /** Counts `chatter.telemetry.processor_errors` when given. */
+  readonly meter?: Meter;
+};
 
 const PROCESSOR = 'analytics';
 const UNKNOWN = 'unknown';
-/** The terminal status counted as an error in the rollups (besides failed model calls). */
-const FAILED_STATUS = 'failed';
 
 /**
- * Turns span ends into hourly analytics deltas and live `run_completed` events.
- *
- * Only the root span carries the user id, so the processor remembers it per run id
- * from the root's onStart and attributes child spans with it; the entry moves to a
- * small "recently finished" map when the root ends, both maps bounded. onEnd does no
- * I/O: the store merges in memory and writes in batches on its own schedule.
+ * The live analytics feed: when a run's root span ends, publishes its `run_completed`
+ * event, decoded by the run span codec like every other processor's figures. It stores
+ * nothing: the hourly rollups are written with the run's record, in the database writer's
+ * transaction (src/analytics/run-record-rollups.ts), so they are counted exactly once.
  */
 export class AnalyticsSpanProcessor implements SpanProcessor {
-  private readonly store: AnalyticsSpanProcessorOptions['store'];
-  private readonly feed: AnalyticsSpanProcessorOptions['feed'];
+  private readonly feed: RunCompletedSink;
   private readonly errors: Counter | undefined;
-  private readonly maxTrackedRuns: number;
-  private readonly maxRecentRuns: number;
-  private readonly runs = new Map<string, RunInfo>();
-  private readonly recentRuns = new Map<string, RunInfo>();
 
-  constructor({ store, feed, meter, maxTrackedRuns = 10_000, maxRecentRuns = 1_000 }: AnalyticsSpanProcessorOptions) {
-    this.store = store;
+  constructor({ feed, meter }: AnalyticsSpanProcessorOptions) {
     this.feed = feed;
-    this.maxTrackedRuns = maxTrackedRuns;
-    this.maxRecentRuns = maxRecentRuns;
     this.errors = meter?.createCounter(METRIC_PROCESSOR_ERRORS, {
       description: 'Failures inside telemetry span processors (never raised into the application).',
       unit: '{error}',
     });
   }
 
-  /** Runs currently remembered (for tests and diagnostics). */
-  get trackedRuns(): number {
-    return this.runs.size;
-  }
-
-  onStart(span: Span, _parentContext: Context): void {
-    try {
-      if (spanOperation(span) !== OPERATION_INVOKE_WORKFLOW) return;
-      const runId = stringAttribute(span.attributes, ATTR_RUN_ID);
-      const userId = stringAttribute(span.attributes, ATTR_USER_ID);
-      if (runId === undefined || userId === undefined) return;
-      if (this.runs.size >= this.maxTrackedRuns) {
-        // Oldest first: a run that never ended must not block new ones forever.
-        const oldest = this.runs.keys().next();
-        if (!oldest.done) this.runs.delete(oldest.value);
-        this.reportError('tracked_runs_overflow', new Error(`more than ${this.maxTrackedRuns} open runs`));
-      }
-      this.runs.set(runId, { userId });
-    } catch (error) {
-      this.reportError('on_start', error);
-    }
-  }
+  onStart(_span: Span, _parentContext: Context): void {}
 
   onEnd(span: ReadableSpan): void {
     try {
-      const operation = spanOperation(span);
-      if (operation === OPERATION_CHAT) {
-        this.onChatEnd(span);
-      } else if (operation === OPERATION_INVOKE_WORKFLOW) {
-        this.onRunEnd(span);
+      if (spanOperation(span) === OPERATION_INVOKE_WORKFLOW) {
+        this.publishRunCompleted(span);
       }
-    } catch (error) {
-      this.reportError('on_end', error);
-    }
-  }
-
-  async forceFlush(): Promise<void> {
-    await this.store.flush();
-  }
-
-  async shutdown(): Promise<void> {
-    this.runs.clear();
-    this.recentRuns.clear();
-    await this.store.shutdown();
-  }
-
-  private onChatEnd(span: ReadableSpan): void {
-    const { attributes } = span;
-    const runId = stringAttribute(attributes, ATTR_RUN_ID);
-    const run = runId === undefined ? undefined : (this.runs.get(runId) ?? this.recentRuns.get(runId));
-    const userId = run?.userId ?? stringAttribute(attributes, ATTR_USER_ID);
-    if (userId === undefined) {
-      this.reportError('run_unknown', new Error(`no user known for run ${runId ?? '(no run id)'}`));
-      return;
-    }
-    const usage = readSpanUsage(attributes);
-    const cost = numberAttribute(attributes, ATTR_GEN_AI_USAGE_COST);
-    this.store.add({
-      at: spanEndEpochMs(span),
-      userId,
-      provider: stringAttribute(attributes, ATTR_GEN_AI_PROVIDER_NAME) ?? UNKNOWN,
-      model: stringAttribute(attributes, ATTR_GEN_AI_REQUEST_MODEL) ?? UNKNOWN,
-      ...(usage === null ? {} : { tokens: usage }),
-      ...(cost === undefined ? {} : { costUsd: cost }),
-      modelCalls: 1,
-      errors: isErrorSpan(span) ? 1 : 0,
-      latencyMs: spanDurationMs(span),
-    });
-  }
-
-  private onRunEnd(span: ReadableSpan): void {
-    const { attributes } = span;
-    const runId = stringAttribute(attributes, ATTR_RUN_ID);
-    const userId = stringAttribute(attributes, ATTR_USER_ID) ?? (runId === undefined ? undefined : this.runs.get(runId)?.userId);
-    if (runId !== undefined) {
-      this.forgetRun(runId, userId);
-    }
-    if (userId === undefined || runId === undefined) {
-      // Runs without a user (or id) have no analytics row to go to.
-      return;
-    }
-    const endMs = spanEndEpochMs(span);
-    const status = stringAttribute(attributes, ATTR_RUN_STATUS) ?? UNKNOWN;
-    const provider = stringAttribute(attributes, ATTR_GEN_AI_PROVIDER_NAME) ?? UNKNOWN;
-    const model = stringAttribute(attributes, ATTR_GEN_AI_REQUEST_MODEL) ?? UNKNOWN;
-    // Published first: the feed is the live path and must not wait for anything; its
-    // failure must not cost the run its rollup either.
-    try {
-      this.publishRunCompleted(span, { runId, userId, status, provider, model, endMs });
     } catch (error) {
       this.reportError('feed_failed', error);
     }
-    this.store.add({
-      at: endMs,
-      userId,
-      provider,
-      model,
-      runStatus: status,
-      errors: status === FAILED_STATUS ? 1 : 0,
-    });
   }
 
-  private publishRunCompleted(
-    span: ReadableSpan,
-    run: { runId: string; userId: string; status: string; provider: string; model: string; endMs: number },
-  ): void {
-    if (this.feed === undefined) return;
+  async forceFlush(): Promise<void> {}
+
+  async shutdown(): Promise<void> {}
+
+  private publishRunCompleted(span: ReadableSpan): void {
     const { attributes } = span;
-    const usage = readSpanUsage(attributes);
-    const input = usage?.inputUncached ?? 0;
-    const cacheRead = usage?.cacheRead ?? 0;
-    const cacheWrite = usage?.cacheWrite ?? 0;
-    const output = usage?.output ?? 0;
+    const runId = stringAttribute(attributes, ATTR_RUN_ID);
+    const userId = stringAttribute(attributes, ATTR_USER_ID);
+    if (runId === undefined || userId === undefined) {
+      // Nobody could subscribe to a run without a user.
+      return;
+    }
+    const run = decodeRunEnd(attributes);
     this.feed.publish({
       type: 'run_completed',
-      run_id: run.runId,
-      user_id: run.userId,
+      run_id: runId,
+      user_id: userId,
       conversation_id: stringAttribute(attributes, ATTR_GEN_AI_CONVERSATION_ID) ?? null,
       workflow: stringAttribute(attributes, ATTR_WORKFLOW_NAME) ?? UNKNOWN,
       status: run.status,
-      provider: run.provider,
-      model: run.model,
+      provider: stringAttribute(attributes, ATTR_GEN_AI_PROVIDER_NAME) ?? UNKNOWN,
+      model: stringAttribute(attributes, ATTR_GEN_AI_REQUEST_MODEL) ?? UNKNOWN,
       tokens: {
-        input,
-        cache_read: cacheRead,
-        cache_write: cacheWrite,
-        output,
-        reasoning: usage?.reasoning ?? 0,
-        total: input + cacheRead + cacheWrite + output,
+        input: run.usage.inputUncached,
+        cache_read: run.usage.cacheRead,
+        cache_write: run.usage.cacheWrite,
+        output: run.usage.output,
+        reasoning: run.usage.reasoning,
+        total: totalTokens(run.usage),
       },
-      cost: numberAttribute(attributes, ATTR_GEN_AI_USAGE_COST) ?? null,
+      cost: run.costUsd,
       duration_ms: Math.round(spanDurationMs(span)),
-      at: new Date(run.endMs).toISOString(),
+      at: new Date(spanEndEpochMs(span)).toISOString(),
     });
-  }
-
-  private forgetRun(runId: string, userId: string | undefined): void {
-    this.runs.delete(runId);
-    if (userId === undefined) return;
-    this.recentRuns.delete(runId);
-    this.recentRuns.set(runId, { userId });
-    if (this.recentRuns.size > this.maxRecentRuns) {
-      const oldest = this.recentRuns.keys().next();
-      if (!oldest.done) this.recentRuns.delete(oldest.value);
-    }
   }
 
   private reportError(reason: string, error: unknown): void {

@@ -8,11 +8,9 @@ import {
   ATTR_GEN_AI_RESPONSE_MODEL,
   ATTR_GEN_AI_TOKEN_TYPE,
   ATTR_GEN_AI_TOOL_NAME,
-  ATTR_GEN_AI_USAGE_COST,
   ATTR_OUTCOME,
   ATTR_RUN_STATUS,
   ATTR_TELEMETRY_PROCESSOR,
-  ATTR_TIME_TO_FIRST_CHUNK_MS,
   ATTR_TOOL_OK,
   ATTR_USAGE_SOURCE,
   ATTR_WORKFLOW_NAME,
@@ -38,17 +36,9 @@ import {
   TOKEN_TYPE_OUTPUT,
   TOKEN_TYPE_REASONING,
 } from '../semconv.js';
-import {
-  booleanAttribute,
-  isErrorSpan,
-  numberAttribute,
-  readSpanUsage,
-  spanDurationSeconds,
-  spanErrorType,
-  spanKey,
-  spanOperation,
-  stringAttribute,
-} from './metrics-span-readers.js';
+import { promptTokens } from '../../machines/usage.js';
+import { booleanAttribute, decodeModelResult, decodeRunEnd, stringAttribute } from '../run-span-codec.js';
+import { isErrorSpan, spanDurationSeconds, spanErrorType, spanKey, spanOperation } from './metrics-span-readers.js';
 
 export type MetricsSpanProcessorOptions = {
   readonly meter: Meter;
@@ -190,9 +180,10 @@ export class MetricsSpanProcessor implements SpanProcessor {
     };
     const byModel = { [ATTR_GEN_AI_PROVIDER_NAME]: provider, [ATTR_GEN_AI_REQUEST_MODEL]: requestModel };
 
-    const usage = readSpanUsage(attributes);
+    const result = decodeModelResult(attributes);
+    const { usage } = result;
     if (usage !== null) {
-      this.tokenUsage.record(usage.input, { ...operation, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_INPUT });
+      this.tokenUsage.record(promptTokens(usage), { ...operation, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_INPUT });
       this.tokenUsage.record(usage.output, { ...operation, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_OUTPUT });
       this.tokens.add(usage.inputUncached, { ...byModel, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_INPUT });
       this.tokens.add(usage.cacheRead, { ...byModel, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_CACHE_READ });
@@ -200,28 +191,26 @@ export class MetricsSpanProcessor implements SpanProcessor {
       this.tokens.add(usage.output, { ...byModel, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_OUTPUT });
       this.tokens.add(usage.reasoning, { ...byModel, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_REASONING });
     }
-    const cost = numberAttribute(attributes, ATTR_GEN_AI_USAGE_COST);
-    if (cost !== undefined && cost >= 0) {
-      this.cost.add(cost, byModel);
+    if (result.costUsd !== null) {
+      this.cost.add(result.costUsd, byModel);
     }
     this.operationDuration.record(
       spanDurationSeconds(span),
       failed ? { ...operation, [ATTR_ERROR_TYPE]: spanErrorType(span) } : operation,
     );
-    const firstChunkMs = numberAttribute(attributes, ATTR_TIME_TO_FIRST_CHUNK_MS);
-    if (firstChunkMs !== undefined && firstChunkMs >= 0) {
-      this.timeToFirstChunk.record(firstChunkMs / 1000, operation);
+    if (result.timeToFirstChunkMs !== null) {
+      this.timeToFirstChunk.record(result.timeToFirstChunkMs / 1000, operation);
     }
     this.modelCalls.add(1, {
       ...byModel,
       [ATTR_OUTCOME]: failed ? OUTCOME_ERROR : OUTCOME_OK,
-      [ATTR_USAGE_SOURCE]: stringAttribute(attributes, ATTR_USAGE_SOURCE) ?? 'missing',
+      [ATTR_USAGE_SOURCE]: result.usageSource,
     });
   }
 
   private recordRun(span: ReadableSpan): void {
     const workflow = stringAttribute(span.attributes, ATTR_WORKFLOW_NAME) ?? UNKNOWN;
-    const status = stringAttribute(span.attributes, ATTR_RUN_STATUS) ?? UNKNOWN;
+    const { status } = decodeRunEnd(span.attributes);
     const attributes = { [ATTR_WORKFLOW_NAME]: workflow, [ATTR_RUN_STATUS]: status };
     this.runs.add(1, attributes);
     this.runDuration.record(spanDurationSeconds(span), attributes);

@@ -2,19 +2,12 @@ import type { Attributes, AttributeValue } from '@opentelemetry/api';
 import { hrTimeToMilliseconds } from '@opentelemetry/core';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import { monotonicFactory } from 'ulid';
+import type { Usage } from '../../machines/usage.js';
+import { decodeModelResult, decodeRunEnd, numberAttribute, stringAttribute, type UsageSource } from '../run-span-codec.js';
 import * as semconv from '../semconv.js';
 
 /** Ids ordered as generated, even within one millisecond (events of one run keep their order). */
 const ulid = monotonicFactory();
-
-/** Token buckets as stored (null: the provider reported no usage). */
-export type RecordUsage = {
-  readonly inputUncached: number;
-  readonly cacheRead: number;
-  readonly cacheWrite: number;
-  readonly output: number;
-  readonly reasoning: number;
-};
 
 export type ModelCallRecord = {
   readonly id: string;
@@ -22,13 +15,15 @@ export type ModelCallRecord = {
   readonly provider: string;
   readonly requestModel: string;
   readonly responseModel: string | null;
-  readonly usage: RecordUsage | null;
+  /** null: the provider reported no usage (`usage_missing`). */
+  readonly usage: Usage | null;
+  /** null: no price known, or nothing to price. */
   readonly costUsd: number | null;
   readonly priceId: string | null;
   readonly latencyMs: number;
   readonly timeToFirstChunkMs: number | null;
   readonly finishReason: string | null;
-  readonly usageSource: 'provider' | 'estimated' | 'missing';
+  readonly usageSource: UsageSource;
   readonly error: string | null;
   readonly startedAt: number;
 };
@@ -72,8 +67,9 @@ export type RunRecord = {
   readonly instanceId: string | null;
   readonly startedAt: number;
   readonly finishedAt: number;
-  readonly usage: RecordUsage;
-  readonly costUsd: number;
+  readonly usage: Usage;
+  /** The machine's exact sum over the calls; null when a call's price was unknown (`costUnknown`). */
+  readonly costUsd: number | null;
   readonly costUnknown: boolean;
   readonly usageMissingCalls: number;
   readonly modelCallCount: number;
@@ -86,32 +82,9 @@ export type RunRecord = {
   readonly events: readonly EventRecord[];
 };
 
-const str = (attributes: Attributes, key: string): string | null => {
-  const value = attributes[key];
-  return typeof value === 'string' ? value : null;
-};
+const str = (attributes: Attributes, key: string): string | null => stringAttribute(attributes, key) ?? null;
 
-const num = (attributes: Attributes, key: string): number | null => {
-  const value = attributes[key];
-  return typeof value === 'number' ? value : null;
-};
-
-const usageOf = (attributes: Attributes): RecordUsage | null => {
-  const input = num(attributes, semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS);
-  const output = num(attributes, semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS);
-  if (input === null || output === null) {
-    return null;
-  }
-  const cacheRead = num(attributes, semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) ?? 0;
-  const cacheWrite = num(attributes, semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS) ?? 0;
-  return {
-    inputUncached: num(attributes, semconv.ATTR_UNCACHED_INPUT_TOKENS) ?? Math.max(0, input - cacheRead - cacheWrite),
-    cacheRead,
-    cacheWrite,
-    output,
-    reasoning: num(attributes, semconv.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS) ?? 0,
-  };
-};
+const num = (attributes: Attributes, key: string): number | null => numberAttribute(attributes, key) ?? null;
 
 const ms = (span: ReadableSpan, which: 'startTime' | 'endTime'): number => Math.round(hrTimeToMilliseconds(span[which]));
 
@@ -193,24 +166,14 @@ export const modelCallStartOf = (span: ReadableSpan): ModelCallStart => {
 
 /** An ended `chat` span. */
 export const modelCallOf = (span: ReadableSpan): ModelCallRecord => {
-  const c = span.attributes;
-  const usage = usageOf(c);
-  const reasons = c[semconv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS];
-  const source = str(c, semconv.ATTR_USAGE_SOURCE);
   const start = modelCallStartOf(span);
   return {
     id: start.id,
     sequence: start.sequence,
     provider: start.provider,
     requestModel: start.requestModel,
-    responseModel: str(c, semconv.ATTR_GEN_AI_RESPONSE_MODEL),
-    usage,
-    costUsd: num(c, semconv.ATTR_GEN_AI_USAGE_COST),
-    priceId: str(c, semconv.ATTR_PRICE_ID),
+    ...decodeModelResult(span.attributes),
     latencyMs: ms(span, 'endTime') - start.startedAt,
-    timeToFirstChunkMs: num(c, semconv.ATTR_TIME_TO_FIRST_CHUNK_MS),
-    finishReason: Array.isArray(reasons) && typeof reasons[0] === 'string' ? reasons[0] : null,
-    usageSource: usage === null ? 'missing' : source === 'estimated' ? 'estimated' : 'provider',
     error: span.status.code === 2 ? (span.status.message ?? 'error') : null,
     startedAt: start.startedAt,
   };
@@ -270,16 +233,16 @@ export const buildRunRecord = (
   const modelCalls = [...calls.modelCalls].sort((x, y) => x.sequence - y.sequence);
   const toolCalls = [...calls.toolCalls].sort((x, y) => x.sequence - y.sequence);
   const events = root.events.map(eventOf);
-  const usage = usageOf(a) ?? { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
+  const end = decodeRunEnd(a);
   return {
     version: 1,
     runId,
     userId: str(a, semconv.ATTR_USER_ID) ?? '',
     conversationId: str(a, semconv.ATTR_GEN_AI_CONVERSATION_ID),
     workflow: str(a, semconv.ATTR_WORKFLOW_NAME) ?? 'unknown',
-    status: str(a, semconv.ATTR_RUN_STATUS) ?? 'failed',
-    terminalReason: str(a, semconv.ATTR_RUN_TERMINAL_REASON),
-    error: str(a, semconv.ATTR_RUN_ERROR),
+    status: end.status,
+    terminalReason: end.terminalReason,
+    error: end.error,
     provider: str(a, semconv.ATTR_GEN_AI_PROVIDER_NAME) ?? 'unknown',
     model: str(a, semconv.ATTR_GEN_AI_REQUEST_MODEL) ?? 'unknown',
     correlationId: str(a, semconv.ATTR_CORRELATION_ID) ?? '',
@@ -287,13 +250,13 @@ export const buildRunRecord = (
     instanceId: str(a, semconv.ATTR_RUN_INSTANCE_ID),
     startedAt: ms(root, 'startTime'),
     finishedAt: ms(root, 'endTime'),
-    usage,
-    costUsd: num(a, semconv.ATTR_GEN_AI_USAGE_COST) ?? 0,
-    costUnknown: a[semconv.ATTR_RUN_COST_UNKNOWN] === true,
-    usageMissingCalls: num(a, semconv.ATTR_RUN_USAGE_MISSING_CALLS) ?? 0,
-    modelCallCount: num(a, semconv.ATTR_RUN_MODEL_CALLS) ?? 0,
-    toolCallCount: num(a, semconv.ATTR_RUN_TOOL_CALLS) ?? 0,
-    output: str(a, semconv.ATTR_CONTENT_OUTPUT),
+    usage: end.usage,
+    costUsd: end.costUsd,
+    costUnknown: end.costUnknown,
+    usageMissingCalls: end.usageMissingCalls,
+    modelCallCount: end.modelCalls,
+    toolCallCount: end.toolCalls,
+    output: end.output,
     userMessageId: str(a, semconv.ATTR_USER_MESSAGE_ID),
     assistantMessageId: str(a, semconv.ATTR_ASSISTANT_MESSAGE_ID),
     modelCalls,

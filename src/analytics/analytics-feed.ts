@@ -1,31 +1,8 @@
 import { diag } from '@opentelemetry/api';
+import type { RunCompletedEvent } from '../../otel/processors/analytics-span-processor.js';
 
-/** Pushed when a run's root span ends, before its rollups reach the database. */
-export type RunCompletedEvent = {
-  readonly type: 'run_completed';
-  readonly run_id: string;
-  readonly user_id: string;
-  readonly conversation_id: string | null;
-  readonly workflow: string;
-  readonly status: string;
-  readonly provider: string;
-  readonly model: string;
-  /** Non-overlapping buckets: input is uncached input; total = input + cache_read + cache_write + output. */
-  readonly tokens: {
-    readonly input: number;
-    readonly cache_read: number;
-    readonly cache_write: number;
-    readonly output: number;
-    /** The part of output spent on reasoning (not added to total). */
-    readonly reasoning: number;
-    readonly total: number;
-  };
-  /** USD over the run's calls with a known price; null when none was priced. */
-  readonly cost: number | null;
-  readonly duration_ms: number;
-  /** ISO-8601 time of the run's end. */
-  readonly at: string;
-};
+export type { RunCompletedEvent } from '../../otel/processors/analytics-span-processor.js';
+
 
 export type AnalyticsFeedEvent = RunCompletedEvent;
 

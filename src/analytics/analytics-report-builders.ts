@@ -1,3 +1,4 @@
+import { costToUnits, unitsToCost } from '../../machines/usage.js';
 import type { DailyTotalsRow, HourOfDayTotalsRow, LatencyHistogram } from './analytics-queries.js';
 import type { AnalyticsWindow } from './analytics-window.js';
 import { LATENCY_BOUNDS_MS, percentileFromBuckets } from './latency-histogram.js';
@@ -44,16 +45,14 @@ export type SystemCounts = {
   readonly databaseConnections: number;
 } | null;
 
-const COST_UNITS_PER_USD = 10_000_000_000;
-
 /** Sums USD amounts stored as numeric(20, 10) exactly, in 1e-10 USD units. */
 class CostSum {
   private units = 0n;
   add(usd: number): void {
-    this.units += BigInt(Math.round(usd * COST_UNITS_PER_USD));
+    this.units += costToUnits(usd);
   }
   get usd(): number {
-    return Number(this.units) / COST_UNITS_PER_USD;
+    return unitsToCost(this.units);
   }
 }
 

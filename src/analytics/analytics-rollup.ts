@@ -1,8 +1,10 @@
+import { costToUnits, unitsToDecimal, type Usage } from '../../machines/usage.js';
 import { emptyLatencyBuckets, latencyBucketIndex } from './latency-histogram.js';
 
 /**
- * One contribution to the hourly rollups, from one span. All counts are additive; the
- * store merges deltas with the same (hour, user, provider, model) before writing.
+ * One contribution to the hourly rollups, from one model call or run of a run record
+ * (run-record-rollups.ts). All counts are additive; deltas with the same (hour, user,
+ * provider, model) merge before they are written.
  */
 export type AnalyticsDelta = {
   /** When it happened (epoch ms): the span's end. Bucketed to the UTC hour. */
@@ -11,13 +13,7 @@ export type AnalyticsDelta = {
   readonly provider: string;
   readonly model: string;
   /** Token usage in non-overlapping buckets (input = uncached input). */
-  readonly tokens?: {
-    readonly inputUncached: number;
-    readonly cacheRead: number;
-    readonly cacheWrite: number;
-    readonly output: number;
-    readonly reasoning: number;
-  };
+  readonly tokens?: Usage;
   /** USD; only for calls whose price is known. */
   readonly costUsd?: number;
   readonly modelCalls?: number;
@@ -51,40 +47,10 @@ export type Rollup = {
 };
 
 const HOUR_MS = 3_600_000;
-const COST_SCALE = 10;
-const COST_UNITS_PER_USD = 10 ** COST_SCALE;
-
 export const hourBucket = (epochMs: number): number => Math.floor(epochMs / HOUR_MS) * HOUR_MS;
 
 export const rollupKey = (bucketStart: number, userId: string, provider: string, model: string): string =>
   JSON.stringify([bucketStart, userId, provider, model]);
-
-/** USD → 1e-10 USD units, rounded like each model call's cost (docs/run-contract.md). */
-export const costToUnits = (usd: number): bigint => BigInt(Math.round(usd * COST_UNITS_PER_USD));
-
-/** 1e-10 USD units → an exact decimal string for a numeric(20, 10) column. */
-export const unitsToDecimal = (units: bigint): string => {
-  const negative = units < 0n;
-  const digits = (negative ? -units : units).toString().padStart(COST_SCALE + 1, '0');
-  const integer = digits.slice(0, -COST_SCALE);
-  const fraction = digits.slice(-COST_SCALE);
-  return `${negative ? '-' : ''}${integer}.${fraction}`;
-};
-
-/**
- * An exact decimal (a numeric(20, 10) column read as text, e.g. `0.0000123000`) → 1e-10
- * USD units, the inverse of {@link unitsToDecimal}.
- * @throws RangeError when the text is not a decimal with at most 10 fraction digits.
- */
-export const decimalToUnits = (text: string): bigint => {
-  const match = /^(-?)(\d+)(?:\.(\d{0,10}))?$/.exec(text.trim());
-  if (match === null) {
-    throw new RangeError(`not an exact decimal of scale ${COST_SCALE}: ${text}`);
-  }
-  const [, sign = '', integer = '0', fraction = ''] = match;
-  const units = BigInt(integer) * BigInt(COST_UNITS_PER_USD) + BigInt(fraction.padEnd(COST_SCALE, '0'));
-  return sign === '-' ? -units : units;
-};
 
 export const emptyRollup = (bucketStart: number, userId: string, provider: string, model: string): Rollup => ({
   bucketStart,
@@ -106,22 +72,7 @@ export const emptyRollup = (bucketStart: number, userId: string, provider: strin
   latencyBuckets: emptyLatencyBuckets(),
 });
 
-const isCount = (value: number): boolean => Number.isSafeInteger(value) && value >= 0;
-
-/** Why a delta cannot be added, or undefined when it is well-formed. */
-export const invalidDeltaReason = (delta: AnalyticsDelta): string | undefined => {
-  if (!Number.isFinite(delta.at)) return 'at is not a time';
-  if (delta.userId === '' || delta.provider === '' || delta.model === '') return 'empty key';
-  const { tokens } = delta;
-  if (tokens !== undefined && !Object.values(tokens).every(isCount)) return 'token count is not a count';
-  if (delta.costUsd !== undefined && !(Number.isFinite(delta.costUsd) && delta.costUsd >= 0)) return 'bad cost';
-  if (delta.modelCalls !== undefined && !isCount(delta.modelCalls)) return 'bad model call count';
-  if (delta.errors !== undefined && !isCount(delta.errors)) return 'bad error count';
-  if (delta.latencyMs !== undefined && !(Number.isFinite(delta.latencyMs) && delta.latencyMs >= 0)) return 'bad latency';
-  return undefined;
-};
-
-/** Adds a (valid) delta into its rollup. */
+/** Adds a delta into its rollup. */
 export const addDelta = (rollup: Rollup, delta: AnalyticsDelta): void => {
   if (delta.tokens !== undefined) {
     rollup.inputTokens += delta.tokens.inputUncached;
@@ -150,7 +101,7 @@ export const addDelta = (rollup: Rollup, delta: AnalyticsDelta): void => {
   }
 };
 
-/** Adds one rollup into another of the same key (putting back an unapplied batch). */
+/** Adds one rollup into another (a batch's per-user rows into their sums over users). */
 export const mergeRollup = (into: Rollup, from: Rollup): void => {
   into.inputTokens += from.inputTokens;
   into.cacheReadTokens += from.cacheReadTokens;

@@ -1,9 +1,8 @@
 import { sql, type CommonQueryMethods } from 'slonik';
-import { z } from 'zod';
 import { emptyRollup, mergeRollup, rollupKey, rollupToRecord, type Rollup } from './analytics-rollup.js';
 
 /*
- * The SQL of the analytics store: one statement upserts a whole batch per table (the
+ * The SQL of the hourly rollups: one statement upserts a whole batch per table (the
  * per-user rows, then their sums over users). Rows arrive as
  * one jsonb array (cost as exact decimal text); on conflict every counter is added to
  * the stored one, and the two jsonb columns are merged in SQL: runs_by_status by
@@ -84,25 +83,11 @@ const upsertRollups = (rows: readonly Rollup[], target: (typeof TARGETS)[keyof t
     updated_at = now()
 `;
 
-const XidRow = z.object({ xid: z.string() });
-const XactStatusRow = z.object({ status: z.string().nullable() });
-
-export type TransactionStatus = 'committed' | 'aborted' | 'in progress' | 'unknown';
-
 /**
- * Upserts `rows` inside the caller's transaction. With `onTransactionId`, reports the
- * transaction's id first (so a failure after it can be resolved with
- * {@link transactionStatus}); without, costs no extra round trip (the run-record
- * writer's transaction is idempotent by run id and needs no id).
+ * Upserts `rows` inside the caller's transaction (the run-record writer's, idempotent by
+ * run id, so a batch is applied exactly once).
  */
-export const applyRollups = async (
-  tx: CommonQueryMethods,
-  rows: readonly Rollup[],
-  onTransactionId?: (xid: string) => void,
-): Promise<void> => {
-  if (onTransactionId !== undefined) {
-    onTransactionId(await tx.oneFirst(sql.type(XidRow)`SELECT pg_current_xact_id()::text AS xid`));
-  }
+export const applyRollups = async (tx: CommonQueryMethods, rows: readonly Rollup[]): Promise<void> => {
   await tx.query(upsertRollups(rows, TARGETS.perUser));
   await tx.query(upsertRollups(sumOverUsers(rows), TARGETS.allUsers));
 };
@@ -129,13 +114,3 @@ const sumOverUsers = (rows: readonly Rollup[]): Rollup[] => {
 };
 
 const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
-/**
- * Whether transaction `xid` committed: PostgreSQL's answer to "did my COMMIT go
- * through?" when the connection died before the reply. `unknown` when the server no
- * longer knows (the id is older than its commit log).
- */
-export const transactionStatus = async (pool: CommonQueryMethods, xid: string): Promise<TransactionStatus> => {
-  const status = await pool.oneFirst(sql.type(XactStatusRow)`SELECT pg_xact_status(${xid}::xid8) AS status`);
-  return status === 'committed' || status === 'aborted' || status === 'in progress' ? status : 'unknown';
-};

@@ -12,7 +12,7 @@ import { beginTurn, ConversationBusyError, ConversationNotFoundError } from '../
 import type { RunOutcome, RunRuntime } from '../runtime/run-runtime.js';
 import { assistantMessageOf, writesAssistantMessage } from '../persistence/assistant-message.js';
 import type { Settlement } from '../persistence/run-record-writer.js';
-import { sumCosts } from '../providers/pricing.js';
+import { sumCosts } from '../../machines/usage.js';
 import { createTurnSettingsResolver, type TurnSettings } from './turn-settings.js';
 
 export type ChatTurnRequest = {

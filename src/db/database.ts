@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { createPool, type DatabasePool } from 'slonik';
@@ -242,6 +242,3 @@ export const openDatabase = async (options: DatabaseOptions): Promise<Database> 
   const pool = await createSlonikPool(withServerKeepalives(options.url), options);
   return { kind: 'postgres', pool, connectionUri: options.url, close: once(() => pool.end()) };
 };
-
-/** PGlite's data folder inside the service's data dir (for docs and tests). */
-export const pgliteDataPath = (dataDir: string): string => join(dataDir, 'pgdata');

@@ -55,14 +55,6 @@ export type InvokeModel = (
 
 const invokeDirectly: InvokeModel = (runnable, messages, config) => runnable.invoke(messages, config);
 
-export type ModelNodeOptions = {
-  model: BaseChatModel;
-  /** The graph's tools (those of all its tools nodes). */
-  tools: readonly StructuredToolInterface[];
-  config: ModelNodeConfig;
-  invokeModel?: InvokeModel;
-};
-
 /** What a model node calls: its model, bound for the node's tool mode, and how to call it. */
 export type NodeModelCall = {
   readonly runnable: Runnable<BaseLanguageModelInput, AIMessageChunk>;
@@ -91,17 +83,8 @@ export function bindNodeModel(
 
 /**
  * A model node: prepends the system prompt, calls the model with the node's
- * RunnableConfig (so callbacks, streamEvents and the abort signal reach the model
- * call) and appends its reply.
- * @throws {GraphBuildError} when tools must be bound and the model cannot bind tools.
- */
-export function createModelNode({ model, tools, config, invokeModel = invokeDirectly }: ModelNodeOptions) {
-  const call = bindNodeModel(model, tools, config, invokeModel);
-  return createModelNodeWith(config, () => call);
-}
-
-/**
- * A model node whose model is looked up on each call (`resolve` gets the call's
+ * RunnableConfig (so callbacks, streamEvents and the abort signal reach the model call)
+ * and appends its reply. The model is looked up on each call (`resolve` gets the call's
  * RunnableConfig): one compiled graph then serves many runs, each with its own model.
  */
 export function createModelNodeWith(config: ModelNodeConfig, resolve: (runConfig: RunnableConfig | undefined) => NodeModelCall) {

@@ -1,5 +1,5 @@
 import type { RunRecord } from '../../otel/processors/run-record.js';
-import { sumCosts } from '../providers/pricing.js';
+import { completionTokens, promptTokens, totalTokens } from '../../machines/usage.js';
 import type { MessageRow } from '../repositories/messages-repository.js';
 
 /** The assistant message a run leaves, as stored: every field but its sequence number. */
@@ -7,8 +7,6 @@ export type AssistantMessage = Omit<MessageRow, 'sequence_number'> & {
   readonly tool_calls: { tool: string; arguments: unknown; ok: boolean }[] | null;
   readonly extra_metadata: Record<string, string | number | boolean | null>;
 };
-
-const inputOf = (u: RunRecord['usage']) => u.inputUncached + u.cacheRead + u.cacheWrite;
 
 /**
  * A run leaves an assistant message when it called a model or produced text, and an
@@ -21,12 +19,12 @@ export const writesAssistantMessage = (record: RunRecord): boolean =>
   (record.status === 'interrupted' || record.modelCallCount > 0 || (record.output ?? '') !== '');
 
 /**
- * The run's cost: the sum of its model calls' costs in integer 1e-10 USD units (the
- * stored precision), so the message, the run row and the reply hold the same number;
- * null when a call's model had no price.
+ * The run's cost, as the machine summed it (exactly, in integer 1e-10 USD units) and the
+ * root span carries it, so the message, the run row and the reply hold the same number;
+ * null when a call's model had no price (also for a record spooled before that was
+ * encoded as a null cost).
  */
-export const runCostOf = (record: RunRecord): number | null =>
-  record.costUnknown ? null : sumCosts(record.modelCalls.map((call) => call.costUsd ?? 0));
+export const runCostOf = (record: RunRecord): number | null => (record.costUnknown ? null : record.costUsd);
 
 const finishReasonOf = (record: RunRecord): string => {
   if (record.status === 'completed') {
@@ -52,9 +50,9 @@ export const assistantMessageOf = (record: RunRecord): AssistantMessage => {
     conversation_id: record.conversationId,
     role: 'assistant',
     content: record.output ?? '',
-    prompt_tokens: inputOf(u),
-    completion_tokens: u.output,
-    total_tokens: inputOf(u) + u.output,
+    prompt_tokens: promptTokens(u),
+    completion_tokens: completionTokens(u),
+    total_tokens: totalTokens(u),
     cached_input_tokens: u.cacheRead,
     reasoning_tokens: u.reasoning,
     cost: runCostOf(record),

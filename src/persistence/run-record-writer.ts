@@ -1,4 +1,4 @@
-import { appendFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -593,7 +593,3 @@ export class RunRecordWriter implements RunRecordSink {
     });
   }
 }
-
-/** Appends without the writer (tests simulate a crash right after a spool write). */
-export const appendToSpool = (path: string, records: readonly RunRecord[]): Promise<void> =>
-  appendFile(path, records.map((record) => `${JSON.stringify(record)}\n`).join(''));

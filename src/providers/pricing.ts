@@ -1,12 +1,11 @@
 import { z } from 'zod';
 import shipped from './prices.json' with { type: 'json' };
-import type { Usage } from './usage.js';
+import { unitsToCost, type Usage } from '../../machines/usage.js';
 
 // Prices are held to 1e-4 USD per 1M tokens (the finest public price, $0.005/MTok, is
 // 50 of those units). tokens × units is then an integer count of 1e-10 USD, exactly
-// the contract's rounding step, so a cost is summed in integers and divided once.
+// the contract's rounding step (machines/usage.ts), so a cost is exact to the last decimal.
 const PRICE_UNITS_PER_USD = 10_000;
-const COST_UNITS_PER_USD = 10_000_000_000;
 
 const pricePerMTok = z
   .number()
@@ -125,10 +124,6 @@ function priceUnits(usdPerMTok: number): bigint {
   return BigInt(Math.round(usdPerMTok * PRICE_UNITS_PER_USD));
 }
 
-function costUnits(usd: number): bigint {
-  return BigInt(Math.round(usd * COST_UNITS_PER_USD));
-}
-
 /**
  * Cost of one model call in USD, rounded to 10 decimals (the contract): each bucket at
  * its own price; reasoning is part of `output` and not charged again. Computed in
@@ -136,7 +131,7 @@ function costUnits(usd: number): bigint {
  * @throws RangeError when a bucket is not an integer (usage from normalizeUsage always is).
  */
 export function computeCost(usage: Usage, price: PriceRow): number {
-  return Number(computeCostUnits(usage, price)) / COST_UNITS_PER_USD;
+  return unitsToCost(computeCostUnits(usage, price));
 }
 
 /**
@@ -151,14 +146,4 @@ export function computeCostUnits(usage: Usage, price: PriceRow): bigint {
     BigInt(usage.cacheWrite) * priceUnits(price.cacheWritePerMTok) +
     BigInt(usage.output) * priceUnits(price.outputPerMTok)
   );
-}
-
-/**
- * Sums costs (e.g. over a run's model calls or a conversation's messages) in integer
- * 1e-10 USD units, so totals equal the sum of the rounded parts with no float drift.
- */
-export function sumCosts(costs: Iterable<number>): number {
-  let units = 0n;
-  for (const cost of costs) units += costUnits(cost);
-  return Number(units) / COST_UNITS_PER_USD;
 }

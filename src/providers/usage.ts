@@ -1,39 +1,6 @@
 import { diag } from '@opentelemetry/api';
 import type { UsageMetadata } from '@langchain/core/messages';
-import { z } from 'zod';
-
-/**
- * Token usage of one model call in non-overlapping buckets (docs/run-contract.md).
- * prompt_tokens = inputUncached + cacheRead + cacheWrite; completion_tokens = output;
- * `reasoning` is the part of `output` spent on reasoning, never counted on top of it.
- */
-export type Usage = {
-  inputUncached: number;
-  cacheRead: number;
-  cacheWrite: number;
-  output: number;
-  reasoning: number;
-};
-
-const tokens = z.number().int().min(0);
-
-/** Validates a {@link Usage} read back from storage or received over the wire. */
-export const UsageSchema = z.strictObject({
-  inputUncached: tokens,
-  cacheRead: tokens,
-  cacheWrite: tokens,
-  output: tokens,
-  reasoning: tokens,
-});
-
-/** The usage of nothing. Frozen so a shared accumulator start can't be mutated. */
-export const ZERO_USAGE: Readonly<Usage> = Object.freeze({
-  inputUncached: 0,
-  cacheRead: 0,
-  cacheWrite: 0,
-  output: 0,
-  reasoning: 0,
-});
+import type { Usage } from '../../machines/usage.js';
 
 /** A token count as a provider must report it: a non-negative safe integer; anything else is unusable. */
 function reportedCount(value: unknown): number | undefined {
@@ -123,31 +90,5 @@ export function normalizeUsage(usageMetadata: UsageMetadata | undefined | null):
     cacheWrite,
     output: usageMetadata.output_tokens,
     reasoning: usageMetadata.output_token_details?.reasoning ?? 0,
-  };
-}
-
-/** All input tokens: uncached, cache-read and cache-write (the contract's prompt_tokens). */
-export function promptTokens(usage: Usage): number {
-  return usage.inputUncached + usage.cacheRead + usage.cacheWrite;
-}
-
-/** All output tokens, reasoning included (the contract's completion_tokens). */
-export function completionTokens(usage: Usage): number {
-  return usage.output;
-}
-
-/** prompt_tokens + completion_tokens. */
-export function totalTokens(usage: Usage): number {
-  return promptTokens(usage) + completionTokens(usage);
-}
-
-/** Bucket-wise sum, e.g. of a run's model calls (tool loops included). */
-export function addUsage(a: Usage, b: Usage): Usage {
-  return {
-    inputUncached: a.inputUncached + b.inputUncached,
-    cacheRead: a.cacheRead + b.cacheRead,
-    cacheWrite: a.cacheWrite + b.cacheWrite,
-    output: a.output + b.output,
-    reasoning: a.reasoning + b.reasoning,
   };
 }

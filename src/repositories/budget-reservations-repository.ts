@@ -1,5 +1,6 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
+import { costToUnits } from '../../machines/usage.js';
 import type { BudgetReason, RunBudget } from '../../machines/workflow-run-types.js';
 import type { BudgetReservations, BudgetScope, ReservationResult } from '../runtime/budget-reservations.js';
 
@@ -129,7 +130,7 @@ export const budgetStanding = async (
     c === null || c.token_budget === null ? null : c.token_budget - c.total_tokens - row.conversation_reserved_tokens,
   ]);
   // Compared in 1e-10 USD units, the figures' resolution, so float noise cannot decide it.
-  const units = (usd: number): number => Math.round(usd * 1e10);
+  const units = (usd: number): number => Number(costToUnits(usd));
   const costLeft = remainingOf([
     row.cost_budget_usd === null ? null : units(row.cost_budget_usd) - units(row.total_cost) - units(row.user_reserved_cost),
     c === null || c.cost_budget_usd === null

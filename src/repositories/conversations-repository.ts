@@ -1,7 +1,6 @@
 import { sql, type DatabasePool, type FragmentSqlToken, type ListSqlToken } from 'slonik';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import { MessageRow } from './messages-repository.js';
 
 const jsonObject = z.record(z.string(), z.unknown());
 
@@ -155,13 +154,6 @@ const setOf = (changes: ConversationChanges): FragmentSqlToken[] => {
   return sets;
 };
 
-const MESSAGE_KEYS = Object.keys(MessageRow.shape) as Array<keyof MessageRow>;
-
-/** A conversation row with one message's columns beside it, prefixed `m_` (all null without the message). */
-const ConversationWithMessageRow = ConversationRow.extend(
-  Object.fromEntries(MESSAGE_KEYS.map((key) => [`m_${key}`, z.unknown()])) as Record<`m_${keyof MessageRow}`, z.ZodUnknown>,
-);
-
 /** The INSERT of a new conversation, returning its row (run on the pool or inside a transaction). */
 export const insertConversation = (id: string, conversation: NewConversation) => sql.type(ConversationRow)`
   INSERT INTO conversations (id, user_id, title, description, profile_id, system_prompt, enable_retrieval,
@@ -186,29 +178,6 @@ export const createConversationsRepository = (pool: DatabasePool) => ({
   /** A conversation by id whoever owns it, deleted included: the caller decides what is visible. */
   findById: async (id: string): Promise<ConversationRow | null> =>
     pool.maybeOne(sql.type(ConversationRow)`SELECT ${conversationColumns} FROM conversations WHERE id = ${id}`),
-
-  /**
-   * A conversation and one of its messages in one statement (a chat turn reads back its
-   * reply and the totals it moved); the message is null when it is not there.
-   */
-  findWithMessage: async (
-    id: string,
-    messageId: string,
-  ): Promise<{ conversation: ConversationRow; message: MessageRow | null } | null> => {
-    const row = await pool.maybeOne(sql.type(ConversationWithMessageRow)`
-      SELECT c.*, ${sql.join(
-        MESSAGE_KEYS.map((key) => sql.fragment`${sql.identifier(['m', key])} AS ${sql.identifier([`m_${key}`])}`),
-        sql.fragment`, `,
-      )}
-      FROM (SELECT ${conversationColumns} FROM conversations WHERE id = ${id}) c
-      LEFT JOIN messages m ON m.id = ${messageId} AND m.conversation_id = c.id`);
-    if (row === null) {
-      return null;
-    }
-    const conversation = ConversationRow.parse(row);
-    const message = row.m_id === null ? null : MessageRow.parse(Object.fromEntries(MESSAGE_KEYS.map((key) => [key, row[`m_${key}`]])));
-    return { conversation, message };
-  },
 
   /** One page of a user's conversations (never deleted ones) and the count of all that match. */
   list: async (

@@ -1,11 +1,13 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
-import { decimalToUnits, emptyRollup, hourBucket, rollupKey, unitsToDecimal, type Rollup } from '../analytics/analytics-rollup.js';
+import { decimalToUnits, unitsToDecimal } from '../../machines/usage.js';
+import { emptyRollup, hourBucket, rollupKey, type Rollup } from '../analytics/analytics-rollup.js';
 import { applyRollups } from '../analytics/analytics-upsert.js';
 import { computeCostUnits } from '../providers/pricing.js';
 import { createPriceBook } from '../runtime/price-book.js';
 import { insertAdminEvent } from './admin-events.js';
 import { loadPrices } from './prices-repository.js';
+import { usageOfCallRow } from './run-records-repository.js';
 
 /** The model calls one recompute may touch: a larger window is refused (split it). */
 export const MAX_RECOMPUTE_CALLS = 100_000;
@@ -128,23 +130,14 @@ const priceCalls = async (tx: DatabaseTransactionConnection, calls: readonly Cal
     before += oldUnits ?? 0n;
     // The same lookup as the runtime's: provider and requested model, at the call's start.
     const price = book.find(request.provider, request.model, new Date(call.started_at));
-    if (price === null) {
-      unpriced += 1;
+    // Only calls with usage are selected; one whose row holds no output count keeps its cost.
+    const usage = usageOfCallRow(call);
+    if (price === null || usage === null) {
+      unpriced += price === null ? 1 : 0;
       after += oldUnits ?? 0n;
       continue;
     }
-    const cacheRead = call.cache_read_tokens ?? 0;
-    const cacheWrite = call.cache_write_tokens ?? 0;
-    const newUnits = computeCostUnits(
-      {
-        inputUncached: call.input_tokens - cacheRead - cacheWrite,
-        cacheRead,
-        cacheWrite,
-        output: call.output_tokens ?? 0,
-        reasoning: call.reasoning_tokens ?? 0,
-      },
-      price,
-    );
+    const newUnits = computeCostUnits(usage, price);
     after += newUnits;
     if (newUnits !== oldUnits || price.id !== call.price_id) {
       changed.push({ call, oldUnits, newUnits, priceId: price.id });

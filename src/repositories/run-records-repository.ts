@@ -1,4 +1,5 @@
 import { sql, type DatabaseTransactionConnection } from 'slonik';
+import { promptTokens, totalTokens, type Usage } from '../../machines/usage.js';
 import { z } from 'zod';
 import type { ModelCallRecord, RunProgress, RunRecord } from '../../otel/processors/run-record.js';
 import { applyRollups } from '../analytics/analytics-upsert.js';
@@ -9,9 +10,6 @@ import { assistantMessageOf, runCostOf, writesAssistantMessage } from '../persis
 import { releaseRunReservations } from './budget-reservations-repository.js';
 
 const ts = (ms: number) => sql.timestamp(new Date(ms));
-const totalInput = (u: RunRecord['usage']) => u.inputUncached + u.cacheRead + u.cacheWrite;
-const totalTokens = (u: RunRecord['usage']) => totalInput(u) + u.output;
-
 
 /** Bind parameters one statement may carry (PostgreSQL's limit is 65,535). */
 const MAX_PARAMETERS = 60_000;
@@ -31,7 +29,7 @@ const runValues = (r: RunRecord) => {
   return sql.fragment`(
       ${r.runId}, ${r.userId}, ${r.conversationId}, ${r.workflow}, ${r.status}, ${r.terminalReason},
       ${r.provider}, ${r.model}, ${r.output}, ${r.error},
-      ${totalInput(u)}, ${u.cacheRead}, ${u.cacheWrite}, ${u.output}, ${u.reasoning}, ${totalTokens(u)},
+      ${promptTokens(u)}, ${u.cacheRead}, ${u.cacheWrite}, ${u.output}, ${u.reasoning}, ${totalTokens(u)},
       ${runCostOf(r)}, ${r.costUnknown}, ${r.usageMissingCalls > 0},
       ${r.modelCallCount}, ${r.toolCallCount},
       ${ts(r.startedAt)}, ${ts(r.finishedAt)}, ${Math.max(0, r.finishedAt - r.startedAt)},
@@ -62,9 +60,28 @@ const upsertRuns = async (tx: DatabaseTransactionConnection, records: readonly R
   }
 };
 
+/** The token columns of a model_calls row (input_tokens counts the cache buckets in, as OTel does). */
+export type CallRowTokens = {
+  readonly input_tokens: number | null;
+  readonly cache_read_tokens: number | null;
+  readonly cache_write_tokens: number | null;
+  readonly output_tokens: number | null;
+  readonly reasoning_tokens: number | null;
+};
+
+/** The usage a model_calls row holds, as written by {@link modelCallValues}; null when the call reported none. */
+export const usageOfCallRow = (row: CallRowTokens): Usage | null => {
+  if (row.input_tokens === null || row.output_tokens === null) {
+    return null;
+  }
+  const cacheRead = row.cache_read_tokens ?? 0;
+  const cacheWrite = row.cache_write_tokens ?? 0;
+  return { inputUncached: row.input_tokens - cacheRead - cacheWrite, cacheRead, cacheWrite, output: row.output_tokens, reasoning: row.reasoning_tokens ?? 0 };
+};
+
 const modelCallValues = (runId: string, c: ModelCallRecord) => sql.fragment`(
     ${c.id}, ${runId}, ${c.sequence}, ${c.provider}, ${c.requestModel}, ${c.responseModel},
-    ${c.usage === null ? null : totalInput(c.usage)}, ${c.usage?.cacheRead ?? null},
+    ${c.usage === null ? null : promptTokens(c.usage)}, ${c.usage?.cacheRead ?? null},
     ${c.usage?.cacheWrite ?? null}, ${c.usage?.output ?? null}, ${c.usage?.reasoning ?? null},
     ${c.costUsd}, ${c.priceId}, ${c.latencyMs}, ${c.timeToFirstChunkMs}, ${c.finishReason},
     ${c.usageSource}, ${c.error}, ${ts(c.startedAt)}, ${ts(c.startedAt + c.latencyMs)})`;

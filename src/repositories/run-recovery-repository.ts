@@ -1,10 +1,11 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import type { EventRecord, ModelCallRecord, RecordUsage, RunRecord, ToolCallRecord } from '../../otel/processors/run-record.js';
+import { runCostOfCalls, sumUsage } from '../../machines/usage.js';
+import type { EventRecord, ModelCallRecord, RunRecord, ToolCallRecord } from '../../otel/processors/run-record.js';
 import { EVENTS_CHANNEL, type Notifier } from '../db/notifications.js';
-import { applyRunRecords } from './run-records-repository.js';
-import { RunRow } from './runs-repository.js';
+import { applyRunRecords, usageOfCallRow } from './run-records-repository.js';
+import { ModelCallRow, RunRow, ToolCallRow } from './runs-repository.js';
 
 const INTERRUPTED_ERROR = 'the service stopped while the run was in flight';
 
@@ -23,60 +24,21 @@ const ClaimedRun = RunRow.pick({
 }).extend({ input: z.record(z.string(), z.unknown()).nullable(), finished_at: z.string() });
 type ClaimedRun = z.infer<typeof ClaimedRun>;
 
-const RecordedCall = z.object({
-  id: z.string(),
+// The model and tool call rows as the run detail reads them, with the run they belong to.
+const RecordedCall = ModelCallRow.extend({
   run_id: z.string(),
-  sequence: z.number(),
-  provider: z.string(),
-  request_model: z.string(),
-  response_model: z.string().nullable(),
-  input_tokens: z.number().nullable(),
-  cache_read_tokens: z.number().nullable(),
-  cache_write_tokens: z.number().nullable(),
-  output_tokens: z.number().nullable(),
-  reasoning_tokens: z.number().nullable(),
-  cost: z.number().nullable(),
-  price_id: z.string().nullable(),
-  latency_ms: z.number().nullable(),
-  time_to_first_token_ms: z.number().nullable(),
-  finish_reason: z.string().nullable(),
   usage_source: z.enum(['provider', 'estimated', 'missing']),
-  error: z.string().nullable(),
-  started_at: z.string(),
   finished_at: z.string().nullable(),
 });
 type RecordedCall = z.infer<typeof RecordedCall>;
 
-const RecordedToolCall = z.object({
-  id: z.string(),
-  run_id: z.string(),
-  sequence: z.number(),
-  tool: z.string(),
-  arguments: z.unknown(),
-  result_size: z.number().nullable(),
-  duration_ms: z.number().nullable(),
-  error: z.string().nullable(),
-  started_at: z.string(),
-});
-
-const ZERO: RecordUsage = { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
-
-const usageOfRow = (row: RecordedCall): RecordUsage | null =>
-  row.input_tokens === null || row.output_tokens === null
-    ? null
-    : {
-        inputUncached: row.input_tokens - (row.cache_read_tokens ?? 0) - (row.cache_write_tokens ?? 0),
-        cacheRead: row.cache_read_tokens ?? 0,
-        cacheWrite: row.cache_write_tokens ?? 0,
-        output: row.output_tokens,
-        reasoning: row.reasoning_tokens ?? 0,
-      };
+const RecordedToolCall = ToolCallRow.extend({ run_id: z.string() });
 
 /** A recorded model call; one still in flight was cut by the stop: its usage is missing. */
 const callOfRow = (row: RecordedCall, endedAt: number): ModelCallRecord => {
   const startedAt = Date.parse(row.started_at);
   const inFlight = row.finished_at === null;
-  const usage = inFlight ? null : usageOfRow(row);
+  const usage = inFlight ? null : usageOfCallRow(row);
   return {
     id: row.id,
     sequence: row.sequence,
@@ -95,14 +57,6 @@ const callOfRow = (row: RecordedCall, endedAt: number): ModelCallRecord => {
   };
 };
 
-const addUsage = (a: RecordUsage, b: RecordUsage): RecordUsage => ({
-  inputUncached: a.inputUncached + b.inputUncached,
-  cacheRead: a.cacheRead + b.cacheRead,
-  cacheWrite: a.cacheWrite + b.cacheWrite,
-  output: a.output + b.output,
-  reasoning: a.reasoning + b.reasoning,
-});
-
 /**
  * The record of a run its owner never finished, from what was committed while it ran:
  * every model call that reported keeps its usage and cost; a call in flight is
@@ -112,7 +66,6 @@ const addUsage = (a: RecordUsage, b: RecordUsage): RecordUsage => ({
 const recordOfOrphan = (run: ClaimedRun, calls: readonly RecordedCall[], tools: readonly z.infer<typeof RecordedToolCall>[]): RunRecord => {
   const endedAt = Date.parse(run.finished_at);
   const modelCalls = calls.map((row) => callOfRow(row, endedAt));
-  const usage = modelCalls.reduce((sum, call) => (call.usage === null ? sum : addUsage(sum, call.usage)), ZERO);
   const missing = modelCalls.filter((call) => call.usage === null);
   const toolCalls: ToolCallRecord[] = tools.map((row) => ({
     id: row.id,
@@ -163,9 +116,8 @@ const recordOfOrphan = (run: ClaimedRun, calls: readonly RecordedCall[], tools: 
     instanceId: run.instance_id,
     startedAt: Date.parse(run.started_at),
     finishedAt: endedAt,
-    usage,
-    costUsd: modelCalls.reduce((sum, call) => sum + (call.costUsd ?? 0), 0),
-    costUnknown: modelCalls.some((call) => call.usage !== null && call.costUsd === null),
+    usage: sumUsage(modelCalls.map((call) => call.usage)),
+    ...runCostOfCalls(modelCalls),
     usageMissingCalls: missing.length,
     modelCallCount: modelCalls.length,
     toolCallCount: toolCalls.length,

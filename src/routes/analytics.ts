@@ -130,9 +130,8 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
 
   const prepare = async (request: FastifyRequest<{ Querystring: AnalyticsQuery }>): Promise<{ scope: AnalyticsScope; window: AnalyticsWindow }> => {
     const scope = await scopeOf(request, request.query);
+    // No flush needed: a run's rollups commit in its record's transaction, before its chat answers.
     const window = resolveAnalyticsWindow(request.query, now());
-    // Rollups still in memory are written first, so a run that has already answered is counted.
-    await services.analyticsStore.flush();
     return { scope, window };
   };
 

@@ -30,14 +30,18 @@ const asHttpError = (error: unknown): unknown => {
   return error;
 };
 
+/**
+ * The stored message's figures. A run that left no message (it failed before any model
+ * answered) has none: they are null, never an invented 0.
+ */
 const usageMetadata = (result: ChatTurnResult) => {
   const message = result.assistantMessage;
   return {
-    total_tokens: message?.total_tokens ?? 0,
-    prompt_tokens: message?.prompt_tokens ?? 0,
-    completion_tokens: message?.completion_tokens ?? 0,
-    cached_input_tokens: message?.cached_input_tokens ?? 0,
-    reasoning_tokens: message?.reasoning_tokens ?? 0,
+    total_tokens: message?.total_tokens ?? null,
+    prompt_tokens: message?.prompt_tokens ?? null,
+    completion_tokens: message?.completion_tokens ?? null,
+    cached_input_tokens: message?.cached_input_tokens ?? null,
+    reasoning_tokens: message?.reasoning_tokens ?? null,
     cost: message?.cost ?? null,
     model_used: message?.model_used ?? null,
     provider_used: message?.provider_used ?? null,

@@ -3,7 +3,7 @@ import { convertToOpenAITool } from '@langchain/core/utils/function_calling';
 import { ulid } from 'ulid';
 import type { Logger } from 'pino';
 import type { BudgetReason, ModelCallResult } from '../../machines/workflow-run-types.js';
-import { totalTokens } from '../../machines/workflow-run.js';
+import { totalTokens } from '../../machines/usage.js';
 import { messageText } from '../providers/message-text.js';
 import type { PriceRow } from '../providers/pricing.js';
 import type { TokenCounter } from '../providers/token-counter.js';

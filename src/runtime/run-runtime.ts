@@ -1,6 +1,7 @@
 import type { BaseMessage } from '@langchain/core/messages';
 import { context as otelContext } from '@opentelemetry/api';
 import { createActor } from 'xstate';
+import { zeroUsage } from '../../machines/usage.js';
 import type { TerminalStatus, WorkflowRunEvent, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
 import { callModelWithRetries } from './model-call-retries.js';
 import { boundTools, RunBudgetLedger } from './run-budget-ledger.js';
@@ -289,7 +290,7 @@ export class RunRuntime {
       provider: run.request.provider,
       model: run.request.model,
       state: snapshot === undefined ? 'queued' : stateName(snapshot.value),
-      usage: context?.usage ?? { inputUncached: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 },
+      usage: context?.usage ?? zeroUsage(),
       costUsd: context?.costUsd ?? 0,
       modelCalls: context?.modelCalls ?? 0,
       toolCalls: context?.toolCalls ?? 0,

@@ -12,15 +12,14 @@ import { monotonicFactory } from 'ulid';
 import type {
   ModelCallEndedParams,
   ModelCallFailedParams,
-  ModelCallResult,
   ModelCallStartedParams,
   RetryScheduledParams,
   TerminalStatus,
   ToolCallEndedParams,
   ToolCallStartedParams,
-  Usage,
   WorkflowRunContext,
 } from '../../machines/workflow-run-types.js';
+import { encodeModelResponse, encodeModelResult, encodeRunEnd } from '../../otel/run-span-codec.js';
 import * as semconv from '../../otel/semconv.js';
 
 /** What the spans of one run say about it besides what the machine computes. */
@@ -46,36 +45,6 @@ const ulid = monotonicFactory();
  */
 export type RunSpanEventListener = {
   readonly onSpanEvent: (span: ReadableSpan, event: TimedEvent) => void;
-};
-
-const usageAttributes = (usage: Usage): Attributes => ({
-  [semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: usage.inputUncached + usage.cacheRead + usage.cacheWrite,
-  [semconv.ATTR_UNCACHED_INPUT_TOKENS]: usage.inputUncached,
-  [semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: usage.cacheRead,
-  [semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: usage.cacheWrite,
-  [semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: usage.output,
-  [semconv.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS]: usage.reasoning,
-});
-
-const resultAttributes = (result: ModelCallResult): Attributes => {
-  const attributes: Attributes = {
-    [semconv.ATTR_GEN_AI_RESPONSE_MODEL]: result.responseModel,
-    [semconv.ATTR_USAGE_SOURCE]: result.usage === null ? 'missing' : result.usageSource,
-    ...(result.usage === null ? {} : usageAttributes(result.usage)),
-  };
-  if (result.costUsd !== null) {
-    attributes[semconv.ATTR_GEN_AI_USAGE_COST] = result.costUsd;
-  }
-  if (result.priceId !== null) {
-    attributes[semconv.ATTR_PRICE_ID] = result.priceId;
-  }
-  if (result.finishReason !== null) {
-    attributes[semconv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = [result.finishReason];
-  }
-  if (result.timeToFirstChunkMs !== null) {
-    attributes[semconv.ATTR_TIME_TO_FIRST_CHUNK_MS] = result.timeToFirstChunkMs;
-  }
-  return attributes;
 };
 
 /**
@@ -186,7 +155,7 @@ export class RunSpans {
     const span = this.chatSpans.get(params.callId);
     const { result } = params;
     if (span !== undefined) {
-      span.setAttributes(resultAttributes(result));
+      span.setAttributes(encodeModelResult(result));
       if (params.partial) {
         span.setStatus({ code: SpanStatusCode.ERROR, message: 'stopped before the response ended' });
         span.setAttribute(semconv.ATTR_ERROR_TYPE, 'cancelled');
@@ -194,16 +163,7 @@ export class RunSpans {
       span.end(result.at);
       this.chatSpans.delete(params.callId);
     }
-    this.event(
-      semconv.EVENT_MODEL_RESPONSE,
-      {
-        [semconv.ATTR_GEN_AI_RESPONSE_MODEL]: result.responseModel,
-        [semconv.ATTR_USAGE_SOURCE]: result.usage === null ? 'missing' : result.usageSource,
-        ...(result.usage === null ? {} : usageAttributes(result.usage)),
-        ...(result.costUsd === null ? {} : { [semconv.ATTR_GEN_AI_USAGE_COST]: result.costUsd }),
-      },
-      result.at,
-    );
+    this.event(semconv.EVENT_MODEL_RESPONSE, encodeModelResponse(result), result.at);
   }
 
   public usageMissing(params: ModelCallEndedParams): void {
@@ -322,23 +282,21 @@ export class RunSpans {
     if (root === undefined) {
       return;
     }
-    const attributes: Attributes = {
-      [semconv.ATTR_RUN_STATUS]: status,
-      [semconv.ATTR_RUN_TERMINAL_REASON]: context.terminalReason ?? status,
-      ...usageAttributes(context.usage),
-      [semconv.ATTR_GEN_AI_USAGE_COST]: context.costUsd,
-      [semconv.ATTR_RUN_COST_UNKNOWN]: context.costUnknown,
-      [semconv.ATTR_RUN_USAGE_MISSING_CALLS]: context.usageMissingCalls,
-      [semconv.ATTR_RUN_MODEL_CALLS]: context.modelCalls,
-      [semconv.ATTR_RUN_TOOL_CALLS]: context.toolCalls,
-    };
-    if (context.error !== null) {
-      attributes[semconv.ATTR_RUN_ERROR] = context.error;
-    }
-    if (output !== null) {
-      attributes[semconv.ATTR_CONTENT_OUTPUT] = output;
-    }
-    root.setAttributes(attributes);
+    // An unpriced run's cost is unknown: the codec leaves it off (null), never 0.
+    root.setAttributes(
+      encodeRunEnd({
+        status,
+        terminalReason: context.terminalReason ?? status,
+        usage: context.usage,
+        costUsd: context.costUsd,
+        costUnknown: context.costUnknown,
+        usageMissingCalls: context.usageMissingCalls,
+        modelCalls: context.modelCalls,
+        toolCalls: context.toolCalls,
+        error: context.error,
+        output,
+      }),
+    );
     const terminalAttributes: Attributes = { [semconv.ATTR_RUN_TERMINAL_REASON]: context.terminalReason ?? status };
     if (status === 'budgetExceeded' && this.budgetReason !== undefined) {
       terminalAttributes['chatter.budget.reason'] = this.budgetReason;

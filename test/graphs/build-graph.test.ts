@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { GraphBuildError, createGraph } from '../../src/graphs/build-graph.js';
 import type { GraphDefinition } from '../../src/graphs/definition.js';
 import { FINAL_ANSWER_INSTRUCTION, getTemplate } from '../../src/graphs/templates.js';
-import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel, type ScriptedTurn } from '../helpers/scripted-chat-model.js';
 import { createToolRegistry } from '../../src/tools/tool-registry.js';
 
 const SYSTEM_PROMPT = 'You are a helpful assistant.';

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createGraph } from '../../src/graphs/build-graph.js';
 import { getTemplate } from '../../src/graphs/templates.js';
-import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel, type ScriptedTurn } from '../helpers/scripted-chat-model.js';
 import { createToolRegistry } from '../../src/tools/tool-registry.js';
 
 const calc = (expression: string) => ({ name: 'calculator', args: { expression } });

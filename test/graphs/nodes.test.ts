@@ -3,9 +3,10 @@ import { AIMessage, type BaseMessage, HumanMessage, ToolMessage } from '@langcha
 import { tool } from '@langchain/core/tools';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createModelNode } from '../../src/graphs/model-node.js';
+import type { ModelNodeConfig } from '../../src/graphs/definition.js';
+import { bindNodeModel, createModelNodeWith } from '../../src/graphs/model-node.js';
 import { createToolsNode } from '../../src/graphs/tools-node.js';
-import { ScriptedChatModel } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel } from '../helpers/scripted-chat-model.js';
 import { createToolRegistry } from '../../src/tools/tool-registry.js';
 
 /** Records what callbacks see: the proof that a node hands its RunnableConfig on. */
@@ -29,16 +30,21 @@ class Recorder extends BaseCallbackHandler {
 }
 
 const tools = createToolRegistry().list();
+/** A model node for one model, bound as build-graph binds it. */
+const modelNode = (model: ScriptedChatModel, config: ModelNodeConfig) => {
+  const call = bindNodeModel(model, tools, config);
+  return createModelNodeWith(config, () => call);
+};
 const state = (messages: ConstructorParameters<typeof HumanMessage>[0][] = ['hi']) => ({
   messages: messages.map((content) => new HumanMessage(content)),
   toolCallCount: 0,
 });
 
-describe('createModelNode', () => {
+describe('a model node', () => {
   it('hands its RunnableConfig to the model call', async () => {
     const model = new ScriptedChatModel({ turns: [{ content: 'ok' }] });
     const recorder = new Recorder();
-    await createModelNode({ model, tools, config: {} })(state(), { callbacks: [recorder] });
+    await modelNode(model, {})(state(), { callbacks: [recorder] });
     expect(recorder.seen).toEqual(['model start']);
   });
 
@@ -46,7 +52,7 @@ describe('createModelNode', () => {
     const model = new ScriptedChatModel({ turns: [{ content: '1' }, { content: '2' }, { content: '3' }] });
     const recorder = new Recorder();
     for (const mode of ['auto', 'none', 'omit'] as const) {
-      await createModelNode({ model, tools, config: { tools: mode } })(state(), { callbacks: [recorder] });
+      await modelNode(model, { tools: mode })(state(), { callbacks: [recorder] });
     }
     expect(model.calls.map((call) => call.tools)).toEqual([['calculator', 'current_time'], ['calculator', 'current_time'], []]);
     expect(recorder.modelOptions.map((options) => options.tool_choice)).toEqual([undefined, 'none', undefined]);
@@ -54,7 +60,7 @@ describe('createModelNode', () => {
 
   it('appends the reply to the state', async () => {
     const model = new ScriptedChatModel({ turns: [{ content: 'hello', toolCalls: [{ name: 'calculator', args: { expression: '1' } }] }] });
-    const update = await createModelNode({ model, tools, config: {} })(state());
+    const update = await modelNode(model, {})(state());
     const [reply] = update.messages as AIMessage[];
     expect(reply?.content).toBe('hello');
     expect(reply?.tool_calls?.map((call) => call.name)).toEqual(['calculator']);

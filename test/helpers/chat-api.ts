@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel, type ScriptedTurn } from './scripted-chat-model.js';
 import type { ChatModelRequest } from '../../src/providers/provider-registry.js';
 import { createServices, type Services } from '../../src/services.js';
 import { TEST_JWT_SECRET } from './api.js';

@@ -6,7 +6,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { openDatabase, type Database, type DatabaseOptions } from '../../src/db/database.js';
 import { createLogger } from '../../src/logger.js';
-import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel, type ScriptedTurn } from './scripted-chat-model.js';
 import { createServices, type Services } from '../../src/services.js';
 import { createTcpProxy, targetOf, type TcpProxy } from '../otel/helpers/tcp-proxy.js';
 import { registerUser, TEST_JWT_SECRET, type RegisteredUser } from './api.js';

@@ -10,7 +10,7 @@ import type { RunBudget } from '../../machines/workflow-run-types.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { createLogger } from '../../src/logger.js';
-import { ScriptedChatModel, type ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel, type ScriptedTurn } from './scripted-chat-model.js';
 import { beginTurn } from '../../src/repositories/turns-repository.js';
 import type { RunHandle } from '../../src/runtime/run-runtime.js';
 import { createServices, type Services } from '../../src/services.js';

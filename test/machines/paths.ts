@@ -4,10 +4,10 @@ import { workflowRunMachine } from '../../machines/workflow-run.js';
 import type {
   ModelCallResult,
   ModelRespondedEvent,
-  Usage,
   WorkflowRunEvent,
   WorkflowRunInput,
 } from '../../machines/workflow-run-types.js';
+import type { Usage } from '../../machines/usage.js';
 
 /**
  * Paths through the workflow-run machine for model-based tests. The machine test walks

@@ -5,10 +5,10 @@ import type {
   ModelCallResult,
   TerminalReason,
   TerminalStatus,
-  Usage,
   WorkflowRunEvent,
   WorkflowRunInput,
 } from '../../machines/workflow-run-types.js';
+import type { Usage } from '../../machines/usage.js';
 import {
   generateShortestPaths,
   generateSimplePaths,
@@ -425,14 +425,15 @@ const noTotals = (): Totals => ({
   modelCalls: 0,
 });
 
-// Written independently of the machine's helpers, from docs/run-contract.md.
-const round10 = (usd: number) => Math.round(usd * 1e10) / 1e10;
+// Written independently of the machine's helpers, from docs/run-contract.md: costs add
+// exactly, as whole 1e-10 USD units (safe integers at these magnitudes).
+const units = (usd: number) => Math.round(usd * 1e10);
 const addResult = (totals: Totals, result: ModelCallResult): Totals => {
-  const usage = { ...totals.usage };
+  const usage: { -readonly [bucket in keyof Usage]: number } = { ...totals.usage };
   if (result.usage !== null) for (const bucket of Object.keys(usage) as (keyof Usage)[]) usage[bucket] += result.usage[bucket];
   return {
     usage,
-    costUsd: result.costUsd === null ? totals.costUsd : round10(totals.costUsd + round10(result.costUsd)),
+    costUsd: result.costUsd === null ? totals.costUsd : (units(totals.costUsd) + units(result.costUsd)) / 1e10,
     costUnknown: totals.costUnknown || (result.usage !== null && result.costUsd === null),
     usageMissingCalls: totals.usageMissingCalls + (result.usage === null ? 1 : 0),
     modelCalls: totals.modelCalls + 1,

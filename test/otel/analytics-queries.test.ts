@@ -1,10 +1,10 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAnalyticsQueries } from '../../src/analytics/analytics-queries.js';
-import { createAnalyticsStore, type AnalyticsDelta } from '../../src/analytics/analytics-store.js';
 import { LATENCY_BOUNDS_MS, latencyBucketIndex, percentileFromBuckets } from '../../src/analytics/latency-histogram.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertUsers } from './helpers/analytics-rows.js';
+import { createRecordPath, type RecordPath, type RunPlan } from './helpers/record-path.js';
 
 const histogramOf = (latencies: readonly number[]): number[] => {
   const counts = LATENCY_BOUNDS_MS.map(() => 0);
@@ -48,45 +48,65 @@ describe('percentileFromBuckets', () => {
 
 describe('createAnalyticsQueries', () => {
   let db: TestDatabase;
+  let path: RecordPath;
   beforeAll(async () => {
     db = await createTestDatabase();
     await insertUsers(db.pool, ['user-a', 'user-b']);
+    path = createRecordPath(db.pool);
   });
   afterAll(async () => {
+    await path?.shutdown();
     await db?.drop();
   });
   beforeEach(async () => {
     await db.pool.query(sql.unsafe`DELETE FROM analytics_hourly`);
   });
 
-  const write = async (deltas: readonly AnalyticsDelta[]): Promise<void> => {
-    const store = createAnalyticsStore({ pool: db.pool, flushIntervalMs: 60_000 });
-    for (const delta of deltas) store.add(delta);
-    const result = await store.shutdown();
-    expect(result).toMatchObject({ pending: 0, inDoubt: 0 });
+  const GAP_MS = 5;
+  const USAGE = { inputUncached: 100, cacheRead: 10, cacheWrite: 0, output: 40, reasoning: 5 };
+  type Call = { readonly endAt: number; readonly latencyMs?: number; readonly costUsd?: number | null; readonly requestModel?: string };
+  /**
+   * A run of one user whose model calls end at the given times (one after another, each
+   * `latencyMs` long, the default 400 ms); the run ends GAP_MS after its last call.
+   */
+  const run = (calls: readonly Call[], options: Partial<RunPlan> = {}): RunPlan[] => {
+    const first = calls[0];
+    const startAt = first === undefined ? (options.startAt ?? 0) : first.endAt - (first.latencyMs ?? 400) - GAP_MS;
+    return [
+      {
+        userId: 'user-a',
+        provider: 'openai',
+        model: 'gpt-4o-mini',
+        status: 'completed',
+        gapMs: GAP_MS,
+        ...options,
+        startAt,
+        steps: calls.map((call) => ({
+          chat: {
+            usage: USAGE,
+            costUsd: call.costUsd === undefined ? 0.0001 : call.costUsd,
+            latencyMs: call.latencyMs ?? 400,
+            ...(call.requestModel === undefined ? {} : { requestModel: call.requestModel }),
+          },
+        })),
+      },
+    ];
   };
   const at = (iso: string) => Date.parse(iso);
-  const call = (overrides: Partial<AnalyticsDelta> & Pick<AnalyticsDelta, 'at'>): AnalyticsDelta => ({
-    userId: 'user-a',
-    provider: 'openai',
-    model: 'gpt-4o-mini',
-    tokens: { inputUncached: 100, cacheRead: 10, cacheWrite: 0, output: 40, reasoning: 5 },
-    costUsd: 0.0001,
-    modelCalls: 1,
-    latencyMs: 400,
-    ...overrides,
-  });
   const MARCH = { from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-03T00:00:00Z') };
 
   it('totals a user’s usage per day, provider and model over a time range', async () => {
-    await write([
-      call({ at: at('2026-03-01T10:05:00Z') }),
-      call({ at: at('2026-03-01T23:59:59Z'), runStatus: 'completed' }),
-      call({ at: at('2026-03-01T11:00:00Z'), tokens: undefined, costUsd: undefined, modelCalls: 0, latencyMs: undefined, runStatus: 'failed', errors: 1 }),
-      call({ at: at('2026-03-01T12:00:00Z'), provider: 'anthropic', model: 'claude-sonnet-4-5', costUsd: undefined }),
-      call({ at: at('2026-03-02T00:00:00Z'), runStatus: 'completed' }),
-      call({ at: at('2026-03-01T10:30:00Z'), userId: 'user-b', costUsd: 0.5 }),
-      call({ at: at('2026-03-03T00:00:00Z') }), // outside the range
+    await path.seed([
+      ...run([{ endAt: at('2026-03-01T10:05:00Z') }]),
+      ...run([{ endAt: at('2026-03-01T23:59:58Z') }]),
+      // A run that failed before any model call: a run and an error, no tokens.
+      ...run([], { startAt: at('2026-03-01T11:00:00Z'), status: 'failed' }),
+      // No price known for this model: tokens counted, no cost.
+      ...run([{ endAt: at('2026-03-01T12:00:00Z'), costUsd: null }], { provider: 'anthropic', model: 'claude-sonnet-4-5' }),
+      // Its call ends at midnight: the next day (the run too).
+      ...run([{ endAt: at('2026-03-02T00:00:00Z') }]),
+      ...run([{ endAt: at('2026-03-01T10:30:00Z'), costUsd: 0.5 }], { userId: 'user-b' }),
+      ...run([{ endAt: at('2026-03-03T00:00:00Z') }]), // outside the range
     ]);
     const queries = createAnalyticsQueries(db.pool);
     const mine = await queries.dailyTotals({ ...MARCH, userId: 'user-a' });
@@ -94,14 +114,14 @@ describe('createAnalyticsQueries', () => {
       {
         day: '2026-03-01', provider: 'anthropic', model: 'claude-sonnet-4-5',
         input_tokens: 100, cache_read_tokens: 10, cache_write_tokens: 0, output_tokens: 40, reasoning_tokens: 5,
-        prompt_tokens: 110, total_tokens: 150, cost: 0, model_calls: 1, runs_total: 0, runs_by_status: {}, errors: 0,
+        prompt_tokens: 110, total_tokens: 150, cost: 0, model_calls: 1, runs_total: 1, runs_by_status: { completed: 1 }, errors: 0,
         latency_sum_ms: 400, latency_count: 1,
       },
       {
         day: '2026-03-01', provider: 'openai', model: 'gpt-4o-mini',
         input_tokens: 200, cache_read_tokens: 20, cache_write_tokens: 0, output_tokens: 80, reasoning_tokens: 10,
-        prompt_tokens: 220, total_tokens: 300, cost: 0.0002, model_calls: 2, runs_total: 2,
-        runs_by_status: { completed: 1, failed: 1 }, errors: 1, latency_sum_ms: 800, latency_count: 2,
+        prompt_tokens: 220, total_tokens: 300, cost: 0.0002, model_calls: 2, runs_total: 3,
+        runs_by_status: { completed: 2, failed: 1 }, errors: 1, latency_sum_ms: 800, latency_count: 2,
       },
       {
         day: '2026-03-02', provider: 'openai', model: 'gpt-4o-mini',
@@ -119,11 +139,21 @@ describe('createAnalyticsQueries', () => {
 
   it('estimates latency percentiles from the summed buckets of the selected rows', async () => {
     const hours = ['2026-03-01T08:00:00Z', '2026-03-01T09:00:00Z', '2026-03-02T17:00:00Z'];
-    await write([
+    // One run per call is slow to seed; consecutive calls of one run end one after another.
+    const callsFrom = (startAt: number, latencies: readonly number[]): Call[] => {
+      let cursor = startAt + GAP_MS;
+      return latencies.map((latencyMs) => {
+        cursor += latencyMs;
+        const call = { endAt: cursor, latencyMs };
+        cursor += GAP_MS;
+        return call;
+      });
+    };
+    await path.seed([
       // user-a: 1…1000 ms spread over three hours (three rows to sum).
-      ...range(1, 1000).map((latencyMs, index) => call({ at: at(hours[index % 3] ?? ''), latencyMs })),
+      ...hours.flatMap((hour, offset) => run(callsFrom(at(hour), range(1, 1000).filter((_, index) => index % 3 === offset)))),
       // user-b: 1000 calls between 10 and 11 s.
-      ...range(10_001, 11_000).map((latencyMs) => call({ at: at('2026-03-01T08:30:00Z'), userId: 'user-b', latencyMs })),
+      ...run(callsFrom(at('2026-03-01T08:30:00Z'), range(10_001, 11_000)), { userId: 'user-b' }),
     ]);
     const queries = createAnalyticsQueries(db.pool);
 

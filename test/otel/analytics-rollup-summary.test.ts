@@ -2,36 +2,45 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAnalyticsBreakdownQueries, createAnalyticsQueries, type AnalyticsRange } from '../../src/analytics/analytics-queries.js';
 import { readRollupSummary } from '../../src/analytics/analytics-rollup-summary.js';
-import { createAnalyticsStore, type AnalyticsDelta } from '../../src/analytics/analytics-store.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertUsers } from './helpers/analytics-rows.js';
+import { createRecordPath, type RecordPath, type RunPlan } from './helpers/record-path.js';
 
 describe('readRollupSummary', () => {
   let db: TestDatabase;
+  let path: RecordPath;
   beforeAll(async () => {
     db = await createTestDatabase();
     await insertUsers(db.pool, ['user-a', 'user-b']);
-    const store = createAnalyticsStore({ pool: db.pool, flushIntervalMs: 60_000 });
+    path = createRecordPath(db.pool);
     const models = [['openai', 'gpt-4o-mini'], ['openai', 'gpt-4.1'], ['anthropic', 'claude-haiku-4-5']] as const;
+    const statuses = ['completed', 'failed', 'cancelled', 'timedOut'] as const;
+    const plans: RunPlan[] = [];
     for (let index = 0; index < 120; index += 1) {
       const [provider, model] = models[index % 3] ?? models[0];
-      const delta: AnalyticsDelta = {
-        at: Date.parse('2026-03-01T00:00:00Z') + index * 1_700_000,
+      plans.push({
+        startAt: Date.parse('2026-03-01T00:00:00Z') + index * 1_700_000,
         userId: index % 4 === 0 ? 'user-b' : 'user-a',
         provider,
         model,
-        ...(index % 7 === 0 ? {} : { tokens: { inputUncached: index, cacheRead: index % 5, cacheWrite: index % 3, output: 2 * index, reasoning: index % 2 } }),
-        ...(index % 6 === 0 ? {} : { costUsd: index / 1e7 }),
-        modelCalls: 1,
-        errors: index % 9 === 0 ? 1 : 0,
-        latencyMs: (index * 1234) % 70_000,
-        ...(index % 2 === 0 ? { runStatus: ['completed', 'failed', 'cancelled', 'timedOut'][index % 4] ?? 'completed' } : {}),
-      };
-      store.add(delta);
+        status: statuses[index % 4] ?? 'completed',
+        steps: [
+          {
+            chat: {
+              // Some calls report no usage, some have no known price, some fail.
+              usage: index % 7 === 0 ? null : { inputUncached: index, cacheRead: index % 5, cacheWrite: index % 3, output: 2 * index, reasoning: index % 2 },
+              costUsd: index % 6 === 0 ? null : index / 1e7,
+              latencyMs: (index * 1234) % 70_000,
+              ...(index % 9 === 0 ? { errorType: 'RateLimitError' } : {}),
+            },
+          },
+        ],
+      });
     }
-    expect(await store.shutdown()).toMatchObject({ pending: 0, inDoubt: 0 });
+    await path.seed(plans);
   });
   afterAll(async () => {
+    await path?.shutdown();
     await db?.drop();
   });
 

@@ -2,9 +2,9 @@ import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createAnalyticsBreakdownQueries, createAnalyticsQueries } from '../../src/analytics/analytics-queries.js';
-import { createAnalyticsStore, type AnalyticsDelta } from '../../src/analytics/analytics-store.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertUsers } from './helpers/analytics-rows.js';
+import { createRecordPath, type RecordPath, type RunPlan } from './helpers/record-path.js';
 
 const TotalsRow = z.object({
   bucket_start: z.string(),
@@ -65,47 +65,38 @@ const summedPerUserRows = async (db: TestDatabase) =>
 
 describe('analytics_hourly_totals', () => {
   let db: TestDatabase;
+  let path: RecordPath;
   beforeAll(async () => {
     db = await createTestDatabase();
     await insertUsers(db.pool, ['user-a', 'user-b', 'user-c']);
+    path = createRecordPath(db.pool);
   });
   afterAll(async () => {
+    await path?.shutdown();
     await db?.drop();
   });
 
-  const write = async (deltas: readonly AnalyticsDelta[]): Promise<void> => {
-    const store = createAnalyticsStore({ pool: db.pool, flushIntervalMs: 60_000, maxBatchRows: 3 });
-    for (const delta of deltas) store.add(delta);
-    expect(await store.shutdown()).toMatchObject({ pending: 0, inDoubt: 0 });
-  };
   const at = (iso: string) => Date.parse(iso);
-  const delta = (overrides: Partial<AnalyticsDelta> & Pick<AnalyticsDelta, 'at' | 'userId'>): AnalyticsDelta => ({
-    provider: 'openai',
-    model: 'gpt-4o-mini',
-    tokens: { inputUncached: 100, cacheRead: 10, cacheWrite: 3, output: 40, reasoning: 5 },
-    costUsd: 0.0001234567,
-    modelCalls: 1,
-    latencyMs: 400,
-    ...overrides,
-  });
+  const USAGE = { inputUncached: 100, cacheRead: 10, cacheWrite: 3, output: 40, reasoning: 5 };
   const MARCH = { from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-03T00:00:00Z') };
 
   it('holds the sums over users of analytics_hourly, batch after batch, and the all-users reports read it', async () => {
     const users = ['user-a', 'user-b', 'user-c'];
-    const deltas: AnalyticsDelta[] = [];
+    const plans: RunPlan[] = [];
     for (let index = 0; index < 60; index += 1) {
-      deltas.push(
-        delta({
-          at: at('2026-03-01T08:00:00Z') + index * 1_500_000,
-          userId: users[index % 3] ?? 'user-a',
-          model: index % 4 === 0 ? 'gpt-4.1' : 'gpt-4o-mini',
-          latencyMs: (index * 977) % 70_000,
-          ...(index % 5 === 0 ? { runStatus: index % 10 === 0 ? 'failed' : 'completed', errors: index % 10 === 0 ? 1 : 0 } : {}),
-        }),
-      );
+      const model = index % 4 === 0 ? 'gpt-4.1' : 'gpt-4o-mini';
+      plans.push({
+        startAt: at('2026-03-01T08:00:00Z') + index * 1_500_000,
+        userId: users[index % 3] ?? 'user-a',
+        provider: 'openai',
+        model,
+        status: index % 10 === 0 ? 'failed' : index % 5 === 0 ? 'cancelled' : 'completed',
+        steps: [{ chat: { usage: USAGE, costUsd: 0.0001234567, latencyMs: (index * 977) % 70_000 } }],
+      });
     }
-    await write(deltas);
-    await write(deltas.slice(0, 20)); // upserts onto existing rows
+    // Three records per transaction, as a writer under load commits them.
+    await path.seed(plans, 3);
+    await path.seed(plans.slice(0, 20), 3); // new runs of the same shape: upserts onto existing rows
     const totals = await storedTotals(db);
     expect(totals.length).toBeGreaterThan(10);
     expect(totals).toEqual(await summedPerUserRows(db));
@@ -120,6 +111,7 @@ describe('analytics_hourly_totals', () => {
       expect(row.runs_total).toBe(parts.reduce((sum, part) => sum + part.runs_total, 0));
       expect(Math.round(row.cost * 1e10)).toBe(parts.reduce((sum, part) => sum + Math.round(part.cost * 1e10), 0));
     }
+    expect(everyone.reduce((sum, row) => sum + row.runs_total, 0)).toBe(80);
     const breakdowns = createAnalyticsBreakdownQueries(db.pool);
     const histograms = await breakdowns.latencyHistograms({ ...MARCH, userId: null });
     const histogramsA = await breakdowns.latencyHistograms({ ...MARCH, userId: 'user-a' });

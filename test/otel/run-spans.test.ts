@@ -85,6 +85,29 @@ describe('run spans', () => {
     expect(names.at(-1)).toBe('workflow_completed');
   });
 
+  it('leaves the cost off the root span of an unpriced run: unknown (null) in the row and the live feed, never 0', async () => {
+    const feed = h.services.analyticsFeed.subscribe({ allUsers: true });
+    try {
+      h.script([
+        { content: '', toolCalls: [{ name: 'calculator', args: { expression: '1+1' } }], usage: usage(40, 4) },
+        { content: 'Two.', usage: usage(50, 2) },
+      ]);
+      // No price is known for the model: both calls report usage and have no cost.
+      const turn = await h.startTurn({ workflow: 'chat_with_tools', model: 'unpriced-model-x' });
+      await turn.done;
+      await h.services.tracerProvider.forceFlush();
+      const root = h.spans().find((span) => span.attributes[semconv.ATTR_RUN_ID] === turn.runId && span.name.startsWith('invoke_workflow'));
+      expect(root?.attributes[semconv.ATTR_RUN_COST_UNKNOWN]).toBe(true);
+      expect(root?.attributes).not.toHaveProperty(semconv.ATTR_GEN_AI_USAGE_COST);
+      const row = await h.db.pool.one(sql.type(z.object({ cost: z.number().nullable(), cost_unknown: z.boolean() }))`
+        SELECT cost, cost_unknown FROM workflow_runs WHERE id = ${turn.runId}`);
+      expect(row).toEqual({ cost: null, cost_unknown: true });
+      expect(feed.poll().filter((event) => event.run_id === turn.runId)).toMatchObject([{ cost: null, tokens: { total: 96 } }]);
+    } finally {
+      feed.close();
+    }
+  });
+
   it('never exports message or tool-argument content', async () => {
     twoToolScript(h);
     const turn = await h.startTurn({ workflow: 'chat_with_tools' });

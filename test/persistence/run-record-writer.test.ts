@@ -8,7 +8,8 @@ import { z } from 'zod';
 import type { RunRecord } from '../../otel/processors/run-record.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { appendToSpool, RunRecordWriter } from '../../src/persistence/run-record-writer.js';
+import { RunRecordWriter } from '../../src/persistence/run-record-writer.js';
+import { appendToSpool } from '../helpers/spool.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { createConversation, createUser } from '../helpers/fixtures.js';
 

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { AnthropicChatModel } from '../../src/providers/anthropic-chat-model.js';
 import { LocalChatModel } from '../../src/providers/local-chat-model.js';
 import { OpenAIChatModel } from '../../src/providers/openai-chat-model.js';
-import { ScriptedChatModel } from '../../src/providers/scripted-chat-model.js';
+import { ScriptedChatModel } from '../helpers/scripted-chat-model.js';
 import { createTokenCounter } from '../../src/providers/token-counter.js';
 import { sendJson, startLoopbackServer, type LoopbackServer } from './loopback-server.js';
 

@@ -4,10 +4,9 @@ import {
   findPrice,
   loadShippedPrices,
   PriceListSchema,
-  sumCosts,
   type PriceRow,
 } from '../../src/providers/pricing.js';
-import type { Usage } from '../../src/providers/usage.js';
+import { sumCosts, type Usage } from '../../machines/usage.js';
 
 const row = (id: string, modelPattern: string, validFrom: string, inputPerMTok: number): PriceRow => ({
   id,

@@ -1,7 +1,8 @@
 import { sql } from 'slonik';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { computeCost, findPrice, loadShippedPrices, sumCosts } from '../../src/providers/pricing.js';
+import { sumCosts } from '../../machines/usage.js';
+import { computeCost, findPrice, loadShippedPrices } from '../../src/providers/pricing.js';
 import { startOpenAICompatibleServer, usageOf, type OpenAICompatibleServer } from '../helpers/openai-compatible-server.js';
 import { databaseForServer } from '../helpers/server-database.js';
 import { registerThrough, requestJson, startServerProcess } from '../helpers/server-process.js';

@@ -261,4 +261,22 @@ describe('chat routes', () => {
       await limited.close();
     }
   });
+
+  it('says null, not 0, for the figures of a streamed run that left no message', async () => {
+    api.script([{ error: { message: 'invalid request', status: 400 } }]);
+    const response = await asUser(api.app, alice)({
+      method: 'POST',
+      url: '/api/v1/workflows/execute/chat/streaming',
+      payload: { message: 'This one fails' },
+    });
+    expect(response.statusCode).toBe(200);
+    const chunks = sseData(response.body) as (Record<string, unknown> | string)[];
+    const failed = chunks.find((chunk) => typeof chunk === 'object' && chunk['type'] === 'error') as { message_id: string; metadata: Record<string, unknown> };
+    expect(failed.metadata).toMatchObject({
+      total_tokens: null, prompt_tokens: null, completion_tokens: null, cached_input_tokens: null, reasoning_tokens: null,
+      cost: null, run_status: 'failed',
+    });
+    const messages = await api.db.pool.anyFirst(sql.type(z.object({ id: z.string() }))`SELECT id FROM messages WHERE id = ${failed.message_id}`);
+    expect(messages).toEqual([]);
+  });
 });

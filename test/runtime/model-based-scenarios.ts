@@ -4,12 +4,12 @@ import type {
   ModelCallResult,
   TerminalReason,
   TerminalStatus,
-  Usage,
   WorkflowRunEvent,
   WorkflowRunInput,
 } from '../../machines/workflow-run-types.js';
+import type { Usage } from '../../machines/usage.js';
 import { computeCost, type PriceRow } from '../../src/providers/pricing.js';
-import type { ProviderUsageReport, ScriptedTurn } from '../../src/providers/scripted-chat-model.js';
+import type { ProviderUsageReport, ScriptedTurn } from '../helpers/scripted-chat-model.js';
 import { pathInput, sampleEventName, type RunPath, type SampleEventName } from '../machines/paths.js';
 
 /*

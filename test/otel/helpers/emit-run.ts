@@ -102,7 +102,8 @@ export type EmitRunOptions = {
   readonly tracer: Tracer;
   readonly userId: string;
   readonly runId?: string;
-  readonly conversationId?: string;
+  /** null: a run outside any conversation (it leaves no assistant message). */
+  readonly conversationId?: string | null;
   readonly correlationId?: string;
   readonly workflow?: string;
   readonly provider?: string;
@@ -117,7 +118,7 @@ export type EmitRunOptions = {
 };
 
 export type RunTotals = EmitUsage & {
-  /** Sum of known costs, rounded to 10 decimals; null when no call was priced. */
+  /** Sum of the calls' costs (exact to 10 decimals); null when a call with usage had no price. */
   readonly costUsd: number | null;
   readonly costUnknown: boolean;
   readonly usageMissingCalls: number;
@@ -128,7 +129,7 @@ export type RunTotals = EmitUsage & {
 export type EmittedRun = {
   readonly runId: string;
   readonly userId: string;
-  readonly conversationId: string;
+  readonly conversationId: string | null;
   readonly correlationId: string;
   readonly workflow: string;
   readonly provider: string;
@@ -173,7 +174,7 @@ const usageAttributes = (usage: EmitUsage) => ({
 export const startRun = (options: EmitRunOptions): RunInProgress => {
   const { tracer } = options;
   const runId = options.runId ?? ulid();
-  const conversationId = options.conversationId ?? ulid();
+  const conversationId = options.conversationId === undefined ? ulid() : options.conversationId;
   const correlationId = options.correlationId ?? `corr-${ulid()}`;
   const workflow = options.workflow ?? 'chat';
   const provider = options.provider ?? 'openai';
@@ -196,7 +197,7 @@ export const startRun = (options: EmitRunOptions): RunInProgress => {
         [ATTR_GEN_AI_OPERATION_NAME]: OPERATION_INVOKE_WORKFLOW,
         [ATTR_WORKFLOW_NAME]: workflow,
         [ATTR_USER_ID]: options.userId,
-        [ATTR_GEN_AI_CONVERSATION_ID]: conversationId,
+        ...(conversationId === null ? {} : { [ATTR_GEN_AI_CONVERSATION_ID]: conversationId }),
         [ATTR_GEN_AI_PROVIDER_NAME]: provider,
         [ATTR_GEN_AI_REQUEST_MODEL]: model,
         [ATTR_USER_MESSAGE_ID]: ulid(),
@@ -289,11 +290,12 @@ export const startRun = (options: EmitRunOptions): RunInProgress => {
   }
 
   const accounted = chatCalls.filter((call) => call.errorType === undefined);
-  const knownCosts = accounted.filter((call) => call.costUsd !== null).map((call) => call.costUsd ?? 0);
+  const costUnknown = accounted.some((call) => call.usage !== null && call.costUsd === null);
+  const costUnits = accounted.reduce((sum, call) => sum + Math.round((call.costUsd ?? 0) * 1e10), 0);
   const totals: RunTotals = {
     ...sumUsage(chatCalls),
-    costUsd: knownCosts.length === 0 ? null : Math.round(knownCosts.reduce((a, b) => a + b, 0) * 1e10) / 1e10,
-    costUnknown: accounted.some((call) => call.usage !== null && call.costUsd === null),
+    costUsd: costUnknown ? null : costUnits / 1e10,
+    costUnknown,
     usageMissingCalls: accounted.filter((call) => call.usage === null).length,
     modelCalls: chatCalls.length,
     toolCalls: toolCalls.length,

@@ -6,7 +6,7 @@ import {
   ScriptedChatModel,
   ScriptExhaustedError,
   type ProviderUsageReport,
-} from '../../src/providers/scripted-chat-model.js';
+} from './scripted-chat-model.js';
 import { normalizeUsage } from '../../src/providers/usage.js';
 
 const usage: ProviderUsageReport = {

@@ -17,10 +17,10 @@ import {
 import type { ChatGenerationChunk, ChatResult } from '@langchain/core/outputs';
 import type { Runnable } from '@langchain/core/runnables';
 import { z } from 'zod';
-import { throwIfAborted } from './abort.js';
-import { generateFromPlan, streamPlannedReply, type PlannedReply } from './planned-reply.js';
-import { messageText } from './message-text.js';
-import { toolNames } from './tool-names.js';
+import { throwIfAborted } from '../../src/providers/abort.js';
+import { generateFromPlan, streamPlannedReply, type PlannedReply } from '../../src/providers/planned-reply.js';
+import { messageText } from '../../src/providers/message-text.js';
+import { toolNames } from '../../src/providers/tool-names.js';
 
 /**
  * Usage as a provider reports it through LangChain's `usage_metadata`: `input_tokens`
