@@ -3,7 +3,9 @@ import autocannon, { type AutocannonResult } from 'autocannon';
 import { sql } from 'slonik';
 import {
   DEFAULT_ADMIN_URL,
+  backendCpuDelta,
   createBenchDatabase,
+  databaseBackendCpu,
   describeMachine,
   loadAverage,
   log,
@@ -46,6 +48,8 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '10' },
     'pool-size': { type: 'string', default: '10' },
     scenarios: { type: 'string', default: 'chat,tools' },
+    // Another checkout's server (e.g. the code before a change) under this same harness.
+    'server-root': { type: 'string' },
     // Backends report pg_stat_database lazily: up to 10 s after they go idle (PGSTAT_IDLE_INTERVAL).
     'stats-quiet-ms': { type: 'string' },
     quick: { type: 'boolean', default: false },
@@ -155,6 +159,11 @@ type ScenarioResult = {
   readonly other_databases_wrote: boolean | null;
   readonly load_average: { before: number; after: number };
   readonly server_cpu_cores: number;
+  /** The server process's CPU (user + system) per 2xx answer in the measured window. */
+  readonly server_cpu_ms_per_request: number;
+  /** The bench database's PostgreSQL backends (not the WAL writer, checkpointer, …); NaN when /proc is not readable. */
+  readonly database_cpu_cores: number;
+  readonly database_cpu_ms_per_request: number;
 };
 
 const runScenario = async (
@@ -176,8 +185,13 @@ const runScenario = async (
   const started = Date.now();
   const loadBefore = loadAverage();
   const cpuBefore = processCpuSeconds(server.child.pid);
+  const databaseCpuBefore = await databaseBackendCpu(bench.admin, bench.name);
   const result = await cannon(server, user, scenario, durationS);
-  const serverCpu = round((processCpuSeconds(server.child.pid) - cpuBefore) / ((Date.now() - started) / 1000), 2);
+  const serverCpuSeconds = processCpuSeconds(server.child.pid) - cpuBefore;
+  const databaseCpuSeconds = backendCpuDelta(databaseCpuBefore, await databaseBackendCpu(bench.admin, bench.name));
+  const cannonS = (Date.now() - started) / 1000;
+  const serverCpu = round(serverCpuSeconds / cannonS, 2);
+  const perRequestMs = (seconds: number) => (result['2xx'] === 0 ? Number.NaN : round((seconds * 1000) / result['2xx'], 2));
   const loadAfter = loadAverage();
   // Requests cut off at the end still finish (and commit) on the server.
   const probes = await waitForQuiet(bench, server, user);
@@ -224,11 +238,15 @@ const runScenario = async (
     other_databases_wrote: walCount === null ? null : xidWrites > walCount.benchWrites + 1,
     load_average: { before: loadBefore, after: loadAfter },
     server_cpu_cores: serverCpu,
+    server_cpu_ms_per_request: perRequestMs(serverCpuSeconds),
+    database_cpu_cores: round(databaseCpuSeconds / cannonS, 2),
+    database_cpu_ms_per_request: perRequestMs(databaseCpuSeconds),
   };
   log(
     `[${scenario.name}] ${figures.requests_per_s} req/s, p50 ${figures.latency_ms.p50} ms, p99 ${figures.latency_ms.p99} ms, ` +
       `${runs} runs, ${figures.write_transactions_per_run} write tx/run (${figures.write_method}), ` +
-      `${figures.committed_transactions_per_run} committed tx/run, ${figures.model_calls_per_run} model calls/run`,
+      `${figures.committed_transactions_per_run} committed tx/run, ${figures.model_calls_per_run} model calls/run, ` +
+      `CPU per request ${figures.server_cpu_ms_per_request} ms server, ${figures.database_cpu_ms_per_request} ms database`,
   );
   return figures;
 };
@@ -252,12 +270,16 @@ runMain(async () => {
   const machine = describeMachine(bench.version);
   log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   log(`database: ${bench.name} on ${machine.database}`);
-  const server = await startServer({
-    DATABASE_URL: bench.url,
-    DATABASE_POOL_SIZE: String(poolSize),
-    LOCAL_MODEL_LATENCY_MS: '0',
-  });
-  log(`server: ${server.baseUrl} (pid ${server.child.pid}), pool size ${poolSize}`);
+  const server = await startServer(
+    {
+      DATABASE_URL: bench.url,
+      DATABASE_POOL_SIZE: String(poolSize),
+      LOCAL_MODEL_LATENCY_MS: '0',
+    },
+    undefined,
+    flags['server-root'],
+  );
+  log(`server: ${server.baseUrl} (pid ${server.child.pid}), pool size ${poolSize}${flags['server-root'] === undefined ? '' : `, code from ${flags['server-root']}`}`);
   const user = await registerUser(server.baseUrl);
   const wal = await openWalReader(bench.admin, bench.oid, `chatter_bench_${process.pid}`);
   onCleanup(() => wal.release());
@@ -284,7 +306,10 @@ runMain(async () => {
         `, incl. ~${r.heartbeat_transactions_estimate} heartbeat updates); xid counter ${r.xid_write_transactions}` +
         (r.other_databases_wrote === true ? ' (other databases wrote meanwhile: the xid figure is inflated)' : ''),
     );
-    console.log(`    machine load: 1-min load average ${r.load_average.before} → ${r.load_average.after} on ${machine.cores} cores; the server process used ${r.server_cpu_cores} cores`);
+    console.log(
+      `    machine load: 1-min load average ${r.load_average.before} → ${r.load_average.after} on ${machine.cores} cores; the server process used ${r.server_cpu_cores} cores ` +
+        `(${r.server_cpu_ms_per_request} ms CPU per request), the bench database's backends ${r.database_cpu_cores} cores (${r.database_cpu_ms_per_request} ms per request)`,
+    );
     console.log(
       `    committed transactions (pg_stat_database, read-only ones included: token lookups, budget/history reads, reply read-back): ${r.committed_transactions_per_run} per run` +
         (statsQuietMs < 11_000 ? ` (approximate: stats waited for only ${statsQuietMs} ms of quiet, backends may report up to 10 s late)` : ''),
@@ -314,6 +339,7 @@ runMain(async () => {
       warmup_s: warmupS,
       duration_s: durationS,
       pool_size: poolSize,
+      server_root: flags['server-root'] ?? null,
       stats_quiet_ms: statsQuietMs,
       scenarios: results,
       sanity,
