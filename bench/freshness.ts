@@ -3,7 +3,9 @@ import { parseArgs } from 'node:util';
 import { sql } from 'slonik';
 import {
   DEFAULT_ADMIN_URL,
+  backendCpuDelta,
   createBenchDatabase,
+  databaseBackendCpu,
   describeMachine,
   loadAverage,
   log,
@@ -393,6 +395,8 @@ runMain(async () => {
   const measuredFrom = Date.now();
   const loadBefore = loadAverage();
   const cpuBefore = processCpuSeconds(server.child.pid);
+  const cpuBeforeB = processCpuSeconds(serverB.child.pid);
+  const databaseCpuBefore = await databaseBackendCpu(bench.admin, bench.name);
   log(`measuring: ${rate} runs/s for ${durationS} s`);
   const progress = setInterval(
     () => log(`  ${load.sent} sent, ${load.ok} answered, ${dbSeen.size} in the database, ${feedSeen.size} on the feed, ${eventsOnB.length} events on B`),
@@ -404,7 +408,16 @@ runMain(async () => {
     clearInterval(progress);
   }
   const measuredS = (Date.now() - measuredFrom) / 1000;
-  const serverCpu = round((processCpuSeconds(server.child.pid) - cpuBefore) / measuredS, 2);
+  const serverCpuSeconds = processCpuSeconds(server.child.pid) - cpuBefore;
+  const serverCpu = round(serverCpuSeconds / measuredS, 2);
+  const serverBCpu = round((processCpuSeconds(serverB.child.pid) - cpuBeforeB) / measuredS, 2);
+  const databaseCpuSeconds = backendCpuDelta(databaseCpuBefore, await databaseBackendCpu(bench.admin, bench.name));
+  // At a fixed offered rate, CPU per run compares code versions even on a busy machine.
+  const offered = Math.round(durationS * rate);
+  const cpuPerRun = {
+    server_a_ms: round((serverCpuSeconds * 1000) / offered, 2),
+    database_backends_ms: round((databaseCpuSeconds * 1000) / offered, 2),
+  };
   const loadAfter = loadAverage();
   // Give the observers time to see the last runs (a late one would count as slower, not lost).
   await sleep(3_000);
@@ -449,7 +462,7 @@ runMain(async () => {
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   console.log(`database: ${machine.database}`);
   console.log(`load: ${rate} runs/s open loop for ${durationS} s (+${warmupS} s warm-up), local model ${latencyMs} ms per chunk; ${measured.length} runs measured (${notCompleted} not completed), ${load.ok} of ${load.sent} requests answered 2xx`);
-  console.log(`machine load: 1-min load average ${loadBefore} → ${loadAfter} on ${machine.cores} cores; the server process used ${serverCpu} cores while measured`);
+  console.log(`machine load: 1-min load average ${loadBefore} → ${loadAfter} on ${machine.cores} cores; the server process used ${serverCpu} cores while measured (${cpuPerRun.server_a_ms} ms CPU per run), server B ${serverBCpu} cores, the bench database's backends ${cpuPerRun.database_backends_ms} ms per run`);
   console.log(`observers: /metrics polled every ${pollMs} ms (period p50 ${resolution.metrics_poll.p50_ms} ms, p99 ${resolution.metrics_poll.p99_ms} ms), database polled every ${pollMs} ms (period p50 ${resolution.database_poll.p50_ms} ms, p99 ${resolution.database_poll.p99_ms} ms), feed pushed over SSE`);
   const line = (name: string, figures: SinkFigures) =>
     `- ${name}: p50 ${figures.p50_ms} ms, p95 ${figures.p95_ms} ms, p99 ${figures.p99_ms} ms, max ${figures.max_ms} ms (min ${figures.min_ms} ms); ${figures.seen} seen, ${figures.missing} never seen`;
@@ -489,6 +502,8 @@ runMain(async () => {
       runs_measured: measured.length,
       load_average: { before: loadBefore, after: loadAfter },
       server_cpu_cores: serverCpu,
+      server_b_cpu_cores: serverBCpu,
+      cpu_per_run: cpuPerRun,
       requests: { sent: load.sent, ok: load.ok, failed: load.failed },
       resolution,
       sinks,

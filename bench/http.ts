@@ -9,6 +9,7 @@ import {
   describeMachine,
   loadAverage,
   log,
+  nonNegativeNumber,
   processCpuSeconds,
   positiveInt,
   registerUser,
@@ -27,8 +28,9 @@ import { openWalReader, snapshot, waitForStableStats, xidDelta, type WalCount, t
 /**
  * HTTP chat throughput (issue 7, target 2): autocannon against the real server
  * (`node --import tsx src/server.ts`, its own process) on a fresh PostgreSQL database,
- * local model with zero latency, POST /api/v1/workflows/execute/chat with a new
- * conversation per request. Reports requests/s, latency percentiles, non-2xx answers,
+ * local model with zero latency (`--latency-ms`: a delay before each streamed token),
+ * POST /api/v1/workflows/execute/chat with a new conversation per request. Reports
+ * requests/s, latency percentiles, CPU per request (server, database backends), non-2xx answers,
  * and the database transactions per run during the measured window: write
  * transactions (WAL of the bench database when readable; the server-wide xid counter
  * otherwise) and all committed ones (pg_stat_database). A second scenario asks for the
@@ -47,6 +49,9 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '30' },
     warmup: { type: 'string', default: '10' },
     'pool-size': { type: 'string', default: '10' },
+    // The local model's delay before each streamed token: runs that span several of the
+    // run writer's flush intervals (0: a run ends before its progress would be flushed).
+    'latency-ms': { type: 'string', default: '0' },
     scenarios: { type: 'string', default: 'chat,tools' },
     // Another checkout's server (e.g. the code before a change) under this same harness.
     'server-root': { type: 'string' },
@@ -60,6 +65,7 @@ const connections = flags.quick ? 10 : positiveInt('connections', flags.connecti
 const durationS = flags.quick ? 4 : positiveInt('duration', flags.duration);
 const warmupS = flags.quick ? 2 : positiveInt('warmup', flags.warmup);
 const poolSize = positiveInt('pool-size', flags['pool-size']);
+const latencyMs = nonNegativeNumber('latency-ms', flags['latency-ms']);
 const statsQuietMs = positiveInt('stats-quiet-ms', flags['stats-quiet-ms'] ?? (flags.quick ? '2000' : '11000'));
 const scenarioNames = (flags.scenarios ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
 
@@ -274,7 +280,7 @@ runMain(async () => {
     {
       DATABASE_URL: bench.url,
       DATABASE_POOL_SIZE: String(poolSize),
-      LOCAL_MODEL_LATENCY_MS: '0',
+      LOCAL_MODEL_LATENCY_MS: String(latencyMs),
     },
     undefined,
     flags['server-root'],
@@ -297,7 +303,7 @@ runMain(async () => {
   console.log('HTTP chat throughput (POST /api/v1/workflows/execute/chat, new conversation per request)');
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   console.log(`database: ${machine.database}`);
-  console.log(`load: ${connections} connections, ${warmupS} s warm-up, ${durationS} s measured, server pool ${poolSize}, local model 0 ms`);
+  console.log(`load: ${connections} connections, ${warmupS} s warm-up, ${durationS} s measured, server pool ${poolSize}, local model ${latencyMs} ms per token`);
   for (const r of results) {
     console.log(`- ${r.scenario}: ${r.requests_per_s} req/s; latency p50 ${r.latency_ms.p50} ms, p90 ${r.latency_ms.p90} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`);
     console.log(`    ${r.requests_2xx} 2xx, ${r.non_2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; ${r.runs} runs (${r.runs_completed} completed), ${r.model_calls_per_run} model calls and ${r.tool_calls_per_run} tool calls per run`);
@@ -339,6 +345,7 @@ runMain(async () => {
       warmup_s: warmupS,
       duration_s: durationS,
       pool_size: poolSize,
+      local_model_latency_ms: latencyMs,
       server_root: flags['server-root'] ?? null,
       stats_quiet_ms: statsQuietMs,
       scenarios: results,
