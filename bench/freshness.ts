@@ -73,6 +73,8 @@ const { values: flags } = parseArgs({
     'poll-ms': { type: 'string', default: '5' },
     // Another checkout's server (e.g. the code before a change) under this same harness.
     'server-root': { type: 'string' },
+    // RUN_FLUSH_INTERVAL_MS of the server (its default when not given).
+    'flush-interval-ms': { type: 'string' },
     quick: { type: 'boolean', default: false },
   },
 });
@@ -82,6 +84,8 @@ const durationS = flags.quick ? 6 : positiveInt('duration', flags.duration);
 const warmupS = flags.quick ? 1 : nonNegativeNumber('warmup', flags.warmup);
 const latencyMs = nonNegativeNumber('latency-ms', flags['latency-ms']);
 const pollMs = nonNegativeNumber('poll-ms', flags['poll-ms']);
+const flushEnv: Record<string, string> =
+  flags['flush-interval-ms'] === undefined ? {} : { RUN_FLUSH_INTERVAL_MS: String(positiveInt('flush-interval-ms', flags['flush-interval-ms'])) };
 
 type Observer = { stop: () => Promise<void> };
 
@@ -365,7 +369,12 @@ runMain(async () => {
   log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   log(`database: ${bench.name} on ${machine.database}`);
   // One secret for both instances, so a token from A is valid on B.
-  const env = { DATABASE_URL: bench.url, LOCAL_MODEL_LATENCY_MS: String(latencyMs), JWT_SECRET: randomBytes(48).toString('base64url') };
+  const env = {
+    DATABASE_URL: bench.url,
+    LOCAL_MODEL_LATENCY_MS: String(latencyMs),
+    JWT_SECRET: randomBytes(48).toString('base64url'),
+    ...flushEnv,
+  };
   const root = flags['server-root'];
   // A migrates the database; B starts on it afterwards.
   const server = await startServer(env, undefined, root);
@@ -461,7 +470,7 @@ runMain(async () => {
   console.log('Freshness: time from a run\'s end (workflow_runs.finished_at, the run span\'s end) to its figures being visible');
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   console.log(`database: ${machine.database}`);
-  console.log(`load: ${rate} runs/s open loop for ${durationS} s (+${warmupS} s warm-up), local model ${latencyMs} ms per chunk; ${measured.length} runs measured (${notCompleted} not completed), ${load.ok} of ${load.sent} requests answered 2xx`);
+  console.log(`load: ${rate} runs/s open loop for ${durationS} s (+${warmupS} s warm-up), local model ${latencyMs} ms per chunk${flushEnv['RUN_FLUSH_INTERVAL_MS'] === undefined ? '' : `, RUN_FLUSH_INTERVAL_MS ${flushEnv['RUN_FLUSH_INTERVAL_MS']}`}; ${measured.length} runs measured (${notCompleted} not completed), ${load.ok} of ${load.sent} requests answered 2xx`);
   console.log(`machine load: 1-min load average ${loadBefore} → ${loadAfter} on ${machine.cores} cores; the server process used ${serverCpu} cores while measured (${cpuPerRun.server_a_ms} ms CPU per run), server B ${serverBCpu} cores, the bench database's backends ${cpuPerRun.database_backends_ms} ms per run`);
   console.log(`observers: /metrics polled every ${pollMs} ms (period p50 ${resolution.metrics_poll.p50_ms} ms, p99 ${resolution.metrics_poll.p99_ms} ms), database polled every ${pollMs} ms (period p50 ${resolution.database_poll.p50_ms} ms, p99 ${resolution.database_poll.p99_ms} ms), feed pushed over SSE`);
   const line = (name: string, figures: SinkFigures) =>
@@ -510,6 +519,7 @@ runMain(async () => {
       events_other_instance: eventsB,
       events_same_instance: eventsA,
       server_root: root ?? null,
+      run_flush_interval_ms: flushEnv['RUN_FLUSH_INTERVAL_MS'] ?? null,
       target_p99_ms: TARGET_P99_MS,
       target_events_p99_ms: TARGET_EVENTS_P99_MS,
       target_met: met,

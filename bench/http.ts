@@ -55,6 +55,8 @@ const { values: flags } = parseArgs({
     scenarios: { type: 'string', default: 'chat,tools' },
     // Another checkout's server (e.g. the code before a change) under this same harness.
     'server-root': { type: 'string' },
+    // RUN_FLUSH_INTERVAL_MS of the server (its default when not given).
+    'flush-interval-ms': { type: 'string' },
     // Backends report pg_stat_database lazily: up to 10 s after they go idle (PGSTAT_IDLE_INTERVAL).
     'stats-quiet-ms': { type: 'string' },
     quick: { type: 'boolean', default: false },
@@ -66,6 +68,8 @@ const durationS = flags.quick ? 4 : positiveInt('duration', flags.duration);
 const warmupS = flags.quick ? 2 : positiveInt('warmup', flags.warmup);
 const poolSize = positiveInt('pool-size', flags['pool-size']);
 const latencyMs = nonNegativeNumber('latency-ms', flags['latency-ms']);
+const flushEnv: Record<string, string> =
+  flags['flush-interval-ms'] === undefined ? {} : { RUN_FLUSH_INTERVAL_MS: String(positiveInt('flush-interval-ms', flags['flush-interval-ms'])) };
 const statsQuietMs = positiveInt('stats-quiet-ms', flags['stats-quiet-ms'] ?? (flags.quick ? '2000' : '11000'));
 const scenarioNames = (flags.scenarios ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
 
@@ -281,6 +285,7 @@ runMain(async () => {
       DATABASE_URL: bench.url,
       DATABASE_POOL_SIZE: String(poolSize),
       LOCAL_MODEL_LATENCY_MS: String(latencyMs),
+      ...flushEnv,
     },
     undefined,
     flags['server-root'],
@@ -303,7 +308,7 @@ runMain(async () => {
   console.log('HTTP chat throughput (POST /api/v1/workflows/execute/chat, new conversation per request)');
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   console.log(`database: ${machine.database}`);
-  console.log(`load: ${connections} connections, ${warmupS} s warm-up, ${durationS} s measured, server pool ${poolSize}, local model ${latencyMs} ms per token`);
+  console.log(`load: ${connections} connections, ${warmupS} s warm-up, ${durationS} s measured, server pool ${poolSize}, local model ${latencyMs} ms per token${flushEnv['RUN_FLUSH_INTERVAL_MS'] === undefined ? '' : `, RUN_FLUSH_INTERVAL_MS ${flushEnv['RUN_FLUSH_INTERVAL_MS']}`}`);
   for (const r of results) {
     console.log(`- ${r.scenario}: ${r.requests_per_s} req/s; latency p50 ${r.latency_ms.p50} ms, p90 ${r.latency_ms.p90} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`);
     console.log(`    ${r.requests_2xx} 2xx, ${r.non_2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; ${r.runs} runs (${r.runs_completed} completed), ${r.model_calls_per_run} model calls and ${r.tool_calls_per_run} tool calls per run`);
@@ -346,6 +351,7 @@ runMain(async () => {
       duration_s: durationS,
       pool_size: poolSize,
       local_model_latency_ms: latencyMs,
+      run_flush_interval_ms: flushEnv['RUN_FLUSH_INTERVAL_MS'] ?? null,
       server_root: flags['server-root'] ?? null,
       stats_quiet_ms: statsQuietMs,
       scenarios: results,
