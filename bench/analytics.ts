@@ -165,6 +165,9 @@ const main = async (): Promise<number> => {
     });
     const logger = createLogger(config);
     let model: ScriptedChatModel | undefined;
+    // The telemetry SDK reads OTEL_* from the process environment; its default exports
+    // traces to localhost:4318, whose retries would load the benchmark and delay close.
+    process.env['OTEL_TRACES_EXPORTER'] ??= 'none';
     const services: Services = await createServices({
       config,
       db,

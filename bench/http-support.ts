@@ -122,6 +122,33 @@ export const processCpuSeconds = (pid: number | undefined): number => {
   }
 };
 
+/**
+ * CPU seconds used so far by the PostgreSQL backends connected to `database` (from
+ * pg_stat_activity and /proc, so only when the server runs on this host), by pid.
+ */
+export const databaseBackendCpu = async (admin: DatabasePool, database: string): Promise<Map<number, number>> => {
+  const pids = (await admin.anyFirst(sql.unsafe`
+    SELECT pid FROM pg_stat_activity WHERE datname = ${database} AND backend_type = 'client backend'`)) as readonly number[];
+  const cpu = new Map<number, number>();
+  for (const pid of pids) {
+    const seconds = processCpuSeconds(pid);
+    if (!Number.isNaN(seconds)) cpu.set(pid, seconds);
+  }
+  return cpu;
+};
+
+/**
+ * CPU seconds the backends used between two `databaseBackendCpu` readings: a backend
+ * that connected meanwhile counts from zero, one that disconnected is lost (pools keep
+ * their connections under a steady load). NaN when /proc was not readable.
+ */
+export const backendCpuDelta = (before: ReadonlyMap<number, number>, after: ReadonlyMap<number, number>): number => {
+  if (after.size === 0) return Number.NaN;
+  let total = 0;
+  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
+  return total;
+};
+
 export const log = (message: string): void => {
   console.log(`[${new Date().toISOString().slice(11, 23)}] ${message}`);
 };
@@ -188,15 +215,17 @@ export const UNLIMITED_RATE = '100000000';
 
 /**
  * Starts the real service in its own process, as `npm start` does
- * (`node --import tsx src/server.ts`), with `env` plus PATH and a private data dir,
- * and waits until `/healthz` answers.
+ * (`node --import tsx src/server.ts`), with `env` plus PATH and a private data dir
+ * (no trace export unless `env` sets OTEL_TRACES_EXPORTER), and waits until `/healthz`
+ * answers. `root` is the checkout whose server runs (default: this one; another
+ * checkout's, e.g. the code before a change, measured by the same harness).
  */
-export const startServer = async (env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> => {
+export const startServer = async (env: Record<string, string>, timeoutMs = 60_000, root = ROOT): Promise<ServerProcess> => {
   const port = await freePort();
   const dataDir = await mkdtemp(join(tmpdir(), 'chatter-bench-'));
   onCleanup(() => rm(dataDir, { recursive: true, force: true }));
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
+    cwd: root,
     env: {
       PATH: process.env['PATH'] ?? '',
       HOST: '127.0.0.1',
@@ -209,6 +238,9 @@ export const startServer = async (env: Record<string, string>, timeoutMs = 60_00
       CHAT_RATE_LIMIT_PER_MINUTE: UNLIMITED_RATE,
       CHAT_STREAMING_RATE_LIMIT_PER_MINUTE: UNLIMITED_RATE,
       CHAT_RATE_LIMIT_PER_HOUR: UNLIMITED_RATE,
+      // The SDK's default exports traces to localhost:4318; with nothing listening there,
+      // export retries would load the server and hold up its shutdown.
+      OTEL_TRACES_EXPORTER: 'none',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,10 +3,13 @@ import autocannon, { type AutocannonResult } from 'autocannon';
 import { sql } from 'slonik';
 import {
   DEFAULT_ADMIN_URL,
+  backendCpuDelta,
   createBenchDatabase,
+  databaseBackendCpu,
   describeMachine,
   loadAverage,
   log,
+  nonNegativeNumber,
   processCpuSeconds,
   positiveInt,
   registerUser,
@@ -25,8 +28,9 @@ import { openWalReader, snapshot, waitForStableStats, xidDelta, type WalCount, t
 /**
  * HTTP chat throughput (issue 7, target 2): autocannon against the real server
  * (`node --import tsx src/server.ts`, its own process) on a fresh PostgreSQL database,
- * local model with zero latency, POST /api/v1/workflows/execute/chat with a new
- * conversation per request. Reports requests/s, latency percentiles, non-2xx answers,
+ * local model with zero latency (`--latency-ms`: a delay before each streamed token),
+ * POST /api/v1/workflows/execute/chat with a new conversation per request. Reports
+ * requests/s, latency percentiles, CPU per request (server, database backends), non-2xx answers,
  * and the database transactions per run during the measured window: write
  * transactions (WAL of the bench database when readable; the server-wide xid counter
  * otherwise) and all committed ones (pg_stat_database). A second scenario asks for the
@@ -45,7 +49,14 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '30' },
     warmup: { type: 'string', default: '10' },
     'pool-size': { type: 'string', default: '10' },
+    // The local model's delay before each streamed token: runs that span several of the
+    // run writer's flush intervals (0: a run ends before its progress would be flushed).
+    'latency-ms': { type: 'string', default: '0' },
     scenarios: { type: 'string', default: 'chat,tools' },
+    // Another checkout's server (e.g. the code before a change) under this same harness.
+    'server-root': { type: 'string' },
+    // RUN_FLUSH_INTERVAL_MS of the server (its default when not given).
+    'flush-interval-ms': { type: 'string' },
     // Backends report pg_stat_database lazily: up to 10 s after they go idle (PGSTAT_IDLE_INTERVAL).
     'stats-quiet-ms': { type: 'string' },
     quick: { type: 'boolean', default: false },
@@ -56,6 +67,9 @@ const connections = flags.quick ? 10 : positiveInt('connections', flags.connecti
 const durationS = flags.quick ? 4 : positiveInt('duration', flags.duration);
 const warmupS = flags.quick ? 2 : positiveInt('warmup', flags.warmup);
 const poolSize = positiveInt('pool-size', flags['pool-size']);
+const latencyMs = nonNegativeNumber('latency-ms', flags['latency-ms']);
+const flushEnv: Record<string, string> =
+  flags['flush-interval-ms'] === undefined ? {} : { RUN_FLUSH_INTERVAL_MS: String(positiveInt('flush-interval-ms', flags['flush-interval-ms'])) };
 const statsQuietMs = positiveInt('stats-quiet-ms', flags['stats-quiet-ms'] ?? (flags.quick ? '2000' : '11000'));
 const scenarioNames = (flags.scenarios ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
 
@@ -155,6 +169,11 @@ type ScenarioResult = {
   readonly other_databases_wrote: boolean | null;
   readonly load_average: { before: number; after: number };
   readonly server_cpu_cores: number;
+  /** The server process's CPU (user + system) per 2xx answer in the measured window. */
+  readonly server_cpu_ms_per_request: number;
+  /** The bench database's PostgreSQL backends (not the WAL writer, checkpointer, …); NaN when /proc is not readable. */
+  readonly database_cpu_cores: number;
+  readonly database_cpu_ms_per_request: number;
 };
 
 const runScenario = async (
@@ -176,8 +195,13 @@ const runScenario = async (
   const started = Date.now();
   const loadBefore = loadAverage();
   const cpuBefore = processCpuSeconds(server.child.pid);
+  const databaseCpuBefore = await databaseBackendCpu(bench.admin, bench.name);
   const result = await cannon(server, user, scenario, durationS);
-  const serverCpu = round((processCpuSeconds(server.child.pid) - cpuBefore) / ((Date.now() - started) / 1000), 2);
+  const serverCpuSeconds = processCpuSeconds(server.child.pid) - cpuBefore;
+  const databaseCpuSeconds = backendCpuDelta(databaseCpuBefore, await databaseBackendCpu(bench.admin, bench.name));
+  const cannonS = (Date.now() - started) / 1000;
+  const serverCpu = round(serverCpuSeconds / cannonS, 2);
+  const perRequestMs = (seconds: number) => (result['2xx'] === 0 ? Number.NaN : round((seconds * 1000) / result['2xx'], 2));
   const loadAfter = loadAverage();
   // Requests cut off at the end still finish (and commit) on the server.
   const probes = await waitForQuiet(bench, server, user);
@@ -224,11 +248,15 @@ const runScenario = async (
     other_databases_wrote: walCount === null ? null : xidWrites > walCount.benchWrites + 1,
     load_average: { before: loadBefore, after: loadAfter },
     server_cpu_cores: serverCpu,
+    server_cpu_ms_per_request: perRequestMs(serverCpuSeconds),
+    database_cpu_cores: round(databaseCpuSeconds / cannonS, 2),
+    database_cpu_ms_per_request: perRequestMs(databaseCpuSeconds),
   };
   log(
     `[${scenario.name}] ${figures.requests_per_s} req/s, p50 ${figures.latency_ms.p50} ms, p99 ${figures.latency_ms.p99} ms, ` +
       `${runs} runs, ${figures.write_transactions_per_run} write tx/run (${figures.write_method}), ` +
-      `${figures.committed_transactions_per_run} committed tx/run, ${figures.model_calls_per_run} model calls/run`,
+      `${figures.committed_transactions_per_run} committed tx/run, ${figures.model_calls_per_run} model calls/run, ` +
+      `CPU per request ${figures.server_cpu_ms_per_request} ms server, ${figures.database_cpu_ms_per_request} ms database`,
   );
   return figures;
 };
@@ -252,12 +280,17 @@ runMain(async () => {
   const machine = describeMachine(bench.version);
   log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   log(`database: ${bench.name} on ${machine.database}`);
-  const server = await startServer({
-    DATABASE_URL: bench.url,
-    DATABASE_POOL_SIZE: String(poolSize),
-    LOCAL_MODEL_LATENCY_MS: '0',
-  });
-  log(`server: ${server.baseUrl} (pid ${server.child.pid}), pool size ${poolSize}`);
+  const server = await startServer(
+    {
+      DATABASE_URL: bench.url,
+      DATABASE_POOL_SIZE: String(poolSize),
+      LOCAL_MODEL_LATENCY_MS: String(latencyMs),
+      ...flushEnv,
+    },
+    undefined,
+    flags['server-root'],
+  );
+  log(`server: ${server.baseUrl} (pid ${server.child.pid}), pool size ${poolSize}${flags['server-root'] === undefined ? '' : `, code from ${flags['server-root']}`}`);
   const user = await registerUser(server.baseUrl);
   const wal = await openWalReader(bench.admin, bench.oid, `chatter_bench_${process.pid}`);
   onCleanup(() => wal.release());
@@ -275,7 +308,7 @@ runMain(async () => {
   console.log('HTTP chat throughput (POST /api/v1/workflows/execute/chat, new conversation per request)');
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   console.log(`database: ${machine.database}`);
-  console.log(`load: ${connections} connections, ${warmupS} s warm-up, ${durationS} s measured, server pool ${poolSize}, local model 0 ms`);
+  console.log(`load: ${connections} connections, ${warmupS} s warm-up, ${durationS} s measured, server pool ${poolSize}, local model ${latencyMs} ms per token${flushEnv['RUN_FLUSH_INTERVAL_MS'] === undefined ? '' : `, RUN_FLUSH_INTERVAL_MS ${flushEnv['RUN_FLUSH_INTERVAL_MS']}`}`);
   for (const r of results) {
     console.log(`- ${r.scenario}: ${r.requests_per_s} req/s; latency p50 ${r.latency_ms.p50} ms, p90 ${r.latency_ms.p90} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`);
     console.log(`    ${r.requests_2xx} 2xx, ${r.non_2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; ${r.runs} runs (${r.runs_completed} completed), ${r.model_calls_per_run} model calls and ${r.tool_calls_per_run} tool calls per run`);
@@ -284,7 +317,10 @@ runMain(async () => {
         `, incl. ~${r.heartbeat_transactions_estimate} heartbeat updates); xid counter ${r.xid_write_transactions}` +
         (r.other_databases_wrote === true ? ' (other databases wrote meanwhile: the xid figure is inflated)' : ''),
     );
-    console.log(`    machine load: 1-min load average ${r.load_average.before} → ${r.load_average.after} on ${machine.cores} cores; the server process used ${r.server_cpu_cores} cores`);
+    console.log(
+      `    machine load: 1-min load average ${r.load_average.before} → ${r.load_average.after} on ${machine.cores} cores; the server process used ${r.server_cpu_cores} cores ` +
+        `(${r.server_cpu_ms_per_request} ms CPU per request), the bench database's backends ${r.database_cpu_cores} cores (${r.database_cpu_ms_per_request} ms per request)`,
+    );
     console.log(
       `    committed transactions (pg_stat_database, read-only ones included: token lookups, budget/history reads, reply read-back): ${r.committed_transactions_per_run} per run` +
         (statsQuietMs < 11_000 ? ` (approximate: stats waited for only ${statsQuietMs} ms of quiet, backends may report up to 10 s late)` : ''),
@@ -314,6 +350,9 @@ runMain(async () => {
       warmup_s: warmupS,
       duration_s: durationS,
       pool_size: poolSize,
+      local_model_latency_ms: latencyMs,
+      run_flush_interval_ms: flushEnv['RUN_FLUSH_INTERVAL_MS'] ?? null,
+      server_root: flags['server-root'] ?? null,
       stats_quiet_ms: statsQuietMs,
       scenarios: results,
       sanity,

@@ -141,6 +141,9 @@ export const createBenchStack = async (options: BenchStackOptions): Promise<Benc
     });
     await migrate(db.pool, await loadMigrations());
     spoolDir = await mkdtemp(join(tmpdir(), 'chatter-bench-spool-'));
+    // The telemetry SDK reads OTEL_* from the process environment; its default exports
+    // traces to localhost:4318, whose retries would load the benchmark and delay close.
+    process.env['OTEL_TRACES_EXPORTER'] ??= 'none';
     services = await createServices({
       config,
       db,
