@@ -118,7 +118,9 @@ const parseStreamedEvent = (block: string, arrivedAt: number): StreamedEvent | u
   const metadata = typeof body['metadata'] === 'object' && body['metadata'] !== null ? (body['metadata'] as Record<string, unknown>) : {};
   const inner = typeof body['data'] === 'object' && body['data'] !== null ? (body['data'] as Record<string, unknown>) : {};
   const eventLine = lines.find((line) => line.startsWith('event:'));
-  const type = stringField(eventLine?.slice(6).trim()) ?? stringField(body['type']);
+  // The stored lifecycle type: `metadata.event_type` in the frontend's shape (whose
+  // `type` and `event:` name are dotted, `workflow.started`), else the row's own type.
+  const type = stringField(metadata['event_type']) ?? stringField(eventLine?.slice(6).trim()) ?? stringField(body['type']);
   const runId = stringField(body['run_id']) ?? stringField(metadata['run_id']) ?? stringField(metadata['runId']) ?? stringField(inner['run_id']);
   const time = body['created_at'] ?? body['timestamp'] ?? metadata['created_at'];
   const at = typeof time === 'number' ? time : typeof time === 'string' ? Date.parse(time) : Number.NaN;
