@@ -206,10 +206,27 @@ type Heap = { values: Float64Array; size: number };
 type Workspace = { next: Int32Array; previous: Int32Array; partRank: Int32Array; pairRank: Int32Array; heap: Heap; merges: number };
 
 // Most pieces are a few bytes long: one workspace is reused for every piece up to this
-// size (allocating typed arrays per piece dominated the cost of text with many pieces);
-// longer ones get their own, left to the garbage collector.
+// size (allocating typed arrays per piece dominated the cost of text with many pieces).
+// A longer piece (only a message made of one huge run of characters has one) uses a
+// second workspace, kept for LARGE_WORKSPACE_KEEP_MS after its last use and then left
+// to the garbage collector: a burst of such messages allocates (and collects) it once.
 const REUSED_WORKSPACE_BYTES = 1 << 16;
+const LARGE_WORKSPACE_KEEP_MS = 10_000;
 let reused: Workspace | undefined;
+let large: Workspace | undefined;
+let largeRelease: NodeJS.Timeout | undefined;
+
+const largeWorkspace = (length: number): Workspace => {
+  if (large === undefined || large.next.length < length) large = allocate(length);
+  clearTimeout(largeRelease);
+  largeRelease = setTimeout(() => {
+    large = undefined;
+  }, LARGE_WORKSPACE_KEEP_MS);
+  largeRelease.unref();
+  large.heap.size = 0;
+  large.merges = 0;
+  return large;
+};
 
 const allocate = (capacity: number): Workspace => ({
   next: new Int32Array(capacity),
@@ -221,7 +238,7 @@ const allocate = (capacity: number): Workspace => ({
 });
 
 function workspace(length: number): Workspace {
-  if (length > REUSED_WORKSPACE_BYTES) return allocate(length);
+  if (length > REUSED_WORKSPACE_BYTES) return largeWorkspace(length);
   reused ??= allocate(1024);
   if (reused.next.length < length) reused = allocate(Math.min(REUSED_WORKSPACE_BYTES, Math.max(length, 2 * reused.next.length)));
   reused.heap.size = 0;
