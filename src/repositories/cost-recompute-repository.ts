@@ -231,6 +231,26 @@ const propagateToRuns = async (tx: DatabaseTransactionConnection, runIds: readon
  * and calls for which no price is known now, are left as they are.
  * @throws RecomputeWindowTooLargeError when the window holds more than MAX_RECOMPUTE_CALLS calls.
  */
+/** A recompute's figures as the API and its event show them (snake_case). */
+export const recomputeFields = (summary: Omit<RecomputeSummary, 'eventId'>) => ({
+  provider: summary.provider,
+  model: summary.model,
+  from: summary.from,
+  to: summary.to,
+  model_calls_examined: summary.modelCallsExamined,
+  model_calls_changed: summary.modelCallsChanged,
+  model_calls_unpriced: summary.modelCallsUnpriced,
+  runs_changed: summary.runsChanged,
+  messages_changed: summary.messagesChanged,
+  conversations_changed: summary.conversationsChanged,
+  users_changed: summary.usersChanged,
+  rollup_rows_changed: summary.rollupRowsChanged,
+  cost_before_usd: summary.costBeforeUsd,
+  cost_after_usd: summary.costAfterUsd,
+  difference_usd: summary.differenceUsd,
+  price_ids: [...summary.priceIds],
+});
+
 export const recomputeCosts = async (pool: DatabasePool, request: RecomputeRequest): Promise<RecomputeSummary> =>
   pool.transaction(async (tx) => {
     await tx.query(sql.unsafe`SELECT pg_advisory_xact_lock(${RECOMPUTE_LOCK})`);
@@ -285,24 +305,7 @@ export const recomputeCosts = async (pool: DatabasePool, request: RecomputeReque
       type: 'prices_recomputed',
       userId: request.userId,
       correlationId: request.correlationId,
-      data: {
-        provider: summary.provider,
-        model: summary.model,
-        from: summary.from,
-        to: summary.to,
-        model_calls_examined: summary.modelCallsExamined,
-        model_calls_changed: summary.modelCallsChanged,
-        model_calls_unpriced: summary.modelCallsUnpriced,
-        runs_changed: summary.runsChanged,
-        messages_changed: summary.messagesChanged,
-        conversations_changed: summary.conversationsChanged,
-        users_changed: summary.usersChanged,
-        rollup_rows_changed: summary.rollupRowsChanged,
-        cost_before_usd: summary.costBeforeUsd,
-        cost_after_usd: summary.costAfterUsd,
-        difference_usd: summary.differenceUsd,
-        price_ids: [...summary.priceIds],
-      },
+      data: recomputeFields(summary),
     });
     return { ...summary, eventId };
   });

@@ -15,7 +15,7 @@ import {
   type RecomputeBody,
 } from '../http/schemas/price-schemas.js';
 import { PriceRowSchema } from '../providers/pricing.js';
-import { MAX_RECOMPUTE_CALLS, recomputeCosts, RecomputeWindowTooLargeError } from '../repositories/cost-recompute-repository.js';
+import { MAX_RECOMPUTE_CALLS, recomputeCosts, recomputeFields, RecomputeWindowTooLargeError } from '../repositories/cost-recompute-repository.js';
 import { createPricesRepository, type PriceVersionRow } from '../repositories/prices-repository.js';
 import type { Services } from '../services.js';
 
@@ -201,25 +201,7 @@ export const adminPriceRoutes: FastifyPluginAsync<{ services: Services }> = asyn
           userId: request.user.id,
           correlationId: request.id,
         });
-        return {
-          provider: summary.provider,
-          model: summary.model,
-          from: summary.from,
-          to: summary.to,
-          model_calls_examined: summary.modelCallsExamined,
-          model_calls_changed: summary.modelCallsChanged,
-          model_calls_unpriced: summary.modelCallsUnpriced,
-          runs_changed: summary.runsChanged,
-          messages_changed: summary.messagesChanged,
-          conversations_changed: summary.conversationsChanged,
-          users_changed: summary.usersChanged,
-          rollup_rows_changed: summary.rollupRowsChanged,
-          cost_before_usd: summary.costBeforeUsd,
-          cost_after_usd: summary.costAfterUsd,
-          difference_usd: summary.differenceUsd,
-          price_ids: summary.priceIds,
-          event_id: summary.eventId,
-        };
+        return { ...recomputeFields(summary), event_id: summary.eventId };
       } catch (error) {
         if (error instanceof RecomputeWindowTooLargeError) {
           throw new RequestValidationError([{ loc: ['body', 'to'], msg: error.message, type: 'value_error' }]);

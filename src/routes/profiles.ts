@@ -1,12 +1,11 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { LIST_PATHS } from '../http/list-paths.js';
-import { HttpError } from '../http/errors.js';
+import { sharedResourceAccess } from './shared-resource-access.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { PROFILE_TYPES, type ProfileType } from '../profiles/profile-fields.js';
 import {
   createProfilesRepository,
   PROFILE_SORT_COLUMNS,
-  type ProfileRow,
   type ProfileSortColumn,
 } from '../repositories/profiles-repository.js';
 
@@ -46,7 +45,6 @@ type ListQuery = {
 
 type ProfileBody = Record<string, unknown>;
 
-const notFound = (): HttpError => new HttpError(404, 'Profile not found', 'not_found');
 
 /**
  * `/api/v1/profiles/*`: the caller's profiles (create, list, read, update, delete) and
@@ -58,17 +56,7 @@ export const profileRoutes: FastifyPluginAsync = async (app) => {
 
   app.addHook('onRequest', app.authenticate);
 
-  /** 404 with an access_denied event that does not tell a missing profile from another user's. */
-  const hidden = async (request: FastifyRequest, id: string): Promise<never> => {
-    await app.securityEvents.recordHidden(request, { resource: 'profile', id, exists: await profiles.exists(id) });
-    throw notFound();
-  };
-
-  /** The profile the caller owns, else 404 (a public profile of another user is not theirs to change). */
-  const owned = async (request: FastifyRequest, id: string): Promise<ProfileRow> => {
-    const row = await profiles.findVisible(id, request.user.id);
-    return row !== null && row.owner_id === request.user.id ? row : hidden(request, id);
-  };
+  const { notFound, visible, owned } = sharedResourceAccess(app, { resource: 'profile', label: 'Profile', repository: profiles });
 
   // The contract's path has no trailing slash; the slashed one answers too, undocumented.
   for (const [url, hide] of LIST_PATHS) {
@@ -126,7 +114,7 @@ export const profileRoutes: FastifyPluginAsync = async (app) => {
         response: { 200: { $ref: 'ProfileResponse#' }, ...errorResponses(401, 404) },
       },
     },
-    async (request) => (await profiles.findVisible(request.params.profile_id, request.user.id)) ?? hidden(request, request.params.profile_id),
+    async (request) => visible(request, request.params.profile_id),
   );
 
   app.put<{ Params: ProfileParams; Body: ProfileBody }>(

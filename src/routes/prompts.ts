@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { LIST_PATHS } from '../http/list-paths.js';
-import { HttpError, RequestValidationError, type ValidationItem } from '../http/errors.js';
+import { RequestValidationError, type ValidationItem } from '../http/errors.js';
+import { sharedResourceAccess } from './shared-resource-access.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { PROMPT_CATEGORIES, PROMPT_TYPES, type PromptCategory, type PromptType } from '../prompts/prompt-fields.js';
 import { checkTemplate } from '../prompts/prompt-template.js';
@@ -52,7 +53,6 @@ type ListQuery = {
 
 type PromptBody = Record<string, unknown>;
 
-const notFound = (): HttpError => new HttpError(404, 'Prompt not found', 'not_found');
 
 /** The template-relevant fields of a prompt as a write would leave it. */
 type TemplateState = {
@@ -110,16 +110,7 @@ export const promptRoutes: FastifyPluginAsync = async (app) => {
     };
   };
 
-  const hidden = async (request: FastifyRequest, id: string): Promise<never> => {
-    await app.securityEvents.recordHidden(request, { resource: 'prompt', id, exists: await prompts.exists(id) });
-    throw notFound();
-  };
-
-  /** The prompt the caller owns, else 404 (a public prompt of another user is not theirs to change). */
-  const owned = async (request: FastifyRequest, id: string): Promise<PromptRow> => {
-    const row = await prompts.findVisible(id, request.user.id);
-    return row !== null && row.owner_id === request.user.id ? row : hidden(request, id);
-  };
+  const { notFound, visible, owned } = sharedResourceAccess(app, { resource: 'prompt', label: 'Prompt', repository: prompts });
 
   // The contract's path has no trailing slash; the slashed one answers too, undocumented.
   for (const [url, hide] of LIST_PATHS) {
@@ -196,7 +187,7 @@ export const promptRoutes: FastifyPluginAsync = async (app) => {
         response: { 200: { $ref: 'PromptResponse#' }, ...errorResponses(401, 404) },
       },
     },
-    async (request) => (await prompts.findVisible(request.params.prompt_id, request.user.id)) ?? hidden(request, request.params.prompt_id),
+    async (request) => visible(request, request.params.prompt_id),
   );
 
   app.put<{ Params: PromptParams; Body: PromptBody }>(
