@@ -133,6 +133,12 @@ export class RunRecordWriter implements RunRecordSink {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs: number;
   private lastError: string | null = null;
+  /**
+   * Set when a flush found the database unreachable (a connection error or the write
+   * timeout): records then go straight to the spool instead of each waiting out the
+   * timeout again, until a replay reaches the database.
+   */
+  private unreachable = false;
   private closed = false;
   private committed = 0;
   private deadLettered = 0;
@@ -359,7 +365,7 @@ export class RunRecordWriter implements RunRecordSink {
   }
 
   private async writeBatch(batch: RunRecord[], progress: RunProgress[]): Promise<void> {
-    if (this.spooledCount > 0 || this.unsaved.length > 0) {
+    if (this.spooledCount > 0 || this.unsaved.length > 0 || this.unreachable) {
       // Keep order: while older records wait in the spool, newer ones join them. The
       // progress of live runs is dropped: their records will carry it.
       if (batch.length > 0) await this.spool(batch);
@@ -375,6 +381,10 @@ export class RunRecordWriter implements RunRecordSink {
         // Only progress: the runs' records will carry it all when they end.
         this.lastError = error instanceof Error ? error.message : String(error);
         this.options.logger.warn({ err: error, runs: progress.length }, 'live run progress not written; the run records will carry it');
+        if (!isPoison(error)) {
+          this.unreachable = true;
+          this.scheduleReplay();
+        }
         return;
       }
       // Only a record the database refuses is worth isolating; an unreachable (or
@@ -527,6 +537,22 @@ export class RunRecordWriter implements RunRecordSink {
     return true;
   }
 
+  /** Nothing spooled: whether the database answers again (within the write timeout). */
+  private async probe(): Promise<boolean> {
+    if (!this.unreachable) {
+      return true;
+    }
+    try {
+      await withWriteTimeout(this.options.pool.query(sql.unsafe`SELECT 1`), this.options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS);
+    } catch (error) {
+      this.lastError = error instanceof Error ? error.message : String(error);
+      return false;
+    }
+    this.unreachable = false;
+    this.lastError = null;
+    return true;
+  }
+
   /**
    * Writes every spooled record (idempotently, so a record written just before a
    * crash is skipped), then removes the spool. Returns false if the database is
@@ -542,7 +568,7 @@ export class RunRecordWriter implements RunRecordSink {
         text = await readFile(this.options.spoolPath, 'utf8');
       } catch {
         this.spooledCount = 0;
-        return true;
+        return this.probe();
       }
       const records: RunRecord[] = [];
       for (const line of text.split('\n')) {
@@ -587,6 +613,7 @@ export class RunRecordWriter implements RunRecordSink {
       this.committed += records.length;
       this.spooledCount = 0;
       this.lastError = null;
+      this.unreachable = false;
       this.options.onCommitted?.(records);
       this.options.logger.info({ runs: records.length }, 'replayed spooled run records');
       return true;
