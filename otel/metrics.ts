@@ -5,6 +5,10 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AggregationType, MeterProvider, type ViewOptions } from '@opentelemetry/sdk-metrics';
 import {
   ATTR_SERVICE_NAME,
+  METRIC_INFERENCE_DURATION,
+  METRIC_INFERENCE_OPERATION_INPUT_TOKENS,
+  METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS,
+  METRIC_INFERENCE_TIME_TO_FIRST_CHUNK,
   METRIC_OPERATION_DURATION,
   METRIC_RUN_DURATION,
   METRIC_TIME_TO_FIRST_CHUNK,
@@ -21,7 +25,7 @@ export const ATTR_WRITER_STATE = 'chatter.writer.state';
 /** `cost` or `tokens`: which budget a budget figure is about. */
 export const ATTR_BUDGET_KIND = 'chatter.budget.kind';
 
-/** Bucket boundaries of `gen_ai.client.token.usage`, as advised by the GenAI semconv. */
+/** Bucket boundaries of the token histograms (`gen_ai.client.token.usage`, `gen_ai.client.inference.operation.*`), as advised by the GenAI semconv. */
 export const TOKEN_USAGE_BOUNDARIES: readonly number[] = [
   1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 ];
@@ -67,11 +71,15 @@ const histogramView = (instrumentName: string, boundaries: readonly number[]): V
   },
 });
 
-/** Views that replace the SDK's default bucket boundaries where they don't fit. */
+/** Views that replace the SDK's default bucket boundaries where they don't fit (both GenAI conventions' names). */
 export const createMetricViews = (): ViewOptions[] => [
   histogramView(METRIC_TOKEN_USAGE, TOKEN_USAGE_BOUNDARIES),
+  histogramView(METRIC_INFERENCE_OPERATION_INPUT_TOKENS, TOKEN_USAGE_BOUNDARIES),
+  histogramView(METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS, TOKEN_USAGE_BOUNDARIES),
   histogramView(METRIC_OPERATION_DURATION, DURATION_BOUNDARIES_SECONDS),
   histogramView(METRIC_TIME_TO_FIRST_CHUNK, DURATION_BOUNDARIES_SECONDS),
+  histogramView(METRIC_INFERENCE_DURATION, DURATION_BOUNDARIES_SECONDS),
+  histogramView(METRIC_INFERENCE_TIME_TO_FIRST_CHUNK, DURATION_BOUNDARIES_SECONDS),
   histogramView(METRIC_RUN_DURATION, DURATION_BOUNDARIES_SECONDS),
 ];
 

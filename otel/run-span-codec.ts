@@ -1,6 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { promptTokens, zeroUsage, type Usage } from '../machines/usage.js';
 import * as semconv from './semconv.js';
+import type { GenAiConventions } from './semconv.js';
 
 /*
  * The one place that turns a run's figures into span attributes and back. src/runtime's
@@ -12,6 +13,10 @@ import * as semconv from './semconv.js';
  *   at all, never zeros; a span whose token attributes are absent, not counts, or do not
  *   add up decodes as `null` too (unusable is missing, never repaired);
  * - cost `null` (no price known, or nothing to price) is no cost attribute, never 0.
+ *
+ * Encoding writes the names of one GenAI convention (`released` unless told `latest`, see
+ * semconv.ts GenAiConventions); decoding reads either, so every processor reads the spans
+ * of any instance whatever it was configured with.
  */
 
 /** Where a model call's usage figures came from. */
@@ -75,15 +80,18 @@ const countAttribute = (attributes: Attributes, key: string): number | undefined
 /**
  * The usage attributes: OTel's `gen_ai.usage.input_tokens` counts cached tokens inside the
  * input, so the uncached bucket travels in its own attribute; none at all for `null`.
+ * Cache writes are `cache_creation` in the released conventions, `cache_write` in the latest.
  */
-export const encodeUsage = (usage: Usage | null): Attributes =>
+export const encodeUsage = (usage: Usage | null, conventions: GenAiConventions = 'released'): Attributes =>
   usage === null
     ? {}
     : {
         [semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: promptTokens(usage),
         [semconv.ATTR_UNCACHED_INPUT_TOKENS]: usage.inputUncached,
         [semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: usage.cacheRead,
-        [semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: usage.cacheWrite,
+        [conventions === 'latest'
+          ? semconv.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
+          : semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]: usage.cacheWrite,
         [semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: usage.output,
         [semconv.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS]: usage.reasoning,
       };
@@ -102,7 +110,7 @@ export const decodeUsage = (attributes: Attributes): Usage | null => {
   }
   const detail = (key: string): number | undefined => (attributes[key] === undefined ? 0 : countAttribute(attributes, key));
   const cacheRead = detail(semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS);
-  // The released name, else the newest conventions' (a span from an instrumentation that emits those).
+  // The released name, else the latest conventions' (this service opted in, or another instrumentation).
   const cacheWrite = detail(
     attributes[semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] === undefined
       ? semconv.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
@@ -137,26 +145,44 @@ const usageSourceOf = (usage: Usage | null, source: UsageSource | string | undef
   usage === null ? 'missing' : source === 'estimated' ? 'estimated' : 'provider';
 
 /** What the `model_response` lifecycle event carries: the figures, without the call's details. */
-export const encodeModelResponse = (result: Pick<ModelResultAttributes, 'responseModel' | 'usage' | 'usageSource' | 'costUsd'>): Attributes => ({
+export const encodeModelResponse = (
+  result: Pick<ModelResultAttributes, 'responseModel' | 'usage' | 'usageSource' | 'costUsd'>,
+  conventions: GenAiConventions = 'released',
+): Attributes => ({
   ...(result.responseModel === null ? {} : { [semconv.ATTR_GEN_AI_RESPONSE_MODEL]: result.responseModel }),
   [semconv.ATTR_USAGE_SOURCE]: usageSourceOf(result.usage, result.usageSource),
-  ...encodeUsage(result.usage),
+  ...encodeUsage(result.usage, conventions),
   ...encodeCost(result.costUsd),
 });
 
+/** Released conventions have no attribute for it (the service's own, in ms); the latest name one, in seconds. */
+const encodeTimeToFirstChunk = (ms: number | null, conventions: GenAiConventions): Attributes =>
+  ms === null
+    ? {}
+    : conventions === 'latest'
+      ? { [semconv.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]: ms / 1000 }
+      : { [semconv.ATTR_TIME_TO_FIRST_CHUNK_MS]: ms };
+
+/** Milliseconds from either attribute; seconds are read to the microsecond, which gives back the ms encoded. */
+const decodeTimeToFirstChunk = (attributes: Attributes): number | null => {
+  const ms = numberAttribute(attributes, semconv.ATTR_TIME_TO_FIRST_CHUNK_MS);
+  const seconds = numberAttribute(attributes, semconv.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK);
+  const value = ms ?? (seconds === undefined ? undefined : Math.round(seconds * 1e6) / 1e3);
+  return value !== undefined && value >= 0 ? value : null;
+};
+
 /** The attributes a `chat` span gets when its call responds (or is stopped with a partial result). */
-export const encodeModelResult = (result: ModelResultAttributes): Attributes => ({
-  ...encodeModelResponse(result),
+export const encodeModelResult = (result: ModelResultAttributes, conventions: GenAiConventions = 'released'): Attributes => ({
+  ...encodeModelResponse(result, conventions),
   ...(result.priceId === null ? {} : { [semconv.ATTR_PRICE_ID]: result.priceId }),
   ...(result.finishReason === null ? {} : { [semconv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS]: [result.finishReason] }),
-  ...(result.timeToFirstChunkMs === null ? {} : { [semconv.ATTR_TIME_TO_FIRST_CHUNK_MS]: result.timeToFirstChunkMs }),
+  ...encodeTimeToFirstChunk(result.timeToFirstChunkMs, conventions),
 });
 
 /** A `chat` span's response figures; a failed attempt decodes as usage `null` (`missing`). */
 export const decodeModelResult = (attributes: Attributes): ModelResultAttributes => {
   const usage = decodeUsage(attributes);
   const reasons = attributes[semconv.ATTR_GEN_AI_RESPONSE_FINISH_REASONS];
-  const firstChunk = numberAttribute(attributes, semconv.ATTR_TIME_TO_FIRST_CHUNK_MS);
   return {
     responseModel: stringAttribute(attributes, semconv.ATTR_GEN_AI_RESPONSE_MODEL) ?? null,
     usage,
@@ -164,17 +190,17 @@ export const decodeModelResult = (attributes: Attributes): ModelResultAttributes
     costUsd: decodeCost(attributes),
     priceId: stringAttribute(attributes, semconv.ATTR_PRICE_ID) ?? null,
     finishReason: Array.isArray(reasons) && typeof reasons[0] === 'string' ? reasons[0] : null,
-    timeToFirstChunkMs: firstChunk !== undefined && firstChunk >= 0 ? firstChunk : null,
+    timeToFirstChunkMs: decodeTimeToFirstChunk(attributes),
   };
 };
 
 // ── A run's end (root span) ──────────────────────────────────────────────────
 
 /** The attributes the root span gets when the run ends: the machine's totals. */
-export const encodeRunEnd = (run: RunEndAttributes): Attributes => ({
+export const encodeRunEnd = (run: RunEndAttributes, conventions: GenAiConventions = 'released'): Attributes => ({
   [semconv.ATTR_RUN_STATUS]: run.status,
   [semconv.ATTR_RUN_TERMINAL_REASON]: run.terminalReason,
-  ...encodeUsage(run.usage),
+  ...encodeUsage(run.usage, conventions),
   ...encodeCost(run.costUnknown ? null : run.costUsd),
   [semconv.ATTR_RUN_COST_UNKNOWN]: run.costUnknown,
   [semconv.ATTR_RUN_USAGE_MISSING_CALLS]: run.usageMissingCalls,

@@ -5,6 +5,17 @@
  * rather than imported from @opentelemetry/semantic-conventions/incubating.
  */
 
+// --- Which GenAI semantic conventions the service writes ---
+/**
+ * `released` (the default): the names of the released semantic conventions. `latest`: the
+ * newest names of the GenAI drafts (open-telemetry/semantic-conventions-genai,
+ * docs/gen-ai/client-inference.md and gen-ai-token-metrics.md), which users opt into with
+ * `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`. Decoding reads both.
+ */
+export type GenAiConventions = 'released' | 'latest';
+/** The `OTEL_SEMCONV_STABILITY_OPT_IN` entry that selects the `latest` GenAI names. */
+export const SEMCONV_OPT_IN_GEN_AI_LATEST = 'gen_ai_latest_experimental';
+
 // --- Span names (`{operation} {target}`) ---
 export const SPAN_INVOKE_WORKFLOW = 'invoke_workflow';
 export const SPAN_CHAT = 'chat';
@@ -19,8 +30,10 @@ export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = 'gen_ai.usage.input_tokens';
 export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = 'gen_ai.usage.output_tokens';
 export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = 'gen_ai.usage.cache_read.input_tokens';
 export const ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = 'gen_ai.usage.cache_creation.input_tokens';
-/** The newest GenAI conventions' name for cache writes (semantic-conventions-genai); read by the run span codec. */
+/** The `latest` conventions' name for cache writes (instead of `cache_creation`). */
 export const ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = 'gen_ai.usage.cache_write.input_tokens';
+/** `latest` conventions: time to the first streamed chunk, in seconds (released: `chatter.time_to_first_chunk_ms`). */
+export const ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = 'gen_ai.response.time_to_first_chunk';
 export const ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = 'gen_ai.usage.reasoning.output_tokens';
 export const ATTR_GEN_AI_RESPONSE_FINISH_REASONS = 'gen_ai.response.finish_reasons';
 export const ATTR_GEN_AI_CONVERSATION_ID = 'gen_ai.conversation.id';
@@ -99,9 +112,38 @@ export const TERMINAL_EVENT_BY_STATUS = {
 export const BAGGAGE_CORRELATION_ID = 'chatter.correlation_id';
 
 // --- Metrics (OTel names; the Prometheus exporter turns dots into underscores) ---
+// Released conventions.
 export const METRIC_TOKEN_USAGE = 'gen_ai.client.token.usage';
 export const METRIC_OPERATION_DURATION = 'gen_ai.client.operation.duration';
 export const METRIC_TIME_TO_FIRST_CHUNK = 'gen_ai.client.operation.time_to_first_chunk';
+// `latest` conventions: counters per token category (cache and reasoning are subsets of
+// input and output), histograms of a call's input and output, the inference timings.
+export const METRIC_INFERENCE_USAGE_INPUT_TOKENS = 'gen_ai.client.inference.usage.input_tokens';
+export const METRIC_INFERENCE_USAGE_OUTPUT_TOKENS = 'gen_ai.client.inference.usage.output_tokens';
+export const METRIC_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS = 'gen_ai.client.inference.usage.cache_read.input_tokens';
+export const METRIC_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS = 'gen_ai.client.inference.usage.cache_write.input_tokens';
+export const METRIC_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS = 'gen_ai.client.inference.usage.reasoning.output_tokens';
+export const METRIC_INFERENCE_OPERATION_INPUT_TOKENS = 'gen_ai.client.inference.operation.input_tokens';
+export const METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS = 'gen_ai.client.inference.operation.output_tokens';
+export const METRIC_INFERENCE_DURATION = 'gen_ai.client.inference.duration';
+export const METRIC_INFERENCE_TIME_TO_FIRST_CHUNK = 'gen_ai.client.inference.time_to_first_chunk';
+
+/** The GenAI metrics each convention emits (the service's own `chatter.*` metrics are the same in both). */
+export const GEN_AI_METRICS: Readonly<Record<GenAiConventions, readonly string[]>> = {
+  released: [METRIC_TOKEN_USAGE, METRIC_OPERATION_DURATION, METRIC_TIME_TO_FIRST_CHUNK],
+  latest: [
+    METRIC_INFERENCE_USAGE_INPUT_TOKENS,
+    METRIC_INFERENCE_USAGE_OUTPUT_TOKENS,
+    METRIC_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
+    METRIC_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    METRIC_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS,
+    METRIC_INFERENCE_OPERATION_INPUT_TOKENS,
+    METRIC_INFERENCE_OPERATION_OUTPUT_TOKENS,
+    METRIC_INFERENCE_DURATION,
+    METRIC_INFERENCE_TIME_TO_FIRST_CHUNK,
+  ],
+};
+
 export const METRIC_COST = 'chatter.llm.cost';
 export const METRIC_TOKENS = 'chatter.llm.tokens';
 export const METRIC_RUNS = 'chatter.workflow.runs';
@@ -117,6 +159,9 @@ export const TOKEN_TYPE_OUTPUT = 'output';
 export const TOKEN_TYPE_CACHE_READ = 'cache_read';
 export const TOKEN_TYPE_CACHE_WRITE = 'cache_write';
 export const TOKEN_TYPE_REASONING = 'reasoning';
+/** `latest` conventions: the usage counters' modality (chat here is text only). */
+export const ATTR_GEN_AI_TOKEN_MODALITY = 'gen_ai.token.modality';
+export const TOKEN_MODALITY_TEXT = 'text';
 
 // --- Metric attributes and telemetry self-observation (added with the metrics and
 // analytics processors) ---

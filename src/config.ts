@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { SEMCONV_OPT_IN_GEN_AI_LATEST, type GenAiConventions } from '../otel/semconv.js';
 
 /**
  * The only module of the service that reads `process.env`. Every component receives the
@@ -71,6 +72,13 @@ const EnvSchema = z.object({
     ])
     .default('parentbased_always_on'),
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
+  // The standard comma-separated opt-in list; other entries are for other instrumentations.
+  OTEL_SEMCONV_STABILITY_OPT_IN: z
+    .string()
+    .default('')
+    .transform((value): GenAiConventions =>
+      value.split(',').some((entry) => entry.trim() === SEMCONV_OPT_IN_GEN_AI_LATEST) ? 'latest' : 'released',
+    ),
   // Metrics are only served at GET /metrics (otel/metrics.ts): no OTLP push.
   OTEL_METRICS_EXPORTER: z.enum(['prometheus', 'none']).optional(),
   METRICS_ENABLED: bool.default(true),
@@ -168,6 +176,8 @@ export type Config = {
     readonly sampler: z.output<typeof EnvSchema>['OTEL_TRACES_SAMPLER'];
     readonly samplerArg: number | undefined;
     readonly metricsEnabled: boolean;
+    /** The GenAI names spans and metrics carry: `latest` with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental. */
+    readonly genAiConventions: GenAiConventions;
   };
   readonly auth: {
     /** HS256 key of the access tokens. */
@@ -290,6 +300,7 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
       sampler: e.OTEL_TRACES_SAMPLER,
       samplerArg: e.OTEL_TRACES_SAMPLER_ARG,
       metricsEnabled: e.OTEL_METRICS_EXPORTER === undefined ? e.METRICS_ENABLED : e.OTEL_METRICS_EXPORTER === 'prometheus',
+      genAiConventions: e.OTEL_SEMCONV_STABILITY_OPT_IN,
     },
     auth: {
       // Development and tests without a secret get a random one: tokens then die with the process.

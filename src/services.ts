@@ -141,7 +141,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     samplerArg: config.telemetry.samplerArg,
     processors: [
       databaseWriter,
-      new MetricsSpanProcessor({ meter: metrics.meter }),
+      new MetricsSpanProcessor({ meter: metrics.meter, conventions: config.telemetry.genAiConventions }),
       new AnalyticsSpanProcessor({ feed: analyticsFeed, meter: metrics.meter }),
       ...(options.processors ?? []),
     ],
@@ -187,6 +187,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
     commits: writer,
     // Lifecycle events reach the database writer as they happen, not only with the run's end.
     spanEvents: databaseWriter,
+    genAiConventions: config.telemetry.genAiConventions,
     budgets: createBudgetReservationsRepository(db.pool),
     limits: config.runtime,
     instanceId,

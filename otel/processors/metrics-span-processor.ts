@@ -16,13 +16,14 @@ import {
   ATTR_WORKFLOW_NAME,
   METRIC_ACTIVE_RUNS,
   METRIC_COST,
+  METRIC_INFERENCE_DURATION,
+  METRIC_INFERENCE_TIME_TO_FIRST_CHUNK,
   METRIC_MODEL_CALLS,
   METRIC_OPERATION_DURATION,
   METRIC_PROCESSOR_ERRORS,
   METRIC_RUN_DURATION,
   METRIC_RUNS,
   METRIC_TIME_TO_FIRST_CHUNK,
-  METRIC_TOKEN_USAGE,
   METRIC_TOKENS,
   METRIC_TOOL_CALLS,
   OPERATION_CHAT,
@@ -35,15 +36,18 @@ import {
   TOKEN_TYPE_INPUT,
   TOKEN_TYPE_OUTPUT,
   TOKEN_TYPE_REASONING,
+  type GenAiConventions,
 } from '../semconv.js';
-import { promptTokens } from '../../machines/usage.js';
 import { booleanAttribute, decodeModelResult, decodeRunEnd, stringAttribute } from '../run-span-codec.js';
 import { isErrorSpan, spanDurationSeconds, spanErrorType, spanKey, spanOperation } from './metrics-span-readers.js';
+import { createTokenUsageRecorder, type TokenUsageRecorder } from './token-usage-instruments.js';
 
 export type MetricsSpanProcessorOptions = {
   readonly meter: Meter;
   /** Root spans tracked between start and end for the active-runs gauge. */
   readonly maxActiveRuns?: number;
+  /** The GenAI metric names and instruments (OTEL_SEMCONV_STABILITY_OPT_IN); the released ones by default. */
+  readonly conventions?: GenAiConventions;
 };
 
 const PROCESSOR = 'metrics';
@@ -55,10 +59,14 @@ const UNKNOWN = 'unknown';
  * never a user, run, conversation or correlation id. Sampled and RECORD_ONLY spans
  * count alike: the processor never looks at the sampled flag.
  *
+ * The GenAI metrics follow the configured conventions: released (`gen_ai.client.token.usage`,
+ * `gen_ai.client.operation.*`) or latest (`gen_ai.client.inference.*`); the `chatter.*`
+ * metrics are the same in both.
+ *
  * Recording is in-memory aggregation (no I/O), so it happens inline in onEnd.
  */
 export class MetricsSpanProcessor implements SpanProcessor {
-  private readonly tokenUsage: Histogram;
+  private readonly tokenUsage: TokenUsageRecorder;
   private readonly tokens: Counter;
   private readonly cost: Counter;
   private readonly operationDuration: Histogram;
@@ -73,12 +81,10 @@ export class MetricsSpanProcessor implements SpanProcessor {
   /** Root spans counted +1 in onStart, with the attributes to count −1 with. */
   private readonly openRuns = new Map<string, Attributes>();
 
-  constructor({ meter, maxActiveRuns = 100_000 }: MetricsSpanProcessorOptions) {
+  constructor({ meter, maxActiveRuns = 100_000, conventions = 'released' }: MetricsSpanProcessorOptions) {
     this.maxActiveRuns = maxActiveRuns;
-    this.tokenUsage = meter.createHistogram(METRIC_TOKEN_USAGE, {
-      description: 'Number of input and output tokens used per model call.',
-      unit: '{token}',
-    });
+    const latest = conventions === 'latest';
+    this.tokenUsage = createTokenUsageRecorder(meter, conventions);
     this.tokens = meter.createCounter(METRIC_TOKENS, {
       description:
         'Tokens by non-overlapping bucket (input = uncached input, cache_read, cache_write, output); ' +
@@ -89,11 +95,11 @@ export class MetricsSpanProcessor implements SpanProcessor {
       description: 'Cost of model calls in USD, for calls whose price is known.',
       unit: 'USD',
     });
-    this.operationDuration = meter.createHistogram(METRIC_OPERATION_DURATION, {
+    this.operationDuration = meter.createHistogram(latest ? METRIC_INFERENCE_DURATION : METRIC_OPERATION_DURATION, {
       description: 'Duration of model call attempts.',
       unit: 's',
     });
-    this.timeToFirstChunk = meter.createHistogram(METRIC_TIME_TO_FIRST_CHUNK, {
+    this.timeToFirstChunk = meter.createHistogram(latest ? METRIC_INFERENCE_TIME_TO_FIRST_CHUNK : METRIC_TIME_TO_FIRST_CHUNK, {
       description: 'Time from the request to the first streamed chunk of a model call.',
       unit: 's',
     });
@@ -183,8 +189,7 @@ export class MetricsSpanProcessor implements SpanProcessor {
     const result = decodeModelResult(attributes);
     const { usage } = result;
     if (usage !== null) {
-      this.tokenUsage.record(promptTokens(usage), { ...operation, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_INPUT });
-      this.tokenUsage.record(usage.output, { ...operation, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_OUTPUT });
+      this.tokenUsage(usage, operation);
       this.tokens.add(usage.inputUncached, { ...byModel, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_INPUT });
       this.tokens.add(usage.cacheRead, { ...byModel, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_CACHE_READ });
       this.tokens.add(usage.cacheWrite, { ...byModel, [ATTR_GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_CACHE_WRITE });

@@ -103,9 +103,9 @@ export class RunRuntime {
               onRefused: (reason) => this.send(request.runId, { type: 'budget.refused', reason, at: this.now() }),
             }),
       startedAt: this.now(),
-      spans: new RunSpans(
-        this.options.tracer,
-        {
+      spans: new RunSpans({
+        tracer: this.options.tracer,
+        info: {
           runId: request.runId,
           workflow: request.workflow,
           userId: request.userId,
@@ -117,9 +117,10 @@ export class RunRuntime {
           assistantMessageId: request.assistantMessageId,
           instanceId: this.options.instanceId,
         },
-        request.parentContext ?? otelContext.active(),
-        this.options.spanEvents,
-      ),
+        parentContext: request.parentContext ?? otelContext.active(),
+        listener: this.options.spanEvents,
+        conventions: this.options.genAiConventions,
+      }),
       callbacks: new RunCallbacks({
         provider: request.provider,
         model: request.model,

@@ -21,6 +21,7 @@ import type {
 } from '../../machines/workflow-run-types.js';
 import { encodeModelResponse, encodeModelResult, encodeRunEnd } from '../../otel/run-span-codec.js';
 import * as semconv from '../../otel/semconv.js';
+import type { GenAiConventions } from '../../otel/semconv.js';
 
 /** What the spans of one run say about it besides what the machine computes. */
 export type RunSpanInfo = {
@@ -34,6 +35,17 @@ export type RunSpanInfo = {
   readonly userMessageId: string | null;
   readonly assistantMessageId: string | null;
   readonly instanceId: string;
+};
+
+/** What RunSpans is built with. */
+export type RunSpansOptions = {
+  readonly tracer: Tracer;
+  readonly info: RunSpanInfo;
+  /** The context the root span is a child of (the request's). */
+  readonly parentContext: Context;
+  readonly listener?: RunSpanEventListener | undefined;
+  /** Which GenAI names the spans carry (OTEL_SEMCONV_STABILITY_OPT_IN); released ones by default. */
+  readonly conventions?: GenAiConventions | undefined;
 };
 
 /** Row ids in the order they are made, even within one millisecond (a run's events keep their order). */
@@ -66,12 +78,14 @@ export class RunSpans {
   private budgetReason: string | undefined;
 
   private readonly listener: RunSpanEventListener | undefined;
+  private readonly conventions: GenAiConventions;
 
-  public constructor(tracer: Tracer, info: RunSpanInfo, parentContext: Context, listener?: RunSpanEventListener) {
+  public constructor({ tracer, info, parentContext, listener, conventions = 'released' }: RunSpansOptions) {
     this.tracer = tracer;
     this.info = info;
     this.parentContext = parentContext;
     this.listener = listener;
+    this.conventions = conventions;
   }
 
   /** Adds a lifecycle event, with the id its row will have, and tells the listener. */
@@ -155,7 +169,7 @@ export class RunSpans {
     const span = this.chatSpans.get(params.callId);
     const { result } = params;
     if (span !== undefined) {
-      span.setAttributes(encodeModelResult(result));
+      span.setAttributes(encodeModelResult(result, this.conventions));
       if (params.partial) {
         span.setStatus({ code: SpanStatusCode.ERROR, message: 'stopped before the response ended' });
         span.setAttribute(semconv.ATTR_ERROR_TYPE, 'cancelled');
@@ -163,7 +177,7 @@ export class RunSpans {
       span.end(result.at);
       this.chatSpans.delete(params.callId);
     }
-    this.event(semconv.EVENT_MODEL_RESPONSE, encodeModelResponse(result), result.at);
+    this.event(semconv.EVENT_MODEL_RESPONSE, encodeModelResponse(result, this.conventions), result.at);
   }
 
   public usageMissing(params: ModelCallEndedParams): void {
@@ -295,7 +309,7 @@ export class RunSpans {
         toolCalls: context.toolCalls,
         error: context.error,
         output,
-      }),
+      }, this.conventions),
     );
     const terminalAttributes: Attributes = { [semconv.ATTR_RUN_TERMINAL_REASON]: context.terminalReason ?? status };
     if (status === 'budgetExceeded' && this.budgetReason !== undefined) {

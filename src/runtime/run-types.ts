@@ -4,6 +4,7 @@ import type { RunnableConfig } from '@langchain/core/runnables';
 import type { Context, Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Usage } from '../../machines/usage.js';
+import type { GenAiConventions } from '../../otel/semconv.js';
 import type { RunBudget, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
 import type { TokenCounter } from '../providers/token-counter.js';
 import type { BudgetReservations, BudgetScope } from './budget-reservations.js';
@@ -138,6 +139,8 @@ export type RunRuntimeOptions = {
   readonly commits?: RunCommits | undefined;
   /** Told of each lifecycle event as it happens (the database writer commits them live). */
   readonly spanEvents?: RunSpanEventListener | undefined;
+  /** Which GenAI semantic-convention names the run spans carry; the released ones by default. */
+  readonly genAiConventions?: GenAiConventions | undefined;
   /** Budget reservations, used only by runs with a `budgetScope`. */
   readonly budgets?: BudgetReservations | undefined;
   readonly limits: {

@@ -10,24 +10,28 @@ import {
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMetrics, DURATION_BOUNDARIES_SECONDS, PROMETHEUS_CONTENT_TYPE, TOKEN_USAGE_BOUNDARIES } from '../../otel/metrics.js';
 import { MetricsSpanProcessor } from '../../otel/processors/metrics-span-processor.js';
+import type { GenAiConventions } from '../../otel/semconv.js';
 import { emitRun, startRun, type EmitRunOptions, type FinishedRun, type RunStatus } from './helpers/emit-run.js';
 import { scrape, select, total, type Sample } from './helpers/prometheus.js';
 
 type Harness = Awaited<ReturnType<typeof createHarness>>;
 
-const createHarness = (sampler: Sampler = new AlwaysOnSampler()) => {
+const createHarness = (sampler: Sampler = new AlwaysOnSampler(), conventions?: GenAiConventions) => {
   const metrics = createMetrics({ serviceName: 'chatter-test', enabled: true });
   const exporter = new InMemorySpanExporter();
   const provider = new TracerProvider({
     sampler,
-    spanProcessors: [new MetricsSpanProcessor({ meter: metrics.meter }), new SimpleSpanProcessor({ exporter })],
+    spanProcessors: [
+      new MetricsSpanProcessor({ meter: metrics.meter, ...(conventions === undefined ? {} : { conventions }) }),
+      new SimpleSpanProcessor({ exporter }),
+    ],
   });
   return { metrics, exporter, provider, tracer: provider.getTracer('test') };
 };
 
 const harnesses: Harness[] = [];
-const harness = (sampler?: Sampler): Harness => {
-  const created = createHarness(sampler);
+const harness = (sampler?: Sampler, conventions?: GenAiConventions): Harness => {
+  const created = createHarness(sampler, conventions);
   harnesses.push(created);
   return created;
 };
@@ -188,6 +192,51 @@ describe('MetricsSpanProcessor', () => {
       withFirstChunk.reduce((acc, call) => acc + (call.timeToFirstChunkMs ?? 0) / 1000, 0),
       9,
     );
+  });
+
+  it('with the latest GenAI conventions, counts usage on the inference counters and times calls on the inference histograms', async () => {
+    const { tracer, metrics } = harness(undefined, 'latest');
+    const runs = emitPlans(tracer);
+    const { samples, text } = await scrape(metrics.metricsHandler);
+
+    // None of the released GenAI names; the inference ones instead.
+    expect(samples.filter((sample) => /^gen_ai_client_(token_usage|operation_)/.test(sample.name))).toEqual([]);
+    expect(text).toContain('# TYPE gen_ai_client_inference_usage_input_tokens_total counter');
+    expect(text).toContain('# TYPE gen_ai_client_inference_operation_input_tokens histogram');
+    expect(total(samples, 'gen_ai_client_inference_usage_input_tokens_total', { ...modelLabels({ provider: 'openai', model: 'gpt-4o-mini' }) })).toBe(4500);
+    for (const key of modelKeys(runs)) {
+      const calls = chatCallsOf(runs).filter((call) => call.provider === key.provider && call.requestModel === key.model);
+      const withUsage = calls.flatMap((call) => (call.usage === null || call.errorType !== undefined ? [] : [call.usage]));
+      const sum = (pick: (usage: (typeof withUsage)[number]) => number) => withUsage.reduce((acc, usage) => acc + pick(usage), 0);
+      const labels = { ...modelLabels(key), gen_ai_operation_name: 'chat' };
+      const counted = (name: string) => total(samples, `gen_ai_client_inference_usage_${name}_total`, { ...labels, gen_ai_token_modality: 'text' });
+      // Input counts cached tokens, output counts reasoning: the cache and reasoning counters are subsets.
+      expect(counted('input_tokens')).toBe(sum((u) => u.inputUncached + u.cacheRead + u.cacheWrite));
+      expect(counted('output_tokens')).toBe(sum((u) => u.output));
+      expect(counted('cache_read_input_tokens')).toBe(sum((u) => u.cacheRead));
+      expect(counted('cache_write_input_tokens')).toBe(sum((u) => u.cacheWrite));
+      expect(counted('reasoning_output_tokens')).toBe(sum((u) => u.reasoning));
+      expect(total(samples, 'gen_ai_client_inference_operation_input_tokens_count', labels)).toBe(withUsage.length);
+      expect(total(samples, 'gen_ai_client_inference_operation_output_tokens_sum', labels)).toBe(sum((u) => u.output));
+    }
+    const calls = chatCallsOf(runs);
+    expect(total(samples, 'gen_ai_client_inference_duration_count')).toBe(calls.length);
+    expect(total(samples, 'gen_ai_client_inference_duration_count', { error_type: 'RateLimitError' })).toBe(1);
+    expect(total(samples, 'gen_ai_client_inference_time_to_first_chunk_count')).toBe(
+      calls.filter((call) => typeof call.timeToFirstChunkMs === 'number').length,
+    );
+    const bounds = (name: string) =>
+      [...new Set(select(samples, name).map((sample) => sample.labels.le))].filter((le) => le !== '+Inf').map(Number);
+    expect(bounds('gen_ai_client_inference_duration_bucket')).toEqual(DURATION_BOUNDARIES_SECONDS);
+    expect(bounds('gen_ai_client_inference_time_to_first_chunk_bucket')).toEqual(DURATION_BOUNDARIES_SECONDS);
+    expect(bounds('gen_ai_client_inference_operation_input_tokens_bucket')).toEqual(TOKEN_USAGE_BOUNDARIES);
+
+    // The service's own metrics do not change with the conventions.
+    const released = harness();
+    emitPlans(released.tracer);
+    const own = (all: readonly Sample[]) =>
+      all.filter((sample) => sample.name.startsWith('chatter_')).map((sample) => `${sample.name}${JSON.stringify(sample.labels)} ${sample.value}`).sort();
+    expect(own(samples)).toEqual(own((await scrape(released.metrics.metricsHandler)).samples));
   });
 
   it('counts runs by workflow and status, their durations, and tool calls by tool and success', async () => {

@@ -72,14 +72,64 @@ const throughSpan = (attributes: Attributes): Attributes => {
   return ended?.attributes ?? {};
 };
 
-describe('run span codec', () => {
+describe.each(['released', 'latest'] as const)('run span codec, encoding the %s GenAI names', (conventions) => {
   it('decodes the usage it encodes, a missing usage (null) included', () => {
     fc.assert(
       fc.property(orNull(usageArb), (usage) => {
-        expect(decodeUsage(encodeUsage(usage))).toEqual(usage);
-        expect(decodeUsage(throughSpan(encodeUsage(usage)))).toEqual(usage);
+        expect(decodeUsage(encodeUsage(usage, conventions))).toEqual(usage);
+        expect(decodeUsage(throughSpan(encodeUsage(usage, conventions)))).toEqual(usage);
       }),
     );
+  });
+
+  it('decodes a model call’s response figures as encoded', () => {
+    fc.assert(
+      fc.property(modelResultArb, (result) => {
+        expect(decodeModelResult(throughSpan(encodeModelResult(result, conventions)))).toEqual(result);
+      }),
+    );
+  });
+
+  it('decodes a run’s totals as encoded; an unpriced run’s cost stays unknown', () => {
+    fc.assert(
+      fc.property(runEndArb, (run) => {
+        expect(decodeRunEnd(throughSpan(encodeRunEnd(run, conventions)))).toEqual(run);
+      }),
+    );
+    const unpriced = encodeRunEnd(
+      {
+        status: 'completed', terminalReason: 'completed', usage: { inputUncached: 5, cacheRead: 0, cacheWrite: 0, output: 2, reasoning: 0 },
+        costUsd: 0.25, costUnknown: true, usageMissingCalls: 0, modelCalls: 2, toolCalls: 0, error: null, output: 'x',
+      },
+      conventions,
+    );
+    expect(unpriced[semconv.ATTR_GEN_AI_USAGE_COST]).toBeUndefined();
+    expect(decodeRunEnd(unpriced).costUsd).toBeNull();
+  });
+});
+
+describe('run span codec', () => {
+  const call: ModelResultAttributes = {
+    responseModel: 'm', usage: { inputUncached: 10, cacheRead: 5, cacheWrite: 3, output: 8, reasoning: 2 }, usageSource: 'provider',
+    costUsd: 0.01, priceId: 'p', finishReason: 'stop', timeToFirstChunkMs: 1234,
+  };
+
+  it('writes the released names by default: cache_creation, the time to first chunk in ms', () => {
+    const attributes = encodeModelResult(call);
+    expect(attributes[semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]).toBe(3);
+    expect(attributes[semconv.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS]).toBeUndefined();
+    expect(attributes[semconv.ATTR_TIME_TO_FIRST_CHUNK_MS]).toBe(1234);
+    expect(attributes[semconv.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]).toBeUndefined();
+  });
+
+  it('writes the latest names when told: cache_write, gen_ai.response.time_to_first_chunk in seconds', () => {
+    const attributes = encodeModelResult(call, 'latest');
+    expect(attributes[semconv.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS]).toBe(3);
+    expect(attributes[semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]).toBeUndefined();
+    expect(attributes[semconv.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]).toBe(1.234);
+    expect(attributes[semconv.ATTR_TIME_TO_FIRST_CHUNK_MS]).toBeUndefined();
+    // 1001 / 1000 * 1000 is not 1001 in floating point: the seconds are read back to the microsecond.
+    expect(decodeModelResult(encodeModelResult({ ...call, timeToFirstChunkMs: 1001 }, 'latest')).timeToFirstChunkMs).toBe(1001);
   });
 
   it('decodes the cost it encodes, an unknown cost (null) included, never as 0', () => {
@@ -92,27 +142,6 @@ describe('run span codec', () => {
     expect(encodeCost(null)).toEqual({});
   });
 
-  it('decodes a model call’s response figures as encoded', () => {
-    fc.assert(
-      fc.property(modelResultArb, (result) => {
-        expect(decodeModelResult(throughSpan(encodeModelResult(result)))).toEqual(result);
-      }),
-    );
-  });
-
-  it('decodes a run’s totals as encoded; an unpriced run’s cost stays unknown', () => {
-    fc.assert(
-      fc.property(runEndArb, (run) => {
-        expect(decodeRunEnd(throughSpan(encodeRunEnd(run)))).toEqual(run);
-      }),
-    );
-    const unpriced = encodeRunEnd({
-      status: 'completed', terminalReason: 'completed', usage: { inputUncached: 5, cacheRead: 0, cacheWrite: 0, output: 2, reasoning: 0 },
-      costUsd: 0.25, costUnknown: true, usageMissingCalls: 0, modelCalls: 2, toolCalls: 0, error: null, output: 'x',
-    });
-    expect(unpriced[semconv.ATTR_GEN_AI_USAGE_COST]).toBeUndefined();
-    expect(decodeRunEnd(unpriced).costUsd).toBeNull();
-  });
 
   it('reads a span from elsewhere: absent detail buckets are none, the uncached bucket is derived', () => {
     expect(
