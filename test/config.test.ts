@@ -31,6 +31,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ RUN_CANCEL_ACK_TIMEOUT_MS: '0' })).toThrow(ConfigError);
   });
 
+  it('writes the released GenAI names unless OTEL_SEMCONV_STABILITY_OPT_IN lists gen_ai_latest_experimental', () => {
+    expect(loadConfig({}).telemetry.genAiConventions).toBe('released');
+    expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'http' }).telemetry.genAiConventions).toBe('released');
+    expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'gen_ai_latest_experimental' }).telemetry.genAiConventions).toBe('latest');
+    expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'http/dup, gen_ai_latest_experimental ,database' }).telemetry.genAiConventions).toBe('latest');
+    expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'gen_ai_latest' }).telemetry.genAiConventions).toBe('released');
+  });
+
   it('serves metrics unless OTEL_METRICS_EXPORTER or METRICS_ENABLED turns them off, and refuses a push exporter', () => {
     expect(loadConfig({}).telemetry.metricsEnabled).toBe(true);
     expect(loadConfig({ OTEL_METRICS_EXPORTER: 'prometheus', METRICS_ENABLED: 'false' }).telemetry.metricsEnabled).toBe(true);

@@ -14,6 +14,7 @@ import { binaryOnPath, requireOrSkip } from '../helpers/requires.js';
 import { requireBinary } from './helpers/prometheus-server.js';
 import { parseYamlFile, readRepoFile, REPO_ROOT, type ComposeFile } from './helpers/repo-files.js';
 import { runMix } from './helpers/run-mix.js';
+import { conventionsEnv, GEN_AI_CONVENTIONS, isGenAiMetricOf, otherConventions } from './helpers/gen-ai-conventions.js';
 
 type Rule = {
   readonly alert?: string;
@@ -62,7 +63,9 @@ type Case = {
 
 const calls = (labels: Record<string, string>) => selector('chatter_llm_calls_total', { ...A, ...OPENAI, chatter_outcome: 'ok', ...labels });
 const runs = (status: string) => selector('chatter_workflow_runs_total', { ...A, chatter_workflow_name: 'chat', chatter_run_status: status });
-const duration = (le: string) => selector('gen_ai_client_operation_duration_bucket', { ...A, ...OPENAI, gen_ai_operation_name: 'chat', le });
+/** Call duration buckets under the released name, or the latest conventions' (OTEL_SEMCONV_STABILITY_OPT_IN). */
+const DURATION_BUCKETS = { released: 'gen_ai_client_operation_duration_bucket', latest: 'gen_ai_client_inference_duration_bucket' } as const;
+const duration = (le: string, name: string = DURATION_BUCKETS.released) => selector(name, { ...A, ...OPENAI, gen_ai_operation_name: 'chat', le });
 const backlog = (state: string) => selector('chatter_telemetry_writer_backlog', { ...A, chatter_writer_state: state });
 
 const CASES: readonly Case[] = [
@@ -134,6 +137,28 @@ const CASES: readonly Case[] = [
       { series: duration('20.48'), values: '0+10x40' },
       { series: duration('40.96'), values: '0+10x40' },
       { series: duration('+Inf'), values: '0+10x40' },
+    ],
+    at: '30m',
+  },
+  {
+    name: 'model calls taking 20–41 s, under the latest conventions’ name',
+    alert: 'ChatterModelLatencyHigh',
+    series: [
+      { series: duration('1.28', DURATION_BUCKETS.latest), values: '0x40' },
+      { series: duration('20.48', DURATION_BUCKETS.latest), values: '0x40' },
+      { series: duration('40.96', DURATION_BUCKETS.latest), values: '0+10x40' },
+      { series: duration('+Inf', DURATION_BUCKETS.latest), values: '0+10x40' },
+    ],
+    at: '30m',
+    fires: { labels: OPENAI, summary: 'p95 of openai/gpt-4o-mini calls is 39.94s' },
+  },
+  {
+    name: 'model calls under 1.3 s, under the latest conventions’ name',
+    alert: 'ChatterModelLatencyHigh',
+    series: [
+      { series: duration('1.28', DURATION_BUCKETS.latest), values: '0+10x40' },
+      { series: duration('40.96', DURATION_BUCKETS.latest), values: '0+10x40' },
+      { series: duration('+Inf', DURATION_BUCKETS.latest), values: '0+10x40' },
     ],
     at: '30m',
   },
@@ -346,7 +371,7 @@ describeWithPromtool('the alerting rules (prometheus/alerts.yml)', () => {
     }
   });
 
-  describe('against the metrics the service exports after a set of runs', () => {
+  describe.each(GEN_AI_CONVENTIONS)('against the metrics the service exports after a set of runs, with the %s GenAI names', (conventions) => {
     let db: TestDatabase;
     let h: Harness;
     let exported: Set<string>;
@@ -358,7 +383,7 @@ describeWithPromtool('the alerting rules (prometheus/alerts.yml)', () => {
       await db.pool.query(
         sql.unsafe`UPDATE users SET cost_budget_usd = 10, total_cost = 8.5, token_budget = 1000, total_tokens = 250 WHERE id = ${userId}`,
       );
-      h = await createHarness({}, { database: db });
+      h = await createHarness(conventionsEnv(conventions), { database: db });
       await runMix(h);
       // GET /metrics as the API serves it (its handler on a loopback server).
       const server = createServer((request, reply) => h.services.metrics.metricsHandler(request, reply));
@@ -373,11 +398,12 @@ describeWithPromtool('the alerting rules (prometheus/alerts.yml)', () => {
       await db?.drop();
     });
 
-    it('name only metrics the service exports (or their own recording rules, or up)', () => {
+    it('name only metrics the service exports (or their own recording rules, or up, or the other GenAI names)', () => {
       const recorded = new Set(rules.flatMap((rule) => (rule.record === undefined ? [] : [rule.record])));
+      const other = otherConventions(conventions);
       const problems = rules.flatMap((rule) =>
         promqlMetricNames(rule.expr)
-          .filter((name) => !recorded.has(name) && name !== 'up' && !exported.has(name))
+          .filter((name) => !recorded.has(name) && name !== 'up' && !exported.has(name) && !isGenAiMetricOf(other, name))
           .map((name) => `${rule.alert ?? rule.record}: ${name} is not exported by the service`),
       );
       expect(problems).toEqual([]);
@@ -385,6 +411,8 @@ describeWithPromtool('the alerting rules (prometheus/alerts.yml)', () => {
       expect(exported).toContain('chatter_telemetry_writer_backlog');
       expect(exported).toContain('chatter_telemetry_writer_dead_lettered_total');
       expect(exported).toContain('chatter_budget_max_used');
+      // The latency alert reads this convention's duration histogram.
+      expect(exported).toContain(DURATION_BUCKETS[conventions]);
     });
 
     it('reports the largest share of a budget any user has spent, and the writer backlog', () => {

@@ -19,12 +19,18 @@ export type PromqlChecker = {
   readonly query: (expr: string) => Promise<PromResponse>;
   /** Metric names Prometheus has scraped from the service. */
   readonly exported: ReadonlySet<string>;
+  /**
+   * Names a query may name without the service exporting them: the other GenAI
+   * conventions' metrics, which queries name beside these (`a or b`) to work with both.
+   */
+  readonly mayBeAbsent?: (name: string) => boolean;
 };
 
 /**
  * Evaluates PromQL queries against a real Prometheus. A problem is reported for each
  * query that does not parse, returns no series, or names a metric the service does not
- * export (even where `or vector(0)` would hide it), and for misused variables.
+ * export (even where `or vector(0)` would hide it; the other GenAI conventions' names
+ * excepted), and for misused variables.
  */
 export const checkPromqlQueries = async (
   queries: readonly Query[],
@@ -37,7 +43,7 @@ export const checkPromqlQueries = async (
     const { text, problems: variableProblems } = substitutePromqlVariables(query.text, variableNames);
     problems.push(...variableProblems.map((problem) => `${query.where}: ${problem}`));
     for (const name of promqlMetricNames(text)) {
-      if (!checker.exported.has(name)) {
+      if (!checker.exported.has(name) && checker.mayBeAbsent?.(name) !== true) {
         problems.push(`${query.where}: names metric ${name}, which the service does not export`);
       }
     }
