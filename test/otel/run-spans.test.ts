@@ -125,6 +125,39 @@ describe('run spans', () => {
   });
 });
 
+describe('run spans with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness({ OTEL_SEMCONV_STABILITY_OPT_IN: 'http,gen_ai_latest_experimental' });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('carries the latest GenAI names, and the run is recorded from them as from the released ones', async () => {
+    h.script([
+      { content: 'Cached and streamed.', usage: { input_tokens: 100, output_tokens: 10, input_token_details: { cache_read: 20, cache_creation: 30 } } },
+    ]);
+    const turn = await h.startTurn({ streaming: true, onToken: () => {} });
+    await turn.done;
+    await h.services.tracerProvider.forceFlush();
+    const spans = h.spans().filter((span) => span.attributes[semconv.ATTR_RUN_ID] === turn.runId);
+    const chat = spans.find((span) => span.name.startsWith('chat '));
+    const root = spans.find((span) => span.name.startsWith('invoke_workflow '));
+    for (const span of [chat, root]) {
+      expect(span?.attributes[semconv.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS]).toBe(30);
+      expect(span?.attributes).not.toHaveProperty(semconv.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS);
+    }
+    const seconds = chat?.attributes[semconv.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK];
+    expect(typeof seconds).toBe('number');
+    expect(chat?.attributes).not.toHaveProperty(semconv.ATTR_TIME_TO_FIRST_CHUNK_MS);
+
+    const call = await h.db.pool.one(sql.type(z.object({ cache_write_tokens: z.number().nullable(), time_to_first_token_ms: z.number().nullable() }))`
+      SELECT cache_write_tokens, time_to_first_token_ms FROM model_calls WHERE run_id = ${turn.runId}`);
+    expect(call).toEqual({ cache_write_tokens: 30, time_to_first_token_ms: Math.round((seconds as number) * 1000) });
+  });
+});
+
 describe('sampling', () => {
   it('drops unsampled traces from export but records every run in the database', async () => {
     const h = await createHarness({ OTEL_TRACES_SAMPLER: 'always_off' });
