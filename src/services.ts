@@ -180,6 +180,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
         model: request.model,
         ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
           ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
+          ...(request.topP === undefined ? {} : { topP: request.topP }),
         })),
     createGraph: createTemplateGraphFactory({ toolsFor: (userId) => toolServers.toolSets.forUser(userId) }),
     prices,

@@ -13,6 +13,8 @@ import type { RunOutcome, RunRuntime } from '../runtime/run-runtime.js';
 import { assistantMessageOf, writesAssistantMessage } from '../persistence/assistant-message.js';
 import type { Settlement } from '../persistence/run-record-writer.js';
 import { sumCosts } from '../../machines/usage.js';
+import { createTokenCounter, type TokenCounter } from '../providers/token-counter.js';
+import { countInputTokens, REPLY_PRIMING_TOKENS } from '../runtime/run-budget-ledger.js';
 import { createTurnSettingsResolver, type TurnSettings } from './turn-settings.js';
 
 export type ChatTurnRequest = {
@@ -55,7 +57,34 @@ export type ChatTurnResult = {
   readonly started: StartedTurn;
 };
 
+/** The most earlier messages read for a turn's history (then cut to the token limit). */
 const HISTORY_LIMIT = 200;
+
+/**
+ * The newest of `history` that fit, with `fixed` (the system prompt and the new message,
+ * always sent), in `limit` input tokens as the runtime counts them; all of it without a limit.
+ */
+const fitHistory = (
+  tokens: TokenCounter,
+  history: readonly BaseMessage[],
+  fixed: readonly BaseMessage[],
+  limit: number | null | undefined,
+): readonly BaseMessage[] => {
+  if (limit === null || limit === undefined) {
+    return history;
+  }
+  let used = countInputTokens(tokens, fixed);
+  let start = history.length;
+  while (start > 0) {
+    const next = used + countInputTokens(tokens, [history[start - 1] as BaseMessage]) - REPLY_PRIMING_TOKENS;
+    if (next > limit) {
+      break;
+    }
+    used = next;
+    start -= 1;
+  }
+  return history.slice(start);
+};
 
 /**
  * `conversation` as beginTurn left it (the user's message counted), with the reply a
@@ -125,6 +154,7 @@ export type ChatServiceOptions = {
 export const createChatService = ({ pool, runtime, records, providers, instanceId }: ChatServiceOptions) => {
   const conversations = createConversationsRepository(pool);
   const turnSettings = createTurnSettingsResolver(pool);
+  const tokens = createTokenCounter();
 
   /**
    * The turn's budgets: 402 when one is used up (spent and reserved by runs in flight),
@@ -138,9 +168,12 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
     return standing;
   };
 
-  /** `conversation` null: a new conversation, which has no messages yet. */
+  /**
+   * The system prompt, the newest history that fits the turn's token limit (its
+   * context_limit, else the conversation's context_window) and the new message.
+   * `conversation` null: a new conversation, which has no messages yet.
+   */
   const history = async (conversation: ConversationRow | null, request: ChatTurnRequest): Promise<BaseMessage[]> => {
-    const limit = Math.min(request.contextLimit ?? HISTORY_LIMIT, HISTORY_LIMIT);
     const rows =
       request.enableMemory === false || conversation === null
         ? []
@@ -150,14 +183,14 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
                      total_tokens, cached_input_tokens, reasoning_tokens, cost, model_used, provider_used,
                      finish_reason, response_time_ms, run_id, correlation_id, rating, rating_count, created_at
               FROM messages WHERE conversation_id = ${conversation.id}
-              ORDER BY sequence_number DESC LIMIT ${limit}
+              ORDER BY sequence_number DESC LIMIT ${HISTORY_LIMIT}
             ) recent ORDER BY sequence_number ASC`);
     const systemPrompt = request.systemPromptOverride ?? conversation?.system_prompt;
-    return [
-      ...(systemPrompt === null || systemPrompt === undefined || systemPrompt === '' ? [] : [new SystemMessage(systemPrompt)]),
-      ...rows.map(toLangChain).filter((message): message is BaseMessage => message !== null),
-      new HumanMessage(request.message),
-    ];
+    const system = systemPrompt === null || systemPrompt === undefined || systemPrompt === '' ? [] : [new SystemMessage(systemPrompt)];
+    const latest = new HumanMessage(request.message);
+    const earlier = rows.map(toLangChain).filter((message): message is BaseMessage => message !== null);
+    const limit = request.contextLimit ?? conversation?.context_window;
+    return [...system, ...fitHistory(tokens, earlier, [...system, latest], limit), latest];
   };
 
   /** The user's conversation the turn continues, or null when the turn starts a new one. */
@@ -190,6 +223,7 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
       model: settings.model,
       temperature: settings.temperature,
       maxTokens: settings.maxTokens,
+      contextLimit: settings.contextLimit,
       enableTools: settings.enableTools,
       enableMemory: settings.enableMemory,
       systemPromptOverride: settings.systemPrompt,
@@ -266,6 +300,8 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
       model,
       temperature: request.temperature ?? conversation.temperature ?? undefined,
       maxTokens: request.maxTokens ?? conversation.max_tokens ?? undefined,
+      topP: settings.topP,
+      allowedTools: settings.allowedTools,
       messages,
       budget: budget.budget,
       budgetScope: budget.scope,

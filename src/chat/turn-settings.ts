@@ -15,6 +15,7 @@ export type TurnChoices = {
   readonly model?: string | null | undefined;
   readonly temperature?: number | null | undefined;
   readonly maxTokens?: number | null | undefined;
+  readonly contextLimit?: number | null | undefined;
   readonly enableTools?: boolean | undefined;
   readonly enableMemory?: boolean | undefined;
   readonly systemPromptOverride?: string | null | undefined;
@@ -31,6 +32,12 @@ export type TurnSettings = {
   readonly model: string | undefined;
   readonly temperature: number | undefined;
   readonly maxTokens: number | undefined;
+  /** Most input tokens sent (the request's context_limit, else the profile's context_window). */
+  readonly contextLimit: number | undefined;
+  /** The profile's top_p (the request has no field for it). */
+  readonly topP: number | undefined;
+  /** The profile's available_tools: the only tools offered; undefined: all the user's. */
+  readonly allowedTools: readonly string[] | undefined;
   readonly enableTools: boolean | undefined;
   readonly enableMemory: boolean | undefined;
   readonly systemPrompt: string | undefined;
@@ -95,6 +102,9 @@ export const createTurnSettingsResolver = (pool: DatabasePool) => {
       model: choices.model ?? profileModel,
       temperature: choices.temperature ?? profile?.temperature,
       maxTokens: choices.maxTokens ?? profile?.max_tokens,
+      contextLimit: choices.contextLimit ?? profile?.context_window,
+      topP: profile?.top_p ?? undefined,
+      allowedTools: profile?.available_tools ?? undefined,
       enableTools: choices.enableTools ?? profile?.enable_tools,
       enableMemory: choices.enableMemory ?? profile?.memory_enabled,
       systemPrompt: choices.systemPromptOverride ?? rendered ?? profile?.system_prompt ?? undefined,

@@ -19,8 +19,9 @@ const offering = (definition: GraphDefinition, names: readonly string[]): GraphD
  * The runtime's graph factory for the built-in templates. A template without tools
  * nodes is built at once; one with tools nodes (`chat_with_tools`) reads the run's user's
  * tool set when the run starts (the graph's first step), so a tool switched on or off
- * on any instance applies to the next run. A user with no tool left gets the `chat`
- * graph (a tools node needs a tool). Compiled graphs are shared by every run with the
+ * on any instance applies to the next run, and offers those of them the run allows (a
+ * profile's available_tools). A run with no tool left gets the `chat` graph (a tools
+ * node needs a tool). Compiled graphs are shared by every run with the
  * same tool set (see UserToolSets and createGraph).
  *
  * @throws {UnknownTemplateError} for an unknown workflow, before the run starts.
@@ -38,7 +39,7 @@ export const createTemplateGraphFactory = ({ toolsFor }: TemplateGraphFactoryOpt
     const graph: RunnableGraph = {
       invoke: async (input, config) => {
         const tools = await toolsFor(deps.userId);
-        const names = tools.names();
+        const names = tools.names().filter((name) => deps.allowedTools === undefined || deps.allowedTools.includes(name));
         return build(tools, names.length === 0 ? getTemplate('chat') : offering(definition, names)).invoke(input, config);
       },
     };

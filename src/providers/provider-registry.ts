@@ -48,6 +48,8 @@ export type ChatModelRequest = {
   model?: string;
   temperature?: number;
   maxTokens?: number;
+  /** Nucleus sampling (a profile's top_p); both remote providers take it. */
+  topP?: number;
 };
 
 /** A provider as listed to clients. */
@@ -131,6 +133,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     const tuning = {
       ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
       ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
+      ...(request.topP === undefined ? {} : { topP: request.topP }),
     };
     switch (provider) {
       case 'local':

@@ -27,6 +27,10 @@ export type ProfileRow = {
   readonly llm_model: string | null;
   readonly temperature: number;
   readonly max_tokens: number;
+  readonly top_p: number | null;
+  readonly context_window: number;
+  /** The tools its chats are offered (of the user's tool set); null: all of them. */
+  readonly available_tools: readonly string[] | null;
   readonly system_prompt: string | null;
   readonly enable_tools: boolean;
   readonly memory_enabled: boolean;

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { createChatService, type ChatTurnRequest, type ChatTurnResult } from '../chat/chat-service.js';
+import { refuseUnavailableFeatures } from '../chat/unavailable-features.js';
 import { UnknownTemplateError } from '../graphs/templates.js';
 import { runParentContext } from '../http/correlation.js';
 import { HttpError } from '../http/errors.js';
@@ -118,6 +119,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
       },
     },
     async (request, reply) => {
+      refuseUnavailableFeatures(request.body); // 422 before the request counts or anything is saved
       await rateLimit(request, reply, false);
       let result: ChatTurnResult;
       try {
@@ -161,6 +163,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
       },
     },
     async (request, reply) => {
+      refuseUnavailableFeatures(request.body);
       await rateLimit(request, reply, true);
       let ids: { conversation_id: string; message_id: string; correlation_id: string } | undefined;
       let stream: EventStream | undefined;

@@ -3,6 +3,7 @@ import { LIST_PATHS } from '../http/list-paths.js';
 import { sharedResourceAccess } from './shared-resource-access.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { PROFILE_TYPES, type ProfileType } from '../profiles/profile-fields.js';
+import { refuseUnappliedProfileSettings } from '../profiles/profile-settings.js';
 import {
   createProfilesRepository,
   PROFILE_SORT_COLUMNS,
@@ -98,7 +99,10 @@ export const profileRoutes: FastifyPluginAsync = async (app) => {
         response: { 201: { $ref: 'ProfileResponse#' }, ...errorResponses(401, 413) },
       },
     },
-    async (request, reply) => reply.status(201).send(await profiles.create(request.user.id, request.body)),
+    async (request, reply) => {
+      refuseUnappliedProfileSettings(request.body);
+      return reply.status(201).send(await profiles.create(request.user.id, request.body));
+    },
   );
 
   app.get<{ Params: ProfileParams }>(
@@ -132,6 +136,7 @@ export const profileRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
+      refuseUnappliedProfileSettings(request.body); // the same 422 for any id: it reveals nothing
       await owned(request, request.params.profile_id);
       const row = await profiles.update(request.params.profile_id, request.user.id, request.body);
       if (row === null) {

@@ -77,6 +77,7 @@ export class RunRuntime {
       model: request.model,
       temperature: request.temperature,
       maxTokens: request.maxTokens,
+      topP: request.topP,
     });
     const controller = new AbortController();
     const { budgets } = this.options;
@@ -146,6 +147,7 @@ export class RunRuntime {
     const graph = this.options.createGraph(request.workflow, {
       model,
       userId: request.userId,
+      allowedTools: request.allowedTools,
       toolCallLimit: limits.toolCallLimit,
       invokeModel: (runnable, messages, config) =>
         callModelWithRetries(

@@ -49,8 +49,11 @@ export type RunnableGraph = {
 
 export type GraphFactory = (
   workflow: string,
-  /** `userId`: whose tool set the graph offers (the user's enabled built-in and MCP tools). */
-  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel; userId: string },
+  /**
+   * `userId`: whose tool set the graph offers (the user's enabled built-in and MCP tools);
+   * `allowedTools`: only those of them (a profile's available_tools), absent: all.
+   */
+  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel; userId: string; allowedTools?: readonly string[] | undefined },
 ) => RunnableGraph;
 
 export type ChatModelFactory = (options: {
@@ -58,6 +61,7 @@ export type ChatModelFactory = (options: {
   model: string;
   temperature?: number | undefined;
   maxTokens?: number | undefined;
+  topP?: number | undefined;
 }) => BaseChatModel;
 
 /**
@@ -81,6 +85,9 @@ export type RunRequest = {
   readonly model: string;
   readonly temperature?: number | undefined;
   readonly maxTokens?: number | undefined;
+  readonly topP?: number | undefined;
+  /** The only tools the run is offered, of its user's tool set (absent: all of it). */
+  readonly allowedTools?: readonly string[] | undefined;
   /** The history the graph starts from, ending with the new user message. */
   readonly messages: BaseMessage[];
   readonly budget: RunBudget;
