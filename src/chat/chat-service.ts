@@ -1,7 +1,7 @@
 import type { Context } from '@opentelemetry/api';
 import { AIMessage, HumanMessage, SystemMessage, type BaseMessage } from '@langchain/core/messages';
 import { sql, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { getTemplate } from '../graphs/templates.js';
 import { HttpError } from '../http/errors.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';

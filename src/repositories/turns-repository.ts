@@ -1,5 +1,5 @@
 import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 import { ConversationRow, conversationColumns, insertConversation, type NewConversation } from './conversations-repository.js';
 

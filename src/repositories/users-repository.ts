@@ -1,5 +1,5 @@
 import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 
 /** A user as the API shows it (never the password hash). */
