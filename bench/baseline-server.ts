@@ -1,36 +1,16 @@
-import { parseArgs } from "node:util";
-import {
-  AIMessage,
-  HumanMessage,
-  type BaseMessage,
-} from "@langchain/core/messages";
-import Fastify from "fastify";
-import pg from "pg";
-import { ulid } from "ulid";
-import {
-  addUsage,
-  promptTokens,
-  totalTokens,
-  zeroUsage,
-  type Usage,
-} from "../machines/usage.js";
-import {
-  AccessTokenError,
-  createAccessTokens,
-} from "../src/auth/access-tokens.js";
-import { createGraph } from "../src/graphs/build-graph.js";
-import { getTemplate } from "../src/graphs/templates.js";
-import {
-  LOCAL_DEFAULT_MODEL,
-  LocalChatModel,
-} from "../src/providers/local-chat-model.js";
-import {
-  computeCostUnits,
-  findPrice,
-  loadShippedPrices,
-} from "../src/providers/pricing.js";
-import { normalizeUsage } from "../src/providers/usage.js";
-import { createToolRegistry } from "../src/tools/tool-registry.js";
+import { parseArgs } from 'node:util';
+import { AIMessage, HumanMessage, type BaseMessage } from '@langchain/core/messages';
+import Fastify from 'fastify';
+import pg from 'pg';
+import { ulid } from 'ulid';
+import { addUsage, promptTokens, totalTokens, zeroUsage, type Usage } from '../machines/usage.js';
+import { AccessTokenError, createAccessTokens } from '../src/auth/access-tokens.js';
+import { createGraph } from '../src/graphs/build-graph.js';
+import { getTemplate } from '../src/graphs/templates.js';
+import { LOCAL_DEFAULT_MODEL, LocalChatModel } from '../src/providers/local-chat-model.js';
+import { computeCostUnits, findPrice, loadShippedPrices } from '../src/providers/pricing.js';
+import { normalizeUsage } from '../src/providers/usage.js';
+import { createToolRegistry } from '../src/tools/tool-registry.js';
 
 /**
  * The hand-written durable baseline of issue 14 (`npm run bench:http -- --baseline`): what
@@ -53,37 +33,37 @@ import { createToolRegistry } from "../src/tools/tool-registry.js";
 
 const { values: flags } = parseArgs({
   options: {
-    "database-url": { type: "string" },
-    port: { type: "string", default: "0" },
-    "jwt-secret": { type: "string" },
-    "pool-size": { type: "string", default: "10" },
-    "latency-ms": { type: "string", default: "0" },
-    "tool-call-limit": { type: "string", default: "10" },
+    'database-url': { type: 'string' },
+    port: { type: 'string', default: '0' },
+    'jwt-secret': { type: 'string' },
+    'pool-size': { type: 'string', default: '10' },
+    'latency-ms': { type: 'string', default: '0' },
+    'tool-call-limit': { type: 'string', default: '10' },
   },
 });
-if (flags["database-url"] === undefined || flags["jwt-secret"] === undefined) {
-  throw new Error("--database-url and --jwt-secret are required");
+if (flags['database-url'] === undefined || flags['jwt-secret'] === undefined) {
+  throw new Error('--database-url and --jwt-secret are required');
 }
 
-const PROVIDER = "local";
+const PROVIDER = 'local';
 const MODEL = LOCAL_DEFAULT_MODEL;
 const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i;
 
 const pool = new pg.Pool({
-  connectionString: flags["database-url"],
-  max: Number(flags["pool-size"]),
+  connectionString: flags['database-url'],
+  max: Number(flags['pool-size']),
 });
 const tokens = createAccessTokens({
-  secret: flags["jwt-secret"],
+  secret: flags['jwt-secret'],
   ttlSeconds: 24 * 3600,
 });
 const tools = createToolRegistry();
 const prices = loadShippedPrices();
 const model = new LocalChatModel({
   model: MODEL,
-  latencyMs: Number(flags["latency-ms"]),
+  latencyMs: Number(flags['latency-ms']),
 });
-const toolCallLimit = Number(flags["tool-call-limit"]);
+const toolCallLimit = Number(flags['tool-call-limit']);
 
 /** The service's access check in one statement: user active, token not revoked, session live. */
 const USER_FOR_TOKEN = `
@@ -105,33 +85,28 @@ const INSERT_MESSAGES = `
 
 type Body = { readonly message: string; readonly enable_tools?: boolean };
 
-const text = (message: BaseMessage | undefined): string =>
-  typeof message?.content === "string" ? message.content : "";
+const text = (message: BaseMessage | undefined): string => (typeof message?.content === 'string' ? message.content : '');
 
 /** Cost in 1e-10 USD units as a decimal string (numeric(20, 10)), exact. */
 const unitsToDecimal = (units: bigint): string => {
-  const digits = units.toString().padStart(11, "0");
+  const digits = units.toString().padStart(11, '0');
   return `${digits.slice(0, -10)}.${digits.slice(-10)}`;
 };
 
 const app = Fastify({ logger: false });
 
-app.get("/healthz", async () => ({ status: "ok" }));
+app.get('/healthz', async () => ({ status: 'ok' }));
 
 // The chat route's scope: every request there is authenticated.
 await app.register(async (chat) => {
-  chat.addHook("onRequest", async (request, reply) => {
-    const token = BEARER.exec(request.headers.authorization ?? "")?.[1];
-    if (token === undefined)
-      return reply.code(401).send({ detail: "Not authenticated" });
+  chat.addHook('onRequest', async (request, reply) => {
+    const token = BEARER.exec(request.headers.authorization ?? '')?.[1];
+    if (token === undefined) return reply.code(401).send({ detail: 'Not authenticated' });
     let claims;
     try {
       claims = tokens.verify(token);
     } catch (error) {
-      if (error instanceof AccessTokenError)
-        return reply
-          .code(401)
-          .send({ detail: "Could not validate credentials" });
+      if (error instanceof AccessTokenError) return reply.code(401).send({ detail: 'Could not validate credentials' });
       throw error;
     }
     const { rows } = await pool.query<{
@@ -141,28 +116,23 @@ await app.register(async (chat) => {
       session_live: boolean;
     }>(USER_FOR_TOKEN, [claims.sub, claims.jti, claims.sid]);
     const user = rows[0];
-    if (
-      user === undefined ||
-      !user.is_active ||
-      user.token_revoked ||
-      !user.session_live
-    ) {
-      return reply.code(401).send({ detail: "Could not validate credentials" });
+    if (user === undefined || !user.is_active || user.token_revoked || !user.session_live) {
+      return reply.code(401).send({ detail: 'Could not validate credentials' });
     }
     (request as { userId?: string }).userId = user.id;
     return undefined;
   });
 
   chat.post<{ Body: Body }>(
-    "/api/v1/workflows/execute/chat",
+    '/api/v1/workflows/execute/chat',
     {
       schema: {
         body: {
-          type: "object",
-          required: ["message"],
+          type: 'object',
+          required: ['message'],
           properties: {
-            message: { type: "string", minLength: 1 },
-            enable_tools: { type: "boolean" },
+            message: { type: 'string', minLength: 1 },
+            enable_tools: { type: 'boolean' },
           },
         },
       },
@@ -170,12 +140,11 @@ await app.register(async (chat) => {
     async (request) => {
       const userId = (request as { userId?: string }).userId!;
       const startedAt = Date.now();
-      const graph = createGraph(
-        getTemplate(
-          request.body.enable_tools === true ? "chat_with_tools" : "chat",
-        ),
-        { model, tools, toolCallLimit },
-      );
+      const graph = createGraph(getTemplate(request.body.enable_tools === true ? 'chat_with_tools' : 'chat'), {
+        model,
+        tools,
+        toolCallLimit,
+      });
       const result = await graph.invoke({
         messages: [new HumanMessage(request.body.message)],
       });
@@ -187,13 +156,10 @@ await app.register(async (chat) => {
       for (const message of result.messages) {
         if (!AIMessage.isInstance(message)) continue;
         const called = normalizeUsage(message.usage_metadata);
-        if (called === null)
-          throw new Error("the local model reported no usage");
+        if (called === null) throw new Error('the local model reported no usage');
         usage = addUsage(usage, called);
         if (price !== null) costUnits += computeCostUnits(called, price);
-        finishReason =
-          (message.response_metadata["finish_reason"] as string | undefined) ??
-          finishReason;
+        finishReason = (message.response_metadata['finish_reason'] as string | undefined) ?? finishReason;
       }
       const cost = price === null ? null : unitsToDecimal(costUnits);
       const prompt = promptTokens(usage);
@@ -204,7 +170,7 @@ await app.register(async (chat) => {
       const assistantMessageId = ulid();
       const client = await pool.connect();
       try {
-        await client.query("BEGIN");
+        await client.query('BEGIN');
         await client.query(INSERT_CONVERSATION, [
           conversationId,
           userId,
@@ -212,7 +178,7 @@ await app.register(async (chat) => {
           PROVIDER,
           MODEL,
           total,
-          cost ?? "0",
+          cost ?? '0',
         ]);
         await client.query(INSERT_MESSAGES, [
           userMessageId,
@@ -231,9 +197,9 @@ await app.register(async (chat) => {
           finishReason,
           Date.now() - startedAt,
         ]);
-        await client.query("COMMIT");
+        await client.query('COMMIT');
       } catch (error) {
-        await client.query("ROLLBACK");
+        await client.query('ROLLBACK');
         throw error;
       } finally {
         client.release();
@@ -254,7 +220,7 @@ await app.register(async (chat) => {
 });
 
 const address = await app.listen({
-  host: "127.0.0.1",
+  host: '127.0.0.1',
   port: Number(flags.port),
 });
 console.log(`baseline listening on ${address}`);
@@ -264,5 +230,5 @@ const stop = (): void => {
     .then(() => pool.end())
     .finally(() => process.exit(0));
 };
-process.once("SIGTERM", stop);
-process.once("SIGINT", stop);
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

@@ -1,9 +1,4 @@
-import {
-  createConnection,
-  createServer,
-  type Server,
-  type Socket,
-} from "node:net";
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 
 /**
  * Counts the SQL statements a server sends PostgreSQL, on the wire: a TCP relay between
@@ -42,21 +37,17 @@ const BATCH_TABLES = /\b(applied_runs|model_calls|tool_calls|events)\b/i;
 const BEGIN = /^\s*(BEGIN|START TRANSACTION)\b/i;
 const END = /^\s*(COMMIT|ROLLBACK|END)\b/i;
 
-const normalise = (text: string): string =>
-  text.replace(/\s+/g, " ").trim().slice(0, 90);
+const normalise = (text: string): string => text.replace(/\s+/g, ' ').trim().slice(0, 90);
 
 /** Reads NUL-terminated strings from a protocol message body. */
 const cString = (body: Buffer, offset: number): [string, number] => {
   const end = body.indexOf(0, offset);
   const stop = end < 0 ? body.length : end;
-  return [body.toString("utf8", offset, stop), stop + 1];
+  return [body.toString('utf8', offset, stop), stop + 1];
 };
 
 /** Relays 127.0.0.1:<port> to `target`, counting what goes to PostgreSQL. */
-export const startStatementCounter = async (target: {
-  host: string;
-  port: number;
-}): Promise<StatementCounter> => {
+export const startStatementCounter = async (target: { host: string; port: number }): Promise<StatementCounter> => {
   let requestPath = 0;
   let batch = 0;
   let batches = 0;
@@ -120,46 +111,45 @@ export const startStatementCounter = async (target: {
         const type = String.fromCharCode(pending[0]!);
         const body = pending.subarray(5, length + 1);
         pending = pending.subarray(length + 1);
-        if (type === "Q") {
+        if (type === 'Q') {
           statement(cString(body, 0)[0]);
-        } else if (type === "P") {
+        } else if (type === 'P') {
           const [name, next] = cString(body, 0);
           prepared.set(name, cString(body, next)[0]);
-        } else if (type === "B") {
+        } else if (type === 'B') {
           const [portal, next] = cString(body, 0);
-          portals.set(portal, prepared.get(cString(body, next)[0]) ?? "?");
-        } else if (type === "E") {
-          statement(portals.get(cString(body, 0)[0]) ?? "?");
+          portals.set(portal, prepared.get(cString(body, next)[0]) ?? '?');
+        } else if (type === 'E') {
+          statement(portals.get(cString(body, 0)[0]) ?? '?');
         }
       }
     };
 
-    client.on("data", (chunk: Buffer) => {
+    client.on('data', (chunk: Buffer) => {
       upstream.write(chunk);
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       parse();
     });
-    upstream.on("data", (chunk: Buffer) => client.write(chunk));
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
     const end = (): void => {
       client.destroy();
       upstream.destroy();
       sockets.delete(client);
       sockets.delete(upstream);
     };
-    client.on("close", end);
-    upstream.on("close", end);
-    client.on("error", end);
-    upstream.on("error", end);
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('error', end);
+    upstream.on('error', end);
   };
 
   const server: Server = createServer(relay);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
   });
   const address = server.address();
-  const port =
-    typeof address === "object" && address !== null ? address.port : 0;
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
   return {
     port,
     counts: () => ({ requestPath, batch, batches, byText: new Map(byText) }),
@@ -171,10 +161,7 @@ export const startStatementCounter = async (target: {
 };
 
 /** The counts between two readings. */
-export const statementDelta = (
-  before: StatementCounts,
-  after: StatementCounts,
-): StatementCounts => {
+export const statementDelta = (before: StatementCounts, after: StatementCounts): StatementCounts => {
   const byText = new Map<string, number>();
   for (const [text, count] of after.byText) {
     const delta = count - (before.byText.get(text) ?? 0);
