@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -205,7 +207,7 @@ const inspector = async (wsUrl: string) => {
 runMain(async () => {
   const bench = await createBenchDatabase(flags['database-url'] ?? DEFAULT_ADMIN_URL, 'profile');
   const machine = describeMachine(bench.version);
-  const root = flags['server-root'] ?? new URL('../', import.meta.url).pathname;
+  const root = `${resolve(flags['server-root'] ?? fileURLToPath(new URL('../', import.meta.url)))}/`;
   const server = await startServer(
     {
       DATABASE_URL: bench.url,
