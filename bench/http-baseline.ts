@@ -12,6 +12,7 @@ import {
   describeMachine,
   loadAverage,
   log,
+  median,
   mismatchedConversations,
   onCleanup,
   processCpuSeconds,
@@ -101,12 +102,6 @@ export type RoundFigures = {
   }[];
 };
 
-const median = (values: readonly number[]): number => {
-  const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 
 const rowCounts = async (bench: BenchDatabase): Promise<{ conversations: number; running: number }> =>
   (await bench.db.pool.one(sql.unsafe`

@@ -84,6 +84,14 @@ export const round = (value: number, digits = 2): number => {
   return Math.round(value * factor) / factor;
 };
 
+/** The median of a list, its non-finite values left out (NaN when none is left). */
+export const median = (values: readonly number[]): number => {
+  const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
 /** Nearest-rank percentile of an unsorted list (NaN when empty). */
 export const percentile = (values: readonly number[], p: number): number => {
   if (values.length === 0) return Number.NaN;
