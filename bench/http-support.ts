@@ -84,6 +84,14 @@ export const round = (value: number, digits = 2): number => {
   return Math.round(value * factor) / factor;
 };
 
+/** The median of a list, its non-finite values left out (NaN when none is left). */
+export const median = (values: readonly number[]): number => {
+  const sorted = values.filter((value) => Number.isFinite(value)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
 /** Nearest-rank percentile of an unsorted list (NaN when empty). */
 export const percentile = (values: readonly number[], p: number): number => {
   if (values.length === 0) return Number.NaN;
@@ -218,13 +226,19 @@ export const UNLIMITED_RATE = '100000000';
  * (`node --import tsx src/server.ts`), with `env` plus PATH and a private data dir
  * (no trace export unless `env` sets OTEL_TRACES_EXPORTER), and waits until `/healthz`
  * answers. `root` is the checkout whose server runs (default: this one; another
- * checkout's, e.g. the code before a change, measured by the same harness).
+ * checkout's, e.g. the code before a change, measured by the same harness); `entry` the
+ * script and arguments it runs (default: the service, `src/server.ts`).
  */
-export const startServer = async (env: Record<string, string>, timeoutMs = 60_000, root = ROOT): Promise<ServerProcess> => {
+export const startServer = async (
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+  root = ROOT,
+  entry: (port: number) => readonly string[] = () => ['src/server.ts'],
+): Promise<ServerProcess> => {
   const port = await freePort();
   const dataDir = await mkdtemp(join(tmpdir(), 'chatter-bench-'));
   onCleanup(() => rm(dataDir, { recursive: true, force: true }));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...entry(port)], {
     cwd: root,
     env: {
       PATH: process.env['PATH'] ?? '',
@@ -317,4 +331,18 @@ export const waitForNoActiveRuns = async (baseUrl: string, user: BenchUser, time
     if (Date.now() > deadline) throw new Error(`runs still in flight after ${timeoutMs} ms`);
     await sleep(100);
   }
+};
+
+/** Conversations whose totals differ from the sums over their messages (invariant 3). */
+export const mismatchedConversations = async (bench: BenchDatabase): Promise<{ checked: number; mismatched: number }> => {
+  const row = (await bench.db.pool.one(sql.unsafe`
+    WITH sums AS (
+      SELECT c.id, c.message_count, c.total_tokens, c.total_cost,
+             count(m.id)::int AS n, COALESCE(sum(m.total_tokens), 0)::bigint AS tokens, COALESCE(sum(m.cost), 0) AS cost
+      FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id
+      GROUP BY c.id)
+    SELECT count(*)::int AS checked,
+           count(*) FILTER (WHERE message_count <> n OR total_tokens <> tokens OR abs(total_cost - cost) > 1e-9)::int AS mismatched
+    FROM sums`)) as { checked: number; mismatched: number };
+  return row;
 };

@@ -9,6 +9,7 @@ import {
   describeMachine,
   loadAverage,
   log,
+  mismatchedConversations,
   nonNegativeNumber,
   processCpuSeconds,
   positiveInt,
@@ -23,6 +24,7 @@ import {
   type BenchUser,
   type ServerProcess,
 } from './http-support.js';
+import { runBaselineComparison } from './http-baseline.js';
 import { openWalReader, snapshot, waitForStableStats, xidDelta, type WalCount, type WalReader } from './http-transactions.js';
 
 /**
@@ -37,6 +39,9 @@ import { openWalReader, snapshot, waitForStableStats, xidDelta, type WalCount, t
  * calculator (`enable_tools`: two model calls and a tool call per run) to show that
  * the writes per run do not grow with the model calls.
  * Target: write transactions per run <= 2 in both scenarios, no non-2xx answer.
+ *
+ * `--baseline` (issue 14) instead compares the service with a hand-written durable
+ * baseline in interleaved rounds (`--rounds`): see bench/http-baseline.ts.
  */
 
 const TARGET_WRITES_PER_RUN = 2;
@@ -60,6 +65,9 @@ const { values: flags } = parseArgs({
     // Backends report pg_stat_database lazily: up to 10 s after they go idle (PGSTAT_IDLE_INTERVAL).
     'stats-quiet-ms': { type: 'string' },
     quick: { type: 'boolean', default: false },
+    // Issue 14: this service against the hand-written baseline (bench/http-baseline.ts), interleaved rounds.
+    baseline: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
   },
 });
 
@@ -261,21 +269,21 @@ const runScenario = async (
   return figures;
 };
 
-/** Conversations whose totals differ from the sums over their messages (invariant 3). */
-const mismatchedConversations = async (bench: BenchDatabase): Promise<{ checked: number; mismatched: number }> => {
-  const row = (await bench.db.pool.one(sql.unsafe`
-    WITH sums AS (
-      SELECT c.id, c.message_count, c.total_tokens, c.total_cost,
-             count(m.id)::int AS n, COALESCE(sum(m.total_tokens), 0)::bigint AS tokens, COALESCE(sum(m.cost), 0) AS cost
-      FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id
-      GROUP BY c.id)
-    SELECT count(*)::int AS checked,
-           count(*) FILTER (WHERE message_count <> n OR total_tokens <> tokens OR abs(total_cost - cost) > 1e-9)::int AS mismatched
-    FROM sums`)) as { checked: number; mismatched: number };
-  return row;
-};
-
 runMain(async () => {
+  if (flags.baseline) {
+    return runBaselineComparison({
+      adminUrl: flags['database-url'] ?? DEFAULT_ADMIN_URL,
+      connections,
+      warmupS,
+      durationS: flags.quick ? durationS : positiveInt('duration', flags.duration),
+      rounds: flags.quick ? 1 : positiveInt('rounds', flags.rounds),
+      poolSize,
+      latencyMs,
+      scenarios: scenarioNames.map((name) => SCENARIOS[name]!),
+      serverRoot: flags['server-root'],
+      env: flushEnv,
+    });
+  }
   const bench = await createBenchDatabase(flags['database-url'] ?? DEFAULT_ADMIN_URL, 'http');
   const machine = describeMachine(bench.version);
   log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);

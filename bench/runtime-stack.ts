@@ -251,14 +251,8 @@ export const runToDurable = async (stack: BenchStack, request: RunRequest): Prom
   }
 };
 
-export const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) {
-    return Number.NaN;
-  }
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
+/** The median (NaN for none); shared with bench/http-support.ts. */
+export { median } from './http-support.js';
 
 export const round = (value: number, digits = 1): number => {
   const factor = 10 ** digits;

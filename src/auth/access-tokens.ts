@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 
 /**
  * HS256 JSON Web Tokens with node:crypto. Only what this service issues is accepted:

@@ -5,6 +5,7 @@ import type { AuthServices } from './auth-services.js';
 import { hashToken, looksLikeApiKey } from './opaque-tokens.js';
 import type { Limits } from '../limits/limits.js';
 import type { SecurityEventLog } from './security-events.js';
+import type { BudgetView } from '../repositories/budget-reservations-repository.js';
 
 /** The authenticated caller, as `app.authenticate` leaves it on `request.user`. */
 export type AuthUser = {
@@ -12,6 +13,11 @@ export type AuthUser = {
   readonly email: string;
   readonly username: string;
   readonly isSuperuser: boolean;
+  /**
+   * The user's budgets, spending and reservations in flight, read in the credential
+   * check's statement (a chat turn needs no second read for them).
+   */
+  readonly budget?: BudgetView | undefined;
 };
 
 /** How the caller proved who they are. */
@@ -54,6 +60,15 @@ export const unauthorized = (reply: FastifyReply, message = 'Could not validate 
   return new HttpError(401, message, 'not_authenticated');
 };
 
+const budgetOf = (row: BudgetView): BudgetView => ({
+  token_budget: row.token_budget,
+  cost_budget_usd: row.cost_budget_usd,
+  spent_tokens: row.spent_tokens,
+  spent_cost_usd: row.spent_cost_usd,
+  reserved_tokens: row.reserved_tokens,
+  reserved_cost_usd: row.reserved_cost_usd,
+});
+
 const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i;
 
 const createAuthenticate = (services: AuthServices): AuthenticateHook => {
@@ -75,7 +90,7 @@ const createAuthenticate = (services: AuthServices): AuthenticateHook => {
     if (owner.last_used_at === null || Date.parse(owner.last_used_at) < Date.now() - 60_000) {
       await apiKeys.touch(owner.key_id);
     }
-    request.user = { id: owner.id, email: owner.email, username: owner.username, isSuperuser: owner.is_superuser };
+    request.user = { id: owner.id, email: owner.email, username: owner.username, isSuperuser: owner.is_superuser, budget: budgetOf(owner) };
     request.credential = { kind: 'api_key', keyId: owner.key_id };
   };
 
@@ -103,7 +118,7 @@ const createAuthenticate = (services: AuthServices): AuthenticateHook => {
     if (!row.is_active) {
       return reject(request, reply, 'user_inactive', row.id);
     }
-    request.user = { id: row.id, email: row.email, username: row.username, isSuperuser: row.is_superuser };
+    request.user = { id: row.id, email: row.email, username: row.username, isSuperuser: row.is_superuser, budget: budgetOf(row) };
     request.credential = { kind: 'access_token', tokenId: claims.jti, sessionId: claims.sid, expiresAt: claims.exp };
   };
 

@@ -1,4 +1,4 @@
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import type { LimitStore, WindowSpec } from '../limits/limit-store.js';
 
 export type LoginThrottleOptions = {

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { sql, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 
 export type SecurityEventType =
   | 'login_success'

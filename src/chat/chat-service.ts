@@ -1,12 +1,12 @@
 import type { Context } from '@opentelemetry/api';
 import { AIMessage, HumanMessage, SystemMessage, type BaseMessage } from '@langchain/core/messages';
 import { sql, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { getTemplate } from '../graphs/templates.js';
 import { HttpError } from '../http/errors.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { createConversationsRepository, type ConversationRow } from '../repositories/conversations-repository.js';
-import { budgetStanding, type BudgetStanding } from '../repositories/budget-reservations-repository.js';
+import { budgetStanding, type BudgetStanding, type BudgetView } from '../repositories/budget-reservations-repository.js';
 import { MessageRow } from '../repositories/messages-repository.js';
 import { beginTurn, ConversationBusyError, ConversationNotFoundError } from '../repositories/turns-repository.js';
 import type { RunOutcome, RunRuntime } from '../runtime/run-runtime.js';
@@ -19,6 +19,8 @@ import { createTurnSettingsResolver, type TurnSettings } from './turn-settings.j
 
 export type ChatTurnRequest = {
   readonly userId: string;
+  /** The user's budget standing as the credential check read it (absent: read here). */
+  readonly userBudget?: BudgetView | undefined;
   readonly message: string;
   readonly conversationId?: string | null | undefined;
   readonly provider?: string | null | undefined;
@@ -160,8 +162,8 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
    * The turn's budgets: 402 when one is used up (spent and reserved by runs in flight),
    * before anything is saved. `conversation` null: a new conversation (no budget of its own).
    */
-  const budgetFor = async (userId: string, conversation: ConversationRow | null): Promise<BudgetStanding> => {
-    const standing = await budgetStanding(pool, userId, conversation);
+  const budgetFor = async (request: ChatTurnRequest, conversation: ConversationRow | null): Promise<BudgetStanding> => {
+    const standing = await budgetStanding(pool, request.userId, conversation, request.userBudget);
     if (standing.exhausted !== null) {
       throw new HttpError(402, 'The token or cost budget for this conversation or account is used up', 'budget_exhausted');
     }
@@ -248,7 +250,7 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
     providers.createChatModel({ provider, model });
 
     const found = conversationFor(request, existing);
-    const budget = await budgetFor(request.userId, found);
+    const budget = await budgetFor(request, found);
     const messages = await history(found, request);
     const runId = ulid();
     const assistantMessageId = ulid();

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 import type { Notifier } from '../db/notifications.js';
 

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { propagation, trace, context as otelContext, type Context } from '@opentelemetry/api';
 import type {} from '@fastify/otel';
 import type { FastifyRequest } from 'fastify';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { ATTR_CORRELATION_ID, BAGGAGE_CORRELATION_ID } from '../../otel/semconv.js';
 
 const VALID = /^[A-Za-z0-9._:-]{1,128}$/;

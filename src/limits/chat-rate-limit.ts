@@ -1,4 +1,4 @@
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import type { LimitStore } from './limit-store.js';
 
 const MINUTE = 60_000;

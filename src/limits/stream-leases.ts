@@ -1,4 +1,4 @@
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import type { LimitStore } from './limit-store.js';
 
 /** A stream slot held by this instance; `release` is idempotent. */

@@ -1,5 +1,5 @@
 import { sql, type CommonQueryMethods } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 
 export type AdminEvent = {
   /** `price_added`, `price_retired`, `prices_recomputed`. */

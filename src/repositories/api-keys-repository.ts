@@ -1,6 +1,7 @@
 import { sql, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
+import { BudgetViewRow, userBudgetColumns, userBudgetJoin } from './budget-reservations-repository.js';
 
 export const ApiKeyRow = z.object({
   id: z.string(),
@@ -21,6 +22,7 @@ const ApiKeyOwnerRow = z.object({
   username: z.string(),
   is_superuser: z.boolean(),
   is_active: z.boolean(),
+  ...BudgetViewRow.shape,
 });
 export type ApiKeyOwnerRow = z.infer<typeof ApiKeyOwnerRow>;
 
@@ -67,8 +69,8 @@ export const createApiKeysRepository = (pool: DatabasePool, options: { maxActive
     /** The owner of an active key with this hash. */
     findActiveOwner: async (keyHash: string): Promise<ApiKeyOwnerRow | null> =>
       pool.maybeOne(sql.type(ApiKeyOwnerRow)`
-        SELECT k.id AS key_id, k.last_used_at, u.id, u.email, u.username, u.is_superuser, u.is_active
-        FROM api_keys k JOIN users u ON u.id = k.user_id
+        SELECT k.id AS key_id, k.last_used_at, u.id, u.email, u.username, u.is_superuser, u.is_active, ${userBudgetColumns}
+        FROM api_keys k JOIN users u ON u.id = k.user_id ${userBudgetJoin}
         WHERE k.key_hash = ${keyHash} AND k.revoked_at IS NULL`),
 
     touch: async (keyId: string): Promise<void> => {

@@ -62,13 +62,27 @@ export type ConversationBudget = {
   readonly total_cost: number;
 };
 
+/**
+ * A user's budget columns and the reservations of their runs in flight, for a query on
+ * `users u` (`FROM users u ${userBudgetJoin}`): the sums are only taken when a budget is
+ * set. Read with the credential check (one statement for both) and by budgetStanding.
+ */
+export const userBudgetColumns = sql.fragment`
+  u.token_budget, u.cost_budget_usd, u.total_tokens AS spent_tokens, u.total_cost AS spent_cost_usd,
+  COALESCE(ur.tokens, 0) AS reserved_tokens, COALESCE(ur.cost, 0) AS reserved_cost_usd`;
+export const userBudgetJoin = sql.fragment`
+  LEFT JOIN LATERAL (
+    SELECT sum(r.tokens) AS tokens, sum(r.cost) AS cost FROM budget_reservations r
+    WHERE r.user_id = u.id AND (u.token_budget IS NOT NULL OR u.cost_budget_usd IS NOT NULL)
+  ) ur ON true`;
+
 const StandingRow = z.object({
   token_budget: z.number().nullable(),
   cost_budget_usd: z.number().nullable(),
-  total_tokens: z.number(),
-  total_cost: z.number(),
-  user_reserved_tokens: z.number(),
-  user_reserved_cost: z.number(),
+  spent_tokens: z.number(),
+  spent_cost_usd: z.number(),
+  reserved_tokens: z.number(),
+  reserved_cost_usd: z.number(),
   conversation_reserved_tokens: z.number(),
   conversation_reserved_cost: z.number(),
 });
@@ -87,66 +101,75 @@ const remainingOf = (values: readonly (number | null)[]): number | null => {
   return known.length === 0 ? null : Math.min(...known);
 };
 
-/**
- * A turn's budgets before anything is saved, in one statement (as before reservations):
- * the user's row, plus the sums of the reservations in flight only when a budget is set.
- * `conversation` null: a new conversation (no budget of its own, nothing spent yet).
- */
-export const budgetStanding = async (
-  pool: DatabasePool,
-  userId: string,
-  conversation: ConversationBudget | null,
-): Promise<BudgetStanding> => {
-  const conversationBudgeted =
-    conversation !== null && (conversation.token_budget !== null || conversation.cost_budget_usd !== null);
-  const row = await pool.one(sql.type(StandingRow)`
-    SELECT u.token_budget, u.cost_budget_usd, u.total_tokens, u.total_cost,
-           COALESCE(ur.tokens, 0) AS user_reserved_tokens, COALESCE(ur.cost, 0) AS user_reserved_cost,
-           COALESCE(cr.tokens, 0) AS conversation_reserved_tokens, COALESCE(cr.cost, 0) AS conversation_reserved_cost
-    FROM users u
-    LEFT JOIN LATERAL (
-      SELECT sum(r.tokens) AS tokens, sum(r.cost) AS cost FROM budget_reservations r
-      WHERE r.user_id = u.id AND (u.token_budget IS NOT NULL OR u.cost_budget_usd IS NOT NULL)
-    ) ur ON true
-    LEFT JOIN LATERAL (
-      SELECT sum(r.tokens) AS tokens, sum(r.cost) AS cost FROM budget_reservations r
-      WHERE ${conversationBudgeted} AND r.conversation_id = ${conversation?.id ?? null}
-    ) cr ON true
-    WHERE u.id = ${userId}`);
-  const userBudgeted = row.token_budget !== null || row.cost_budget_usd !== null;
-  const c = conversationBudgeted ? conversation : null;
+/** The standing from the user's row and, for a budgeted conversation, its row and reservations. */
+const standingOf = (
+  user: BudgetView,
+  c: ConversationBudget | null,
+  conversationReserved: { readonly tokens: number; readonly cost: number },
+): BudgetStanding => {
+  const userBudgeted = user.token_budget !== null || user.cost_budget_usd !== null;
   const budget: RunBudget = {
     tokensRemaining: remainingOf([
-      row.token_budget === null ? null : row.token_budget - row.total_tokens,
+      user.token_budget === null ? null : user.token_budget - user.spent_tokens,
       c === null || c.token_budget === null ? null : c.token_budget - c.total_tokens,
     ]),
     costRemainingUsd: remainingOf([
-      row.cost_budget_usd === null ? null : row.cost_budget_usd - row.total_cost,
+      user.cost_budget_usd === null ? null : user.cost_budget_usd - user.spent_cost_usd,
       c === null || c.cost_budget_usd === null ? null : c.cost_budget_usd - c.total_cost,
     ]),
   };
   const tokensLeft = remainingOf([
-    row.token_budget === null ? null : row.token_budget - row.total_tokens - row.user_reserved_tokens,
-    c === null || c.token_budget === null ? null : c.token_budget - c.total_tokens - row.conversation_reserved_tokens,
+    user.token_budget === null ? null : user.token_budget - user.spent_tokens - user.reserved_tokens,
+    c === null || c.token_budget === null ? null : c.token_budget - c.total_tokens - conversationReserved.tokens,
   ]);
   // Compared in 1e-10 USD units, the figures' resolution, so float noise cannot decide it.
   const units = (usd: number): number => Number(costToUnits(usd));
   const costLeft = remainingOf([
-    row.cost_budget_usd === null ? null : units(row.cost_budget_usd) - units(row.total_cost) - units(row.user_reserved_cost),
-    c === null || c.cost_budget_usd === null
-      ? null
-      : units(c.cost_budget_usd) - units(c.total_cost) - units(row.conversation_reserved_cost),
+    user.cost_budget_usd === null ? null : units(user.cost_budget_usd) - units(user.spent_cost_usd) - units(user.reserved_cost_usd),
+    c === null || c.cost_budget_usd === null ? null : units(c.cost_budget_usd) - units(c.total_cost) - units(conversationReserved.cost),
   ]);
   const exhausted: BudgetReason | null =
     tokensLeft !== null && tokensLeft <= 0 ? 'budget_tokens' : costLeft !== null && costLeft <= 0 ? 'budget_cost' : null;
   return {
     budget,
-    scope: userBudgeted || conversationBudgeted ? { conversation: conversationBudgeted } : null,
+    scope: userBudgeted || c !== null ? { conversation: c !== null } : null,
     exhausted,
   };
 };
 
-const BudgetViewRow = z.object({
+/**
+ * A turn's budgets before anything is saved. `user`: the user's standing as the
+ * credential check read it (the same statement); then no statement is needed unless the
+ * conversation has a budget of its own. Otherwise one statement: the user's row, plus
+ * the sums of the reservations in flight only when a budget is set. `conversation`
+ * null: a new conversation (no budget of its own, nothing spent yet).
+ */
+export const budgetStanding = async (
+  pool: DatabasePool,
+  userId: string,
+  conversation: ConversationBudget | null,
+  user?: BudgetView,
+): Promise<BudgetStanding> => {
+  const conversationBudgeted =
+    conversation !== null && (conversation.token_budget !== null || conversation.cost_budget_usd !== null);
+  const c = conversationBudgeted ? conversation : null;
+  if (user !== undefined && c === null) {
+    return standingOf(user, null, { tokens: 0, cost: 0 });
+  }
+  const row = await pool.one(sql.type(StandingRow)`
+    SELECT ${userBudgetColumns},
+           COALESCE(cr.tokens, 0) AS conversation_reserved_tokens, COALESCE(cr.cost, 0) AS conversation_reserved_cost
+    FROM users u
+    ${userBudgetJoin}
+    LEFT JOIN LATERAL (
+      SELECT sum(r.tokens) AS tokens, sum(r.cost) AS cost FROM budget_reservations r
+      WHERE ${conversationBudgeted} AND r.conversation_id = ${conversation?.id ?? null}
+    ) cr ON true
+    WHERE u.id = ${userId}`);
+  return standingOf(row, c, { tokens: row.conversation_reserved_tokens, cost: row.conversation_reserved_cost });
+};
+
+export const BudgetViewRow = z.object({
   token_budget: z.number().nullable(),
   cost_budget_usd: z.number().nullable(),
   spent_tokens: z.number(),

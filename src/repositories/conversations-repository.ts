@@ -1,5 +1,5 @@
 import { sql, type DatabasePool, type FragmentSqlToken, type ListSqlToken } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 
 const jsonObject = z.record(z.string(), z.unknown());
@@ -154,15 +154,26 @@ const setOf = (changes: ConversationChanges): FragmentSqlToken[] => {
   return sets;
 };
 
-/** The INSERT of a new conversation, returning its row (run on the pool or inside a transaction). */
-export const insertConversation = (id: string, conversation: NewConversation) => sql.type(ConversationRow)`
+/**
+ * The INSERT of a new conversation, returning its row (run on the pool, inside a
+ * transaction, or as a CTE). `firstTurn`: the conversation is created by a chat turn's
+ * first message, so it starts with that message counted and the turn's provider and model.
+ */
+export const insertConversation = (
+  id: string,
+  conversation: NewConversation,
+  firstTurn?: { readonly provider: string; readonly model: string },
+) => sql.type(ConversationRow)`
   INSERT INTO conversations (id, user_id, title, description, profile_id, system_prompt, enable_retrieval,
-                             temperature, max_tokens, workflow_config, extra_metadata, tags)
+                             temperature, max_tokens, workflow_config, extra_metadata, tags,
+                             message_count, last_message_at, llm_provider, llm_model)
   VALUES (${id}, ${conversation.userId}, ${conversation.title}, ${conversation.description ?? null},
           ${conversation.profileId ?? null}, ${conversation.systemPrompt ?? null},
           ${conversation.enableRetrieval ?? false}, ${conversation.temperature ?? null},
           ${conversation.maxTokens ?? null}, ${jsonbOrNull(conversation.workflowConfig)},
-          ${jsonbOrNull(conversation.extraMetadata)}, ${tagsOrNull(conversation.tags)})
+          ${jsonbOrNull(conversation.extraMetadata)}, ${tagsOrNull(conversation.tags)},
+          ${firstTurn === undefined ? 0 : 1}, ${firstTurn === undefined ? null : sql.fragment`now()`},
+          ${firstTurn?.provider ?? null}, ${firstTurn?.model ?? null})
   RETURNING ${conversationColumns}`;
 
 export type ConversationsRepository = ReturnType<typeof createConversationsRepository>;

@@ -1,5 +1,5 @@
 import { sql, UniqueIntegrityConstraintViolationError, type CommonQueryMethods, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 import type { PriceRow } from '../providers/pricing.js';
 import { insertAdminEvent } from './admin-events.js';

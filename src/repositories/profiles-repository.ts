@@ -1,5 +1,5 @@
 import { sql, type DatabasePool, type FragmentSqlToken } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 import { PROFILE_FIELDS, type ProfileType } from '../profiles/profile-fields.js';
 import { insertColumns, updateSets, zodShapeOf } from './record-fields.js';

@@ -1,5 +1,5 @@
 import { sql, type DatabasePool, type FragmentSqlToken } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 import { PROMPT_FIELDS, type PromptCategory, type PromptType } from '../prompts/prompt-fields.js';
 import { insertColumns, updateSets, zodShapeOf } from './record-fields.js';

@@ -1,5 +1,5 @@
 import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 import { runCostOfCalls, sumUsage } from '../../machines/usage.js';
 import type { EventRecord, ModelCallRecord, RunRecord, ToolCallRecord } from '../../otel/processors/run-record.js';

@@ -1,5 +1,5 @@
 import { sql, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 
 const jsonObject = z.record(z.string(), z.unknown());

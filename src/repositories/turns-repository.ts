@@ -1,5 +1,5 @@
 import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
 import { ConversationRow, conversationColumns, insertConversation, type NewConversation } from './conversations-repository.js';
 
@@ -31,10 +31,10 @@ export type BegunTurn = {
   readonly conversation: ConversationRow;
 };
 
-const UserMessageRow = z.object({
-  id: z.string(),
-  sequence_number: z.number(),
-  created_at: z.string(),
+/** The conversation's row as the statement left it, with the user's message's place in it. */
+const BegunTurnRow = ConversationRow.extend({
+  user_sequence_number: z.number(),
+  user_created_at: z.string(),
 });
 
 /** The conversation a turn was asked for does not exist (or is not the user's). */
@@ -59,59 +59,78 @@ export class ConversationBusyError extends Error {
   }
 }
 
+/** The unique (conversation, sequence number) of messages (migration 0001). */
+const ONE_MESSAGE_PER_SEQUENCE = 'messages_conversation_id_sequence_number_key';
+
 /**
- * Saves the user's message and the run's `running` row in one transaction, with the
- * conversation's message_count moved in the same transaction (its token and cost
- * totals do not change: a user message carries no usage), creating the conversation
- * first when `newConversation` is given.
+ * Saves the user's message and the run's `running` row in one statement (so one
+ * transaction and one round trip), with the conversation's message_count moved in the
+ * same statement (its token and cost totals do not change: a user message carries no
+ * usage), creating the conversation when `newConversation` is given.
  *
  * The run row is where instances agree that the conversation is busy: a second live run
  * there violates a unique index, so of two turns racing on any instances exactly one
  * commits (the conversation row's lock makes the loser wait for the winner's commit).
+ * The message's sequence number is read in the statement's snapshot: should a turn
+ * that waited on the lock find the winner's run already ended (a whole run and its
+ * record inside that wait), its number is taken and the unique index refuses it: busy
+ * too, never a duplicate.
  *
  * @throws ConversationNotFoundError when the conversation is not the user's.
  * @throws ConversationBusyError when the conversation already has a live run; nothing is saved.
  */
-export const beginTurn = async (
-  pool: DatabasePool,
-  turn: BeginTurnInput,
-): Promise<BegunTurn> =>
-  pool.transaction(async (tx) => {
-    if (turn.newConversation !== undefined) {
-      await tx.query(insertConversation(turn.conversationId, { ...turn.newConversation, userId: turn.userId }));
-    }
-    const locked = await tx.maybeOne(sql.type(ConversationRow)`
-      UPDATE conversations
-      SET message_count = message_count + 1, last_message_at = now(), updated_at = now(),
-          llm_provider = COALESCE(llm_provider, ${turn.provider}), llm_model = COALESCE(llm_model, ${turn.model}),
-          profile_id = COALESCE(${turn.profileId ?? null}, profile_id)
-      WHERE id = ${turn.conversationId} AND user_id = ${turn.userId} AND status <> 'deleted'
-      RETURNING ${conversationColumns}`);
-    if (locked === null) {
-      throw new ConversationNotFoundError(turn.conversationId);
-    }
-    // The run's row first, so the message can name it (messages.run_id references it).
-    const userMessageId = ulid();
-    await tx
-      .query(sql.unsafe`
-      INSERT INTO workflow_runs (id, user_id, conversation_id, workflow, status, provider, model, input,
-                                 correlation_id, instance_id, started_at, last_heartbeat_at)
-      VALUES (${turn.runId}, ${turn.userId}, ${turn.conversationId}, ${turn.workflow}, 'running', ${turn.provider},
-              ${turn.model}, ${sql.jsonb({ user_message_id: userMessageId, ...(turn.input ?? {}) } as never)},
-              ${turn.correlationId}, ${turn.instanceId}, now(), now())`)
-      .catch((error: unknown) => {
-        if (error instanceof UniqueIntegrityConstraintViolationError && error.constraint === ONE_LIVE_RUN_PER_CONVERSATION) {
-          throw new ConversationBusyError(turn.conversationId, { cause: error });
-        }
-        throw error;
-      });
-    const message = await tx.one(sql.type(UserMessageRow)`
-      INSERT INTO messages (id, conversation_id, role, content, sequence_number, run_id, correlation_id, created_at)
-      VALUES (
-        ${userMessageId}, ${turn.conversationId}, 'user', ${turn.content},
-        (SELECT COALESCE(MAX(sequence_number), -1) + 1 FROM messages WHERE conversation_id = ${turn.conversationId}),
-        ${turn.runId}, ${turn.correlationId}, now()
+export const beginTurn = async (pool: DatabasePool, turn: BeginTurnInput): Promise<BegunTurn> => {
+  const conversation =
+    turn.newConversation === undefined
+      ? sql.fragment`
+        UPDATE conversations
+        SET message_count = message_count + 1, last_message_at = now(), updated_at = now(),
+            llm_provider = COALESCE(llm_provider, ${turn.provider}), llm_model = COALESCE(llm_model, ${turn.model}),
+            profile_id = COALESCE(${turn.profileId ?? null}, profile_id)
+        WHERE id = ${turn.conversationId} AND user_id = ${turn.userId} AND status <> 'deleted'
+        RETURNING ${conversationColumns}`
+      : insertConversation(
+          turn.conversationId,
+          { ...turn.newConversation, userId: turn.userId, profileId: turn.profileId ?? turn.newConversation.profileId },
+          { provider: turn.provider, model: turn.model },
+        );
+  // The run's row and the message in the same statement: the message names the run
+  // (messages.run_id references it; foreign keys are checked at the statement's end).
+  const userMessageId = ulid();
+  const row = await pool
+    .maybeOne(sql.type(BegunTurnRow)`
+      WITH conversation AS (${conversation}),
+      run AS (
+        INSERT INTO workflow_runs (id, user_id, conversation_id, workflow, status, provider, model, input,
+                                   correlation_id, instance_id, started_at, last_heartbeat_at)
+        SELECT ${turn.runId}, ${turn.userId}, conversation.id, ${turn.workflow}, 'running', ${turn.provider},
+               ${turn.model}, ${sql.jsonb({ user_message_id: userMessageId, ...(turn.input ?? {}) } as never)},
+               ${turn.correlationId}, ${turn.instanceId}, now(), now()
+        FROM conversation
+        RETURNING id
+      ),
+      message AS (
+        INSERT INTO messages (id, conversation_id, role, content, sequence_number, run_id, correlation_id, created_at)
+        SELECT ${userMessageId}, conversation.id, 'user', ${turn.content},
+               (SELECT COALESCE(MAX(sequence_number), -1) + 1 FROM messages WHERE conversation_id = ${turn.conversationId}),
+               run.id, ${turn.correlationId}, now()
+        FROM conversation, run
+        RETURNING sequence_number, created_at
       )
-      RETURNING id, sequence_number, created_at`);
-    return { userMessageId: message.id, sequenceNumber: message.sequence_number, createdAt: message.created_at, conversation: locked };
-  });
+      SELECT conversation.*, message.sequence_number AS user_sequence_number, message.created_at AS user_created_at
+      FROM conversation, message`)
+    .catch((error: unknown) => {
+      if (
+        error instanceof UniqueIntegrityConstraintViolationError &&
+        (error.constraint === ONE_LIVE_RUN_PER_CONVERSATION || error.constraint === ONE_MESSAGE_PER_SEQUENCE)
+      ) {
+        throw new ConversationBusyError(turn.conversationId, { cause: error });
+      }
+      throw error;
+    });
+  if (row === null) {
+    throw new ConversationNotFoundError(turn.conversationId);
+  }
+  const { user_sequence_number: sequenceNumber, user_created_at: createdAt, ...locked } = row;
+  return { userMessageId, sequenceNumber, createdAt, conversation: locked };
+};

@@ -1,6 +1,7 @@
 import { sql, UniqueIntegrityConstraintViolationError, type DatabasePool } from 'slonik';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { z } from 'zod';
+import { BudgetViewRow, userBudgetColumns, userBudgetJoin } from './budget-reservations-repository.js';
 
 /** A user as the API shows it (never the password hash). */
 export const UserRow = z.object({
@@ -45,6 +46,7 @@ const TokenUserRow = z.object({
    * deactivation; `foreign` when the family belongs to another user; `unknown` when none.
    */
   session: z.enum(['live', 'ended', 'foreign', 'unknown']),
+  ...BudgetViewRow.shape,
 });
 export type TokenUserRow = z.infer<typeof TokenUserRow>;
 
@@ -129,7 +131,8 @@ export const createUsersRepository = (pool: DatabasePool) => ({
                        ELSE 'ended'
                      END
               FROM refresh_tokens t WHERE t.family_id = ${sessionId}) AS session
-      FROM users u WHERE u.id = ${userId}`),
+             , ${userBudgetColumns}
+      FROM users u ${userBudgetJoin} WHERE u.id = ${userId}`),
 
   /** Updates the profile fields given (undefined: unchanged; null: cleared). @throws UserExistsError for a taken email. */
   updateProfile: async (

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import {
   buildCsvExport,
   buildJsonExport,

@@ -86,6 +86,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
     const body = request.body;
     return {
       userId: request.user.id,
+      userBudget: request.user.budget,
       message: body.message,
       conversationId: body.conversation_id,
       provider: body.provider,

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import { EVENTS_CHANNEL } from '../db/notifications.js';
 import { EventStreamHub } from '../events/event-stream-hub.js';
 import { toFrontendEvent } from '../events/frontend-event.js';

@@ -1,6 +1,6 @@
 import { AIMessage, type BaseMessage } from '@langchain/core/messages';
 import { convertToOpenAITool } from '@langchain/core/utils/function_calling';
-import { ulid } from 'ulid';
+import { ulid } from '../ids.js';
 import type { Logger } from 'pino';
 import type { BudgetReason, ModelCallResult } from '../../machines/workflow-run-types.js';
 import { totalTokens } from '../../machines/usage.js';

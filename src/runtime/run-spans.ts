@@ -8,7 +8,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
-import { monotonicFactory } from 'ulid';
+import { monotonicFactory } from '../ids.js';
 import type {
   ModelCallEndedParams,
   ModelCallFailedParams,
