@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { createChatService, type ChatTurnRequest, type ChatTurnResult } from '../chat/chat-service.js';
 import { UnknownTemplateError } from '../graphs/templates.js';
 import { runParentContext } from '../http/correlation.js';
-import { HttpError } from '../http/errors.js';
+import { HttpError, RequestValidationError } from '../http/errors.js';
 import { openEventStream, type EventStream } from '../http/sse.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import type { ChatRequestBody } from '../http/schemas/chat-schemas.js';
@@ -10,6 +10,8 @@ import { ConversationBusyError } from '../repositories/turns-repository.js';
 import { createChatRateLimiter } from '../limits/chat-rate-limit.js';
 import { RunConflictError, RuntimeClosedError } from '../runtime/run-runtime.js';
 import type { Services } from '../services.js';
+import type { BuilderEdge, BuilderNode } from '../workflows/builder-graph.js';
+import { createWorkflowResolver, type WorkflowChoice } from '../workflows/workflow-resolver.js';
 
 export type ChatRoutesOptions = {
   readonly services: Services;
@@ -28,6 +30,29 @@ const asHttpError = (error: unknown): unknown => {
     return new HttpError(400, error.message, 'unknown_workflow_template');
   }
   return error;
+};
+
+/**
+ * The user's workflow a chat request names: `workflow_definition_id`, or a builder graph
+ * in `workflow_config` (`{nodes, edges, entry_point?}`); one of them at most.
+ * @throws RequestValidationError 422
+ */
+const workflowOf = (body: ChatRequestBody): WorkflowChoice | undefined => {
+  const config = body.workflow_config ?? undefined;
+  const id = body.workflow_definition_id ?? undefined;
+  if (id !== undefined && config !== undefined) {
+    throw new RequestValidationError([{ loc: ['body', 'workflow_config'], msg: 'give workflow_definition_id or workflow_config, not both', type: 'value_error' }]);
+  }
+  if (id !== undefined) return { kind: 'definition', id };
+  if (config === undefined) return undefined;
+  const { nodes, edges, entry_point: entry } = config;
+  const problems = [
+    ...(Array.isArray(nodes) ? [] : [{ loc: ['body', 'workflow_config', 'nodes'], msg: 'workflow_config.nodes must be a list of nodes', type: 'list_type' }]),
+    ...(Array.isArray(edges) ? [] : [{ loc: ['body', 'workflow_config', 'edges'], msg: 'workflow_config.edges must be a list of edges', type: 'list_type' }]),
+    ...(entry === undefined || typeof entry === 'string' ? [] : [{ loc: ['body', 'workflow_config', 'entry_point'], msg: 'entry_point must be a node id', type: 'string_type' }]),
+  ];
+  if (problems.length > 0) throw new RequestValidationError(problems);
+  return { kind: 'graph', nodes: nodes as BuilderNode[], edges: edges as BuilderEdge[], entry: entry as string | undefined };
 };
 
 /**
@@ -63,6 +88,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
     records: services.writer,
     providers: services.providers,
     instanceId: services.instanceId,
+    workflows: createWorkflowResolver({ pool: app.db.pool, toolsFor: (userId) => services.toolServers.toolSets.forUser(userId) }),
   });
   // Counted in the shared limit store: the limits hold once across every instance.
   const limiter = createChatRateLimiter({ store: app.limits.store, limits, now: app.limits.now });
@@ -92,6 +118,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
       temperature: body.temperature,
       maxTokens: body.max_tokens,
       workflowTemplateName: body.workflow_template_name,
+      workflow: workflowOf(body),
       enableTools: body.enable_tools,
       enableMemory: body.enable_memory,
       contextLimit: body.context_limit,

@@ -145,6 +145,7 @@ export class RunRuntime {
     const graph = this.options.createGraph(request.workflow, {
       model,
       userId: request.userId,
+      definition: request.definition,
       toolCallLimit: limits.toolCallLimit,
       invokeModel: (runnable, messages, config) =>
         callModelWithRetries(

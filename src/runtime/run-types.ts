@@ -5,6 +5,7 @@ import type { Context, Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { Usage } from '../../machines/usage.js';
 import type { RunBudget, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
+import type { GraphDefinition } from '../graphs/definition.js';
 import type { TokenCounter } from '../providers/token-counter.js';
 import type { BudgetReservations, BudgetScope } from './budget-reservations.js';
 import type { PriceBook } from './price-book.js';
@@ -48,8 +49,11 @@ export type RunnableGraph = {
 
 export type GraphFactory = (
   workflow: string,
-  /** `userId`: whose tool set the graph offers (the user's enabled built-in and MCP tools). */
-  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel; userId: string },
+  /**
+   * `userId`: whose tool set the graph offers (the user's enabled built-in and MCP tools).
+   * `definition`: the graph to run instead of the built-in template `workflow` names.
+   */
+  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel; userId: string; definition?: GraphDefinition | undefined },
 ) => RunnableGraph;
 
 export type ChatModelFactory = (options: {
@@ -76,6 +80,8 @@ export type RunRequest = {
   readonly conversationId: string;
   readonly correlationId: string;
   readonly workflow: string;
+  /** A user's graph (a workflow definition) to run under the name `workflow`; absent: the built-in template of that name. */
+  readonly definition?: GraphDefinition | undefined;
   readonly provider: string;
   readonly model: string;
   readonly temperature?: number | undefined;

@@ -42,6 +42,8 @@ export type ChatRequestBody = {
   message: string;
   conversation_id?: string | null;
   workflow_template_name?: string | null;
+  workflow_definition_id?: string | null;
+  workflow_config?: Record<string, unknown> | null;
   enable_tools?: boolean;
   enable_memory?: boolean;
   provider?: string | null;
