@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { createChatService, type ChatTurnRequest, type ChatTurnResult } from '../chat/chat-service.js';
 import { UnknownTemplateError } from '../graphs/templates.js';
 import { runParentContext } from '../http/correlation.js';
@@ -19,7 +19,7 @@ export type ChatRoutesOptions = {
 };
 
 /** Known domain errors → their HTTP answer; anything else goes to the error handler. */
-const asHttpError = (error: unknown): unknown => {
+export const asHttpError = (error: unknown): unknown => {
   if (error instanceof RunConflictError || error instanceof ConversationBusyError) {
     return new HttpError(409, 'A reply is already being generated in this conversation', 'run_in_progress');
   }
@@ -78,6 +78,24 @@ const usageMetadata = (result: ChatTurnResult) => {
 };
 
 /**
+ * Per-user chat limits with the contract's headers; 429 with Retry-After past them.
+ * Counted in the shared limit store: the limits hold once across every instance.
+ */
+export const chatRateLimit = (app: FastifyInstance, limits: ChatRoutesOptions['limits']) => {
+  const limiter = createChatRateLimiter({ store: app.limits.store, limits, now: app.limits.now });
+  return async (request: FastifyRequest, reply: FastifyReply, streaming: boolean): Promise<void> => {
+    const key = request.user.id;
+    const verdict = await limiter.take(key, streaming);
+    if (!verdict.allowed) {
+      void reply.header('retry-after', String(verdict.retryAfterSeconds));
+      await app.securityEvents.record(request, { type: 'rate_limited', userId: key, reason: streaming ? 'chat_streaming' : 'chat' });
+      throw new HttpError(429, 'Too many chat requests; slow down', 'rate_limited');
+    }
+    void reply.headers(verdict.headers);
+  };
+};
+
+/**
  * `POST /api/v1/workflows/execute/chat` (JSON) and `/streaming` (Server-Sent Events).
  * Both save the user's message and answer once the run's records are saved.
  */
@@ -90,22 +108,9 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
     instanceId: services.instanceId,
     workflows: createWorkflowResolver({ pool: app.db.pool, toolsFor: (userId) => services.toolServers.toolSets.forUser(userId) }),
   });
-  // Counted in the shared limit store: the limits hold once across every instance.
-  const limiter = createChatRateLimiter({ store: app.limits.store, limits, now: app.limits.now });
+  const rateLimit = chatRateLimit(app, limits);
 
   app.addHook('onRequest', app.authenticate);
-
-  /** Per-user limits with the contract's headers; 429 with Retry-After past them. */
-  const rateLimit = async (request: FastifyRequest, reply: FastifyReply, streaming: boolean): Promise<void> => {
-    const key = request.user.id;
-    const verdict = await limiter.take(key, streaming);
-    if (!verdict.allowed) {
-      void reply.header('retry-after', String(verdict.retryAfterSeconds));
-      await app.securityEvents.record(request, { type: 'rate_limited', userId: key, reason: streaming ? 'chat_streaming' : 'chat' });
-      throw new HttpError(429, 'Too many chat requests; slow down', 'rate_limited');
-    }
-    void reply.headers(verdict.headers);
-  };
 
   const turnRequest = (request: FastifyRequest<{ Body: ChatRequestBody }>, streaming: boolean): ChatTurnRequest => {
     const body = request.body;

@@ -319,7 +319,9 @@ export function translateWorkflow(nodes: readonly BuilderNode[], edges: readonly
       problem(context, ['nodes', nodes.indexOf(starts[0])], `${label(starts[0])}: the start node has ${entries.length} outgoing edges; a run starts at one node`, 'invalid_start');
     }
     entry = entries[0];
-    if (entry === undefined) {
+    if (entry === undefined && starts[0] !== undefined) {
+      problem(context, ['nodes', nodes.indexOf(starts[0])], `${label(starts[0])}: the start node has no outgoing edge; connect it to the first node`, 'invalid_start');
+    } else if (entry === undefined) {
       // No start node: the one node nothing leads to.
       const targets = new Set(edges.map((edge) => edge.target));
       const roots = graphNodes.filter((node) => !targets.has(node.id)).map((node) => node.id);
