@@ -15,7 +15,7 @@ let alice: RegisteredUser;
 let bob: RegisteredUser;
 
 beforeAll(async () => {
-  api = await createChatApi({ CHAT_RATE_LIMIT_PER_MINUTE: '1000', CHAT_RATE_LIMIT_PER_HOUR: '1000' });
+  api = await createChatApi({ DEFAULT_PROVIDER: 'openai', OPENAI_API_KEY: 'sk-test', CHAT_RATE_LIMIT_PER_MINUTE: '1000', CHAT_RATE_LIMIT_PER_HOUR: '1000' });
   alice = await registerUser(api.app);
   bob = await registerUser(api.app);
 });
@@ -207,6 +207,7 @@ describe('workflow definitions', () => {
       p50_duration_ms: durations[0],
       p95_duration_ms: durations[1],
     });
+    expect(body.runs['cost']).toBeGreaterThan(0);
     expect(body.total_execution_time_ms).toBe(durations[0]! + durations[1]!);
     expect(body.complexity).toMatchObject({ node_count: 3, loop_complexity: 1 });
   });
