@@ -1,4 +1,4 @@
-import { sql, type DatabasePool } from 'slonik';
+import { sql, type DatabasePool, type FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
 
 export const RunRow = z.object({
@@ -92,19 +92,22 @@ const ProviderTotals = z.object({
   cost: z.number(),
 });
 
+/** One page of the runs `where` selects, newest first, with their count. */
+const pageOf = async (pool: DatabasePool, where: FragmentSqlToken, page: { limit: number; offset: number }) => {
+  const [rows, total] = await Promise.all([
+    pool.any(sql.type(RunRow)`
+      SELECT ${columns} FROM workflow_runs WHERE ${where}
+      ORDER BY started_at DESC, id DESC LIMIT ${page.limit} OFFSET ${page.offset}`),
+    pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM workflow_runs WHERE ${where}`),
+  ]);
+  return { rows, total };
+};
+
 /** Workflow runs as the executions and monitoring routes read them. */
 export const createRunsRepository = (pool: DatabasePool) => ({
   /** One page, newest first; `userId` null → every user's (the route checks superuser). */
-  list: async (userId: string | null, page: { limit: number; offset: number }) => {
-    const where = userId === null ? sql.fragment`TRUE` : sql.fragment`user_id = ${userId}`;
-    const [rows, total] = await Promise.all([
-      pool.any(sql.type(RunRow)`
-        SELECT ${columns} FROM workflow_runs WHERE ${where}
-        ORDER BY started_at DESC, id DESC LIMIT ${page.limit} OFFSET ${page.offset}`),
-      pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM workflow_runs WHERE ${where}`),
-    ]);
-    return { rows, total };
-  },
+  list: async (userId: string | null, page: { limit: number; offset: number }) =>
+    pageOf(pool, userId === null ? sql.fragment`TRUE` : sql.fragment`user_id = ${userId}`, page),
 
   /** The newest `limit` runs, without counting them all (monitoring's recent runs). */
   recent: async (userId: string | null, limit: number) => {
@@ -128,17 +131,13 @@ export const createRunsRepository = (pool: DatabasePool) => ({
    * One page of the runs of a stored workflow definition, newest first, with their count
    * (index workflow_runs_definition_idx); `userId` null → every user's.
    */
-  byDefinition: async (definitionId: string, userId: string | null, page: { limit: number; offset: number }) => {
-    const where = sql.fragment`input ? 'workflow_definition_id' AND input ->> 'workflow_definition_id' = ${definitionId}
-      ${userId === null ? sql.fragment`` : sql.fragment`AND user_id = ${userId}`}`;
-    const [rows, total] = await Promise.all([
-      pool.any(sql.type(RunRow)`
-        SELECT ${columns} FROM workflow_runs WHERE ${where}
-        ORDER BY started_at DESC, id DESC LIMIT ${page.limit} OFFSET ${page.offset}`),
-      pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM workflow_runs WHERE ${where}`),
-    ]);
-    return { rows, total };
-  },
+  byDefinition: async (definitionId: string, userId: string | null, page: { limit: number; offset: number }) =>
+    pageOf(
+      pool,
+      sql.fragment`input ? 'workflow_definition_id' AND input ->> 'workflow_definition_id' = ${definitionId}
+        ${userId === null ? sql.fragment`` : sql.fragment`AND user_id = ${userId}`}`,
+      page,
+    ),
 
   findById: async (id: string): Promise<RunRow | null> =>
     pool.maybeOne(sql.type(RunRow)`SELECT ${columns} FROM workflow_runs WHERE id = ${id}`),

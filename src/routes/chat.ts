@@ -11,7 +11,7 @@ import { createChatRateLimiter } from '../limits/chat-rate-limit.js';
 import { RunConflictError, RuntimeClosedError } from '../runtime/run-runtime.js';
 import type { Services } from '../services.js';
 import type { BuilderEdge, BuilderNode } from '../workflows/builder-graph.js';
-import { createWorkflowResolver, type WorkflowChoice } from '../workflows/workflow-resolver.js';
+import { workflowResolverFor, type WorkflowChoice, type WorkflowResolver } from '../workflows/workflow-resolver.js';
 
 export type ChatRoutesOptions = {
   readonly services: Services;
@@ -77,6 +77,17 @@ const usageMetadata = (result: ChatTurnResult) => {
   };
 };
 
+/** A route plugin's chat service: the app's database, the services' runtime, writer and providers, users' workflows. */
+export const chatServiceFor = (app: FastifyInstance, services: Services, workflows: WorkflowResolver = workflowResolverFor(app, services)) =>
+  createChatService({
+    pool: app.db.pool,
+    runtime: services.runtime,
+    records: services.writer,
+    providers: services.providers,
+    instanceId: services.instanceId,
+    workflows,
+  });
+
 /**
  * Per-user chat limits with the contract's headers; 429 with Retry-After past them.
  * Counted in the shared limit store: the limits hold once across every instance.
@@ -100,14 +111,7 @@ export const chatRateLimit = (app: FastifyInstance, limits: ChatRoutesOptions['l
  * Both save the user's message and answer once the run's records are saved.
  */
 export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { services, limits }) => {
-  const chat = createChatService({
-    pool: app.db.pool,
-    runtime: services.runtime,
-    records: services.writer,
-    providers: services.providers,
-    instanceId: services.instanceId,
-    workflows: createWorkflowResolver({ pool: app.db.pool, toolsFor: (userId) => services.toolServers.toolSets.forUser(userId) }),
-  });
+  const chat = chatServiceFor(app, services);
   const rateLimit = chatRateLimit(app, limits);
 
   app.addHook('onRequest', app.authenticate);

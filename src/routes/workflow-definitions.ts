@@ -10,7 +10,7 @@ import type { Services } from '../services.js';
 import { WorkflowValidationError, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
 import { graphShape } from '../workflows/graph-shape.js';
 import { createWorkflowExecutor, executionInputOf } from '../workflows/workflow-executor.js';
-import { asRequestError, builtinTemplates, createWorkflowResolver } from '../workflows/workflow-resolver.js';
+import { asRequestError, builtinTemplates, workflowResolverFor } from '../workflows/workflow-resolver.js';
 import { createWorkflowTemplatesRepository } from '../repositories/workflow-templates-repository.js';
 import { presentExecution } from './executions.js';
 import { sharedResourceAccess } from './shared-resource-access.js';
@@ -46,7 +46,7 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   const definitions = createWorkflowDefinitionsRepository(app.db.pool);
   const templates = createWorkflowTemplatesRepository(app.db.pool);
   const runs = createRunsRepository(app.db.pool);
-  const workflows = createWorkflowResolver({ pool: app.db.pool, toolsFor: (userId) => services.toolServers.toolSets.forUser(userId) });
+  const workflows = workflowResolverFor(app, services);
   const { execute } = createWorkflowExecutor(app, { services, limits, workflows });
   const { visible, owned } = sharedResourceAccess(app, { resource: 'workflow_definition', label: 'Workflow definition', repository: definitions });
 

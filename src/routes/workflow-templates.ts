@@ -11,7 +11,7 @@ import {
 } from '../repositories/workflow-templates-repository.js';
 import { WorkflowValidationError, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
 import { createWorkflowExecutor, executionInputOf } from '../workflows/workflow-executor.js';
-import { asRequestError, builtinTemplates, createWorkflowResolver, isBuiltinTemplate, type BuiltinTemplate } from '../workflows/workflow-resolver.js';
+import { asRequestError, builtinTemplates, isBuiltinTemplate, workflowResolverFor, type BuiltinTemplate } from '../workflows/workflow-resolver.js';
 import { presentExecution } from './executions.js';
 import { sharedResourceAccess } from './shared-resource-access.js';
 import type { WorkflowRoutesOptions } from './workflow-definitions.js';
@@ -106,7 +106,7 @@ const importProblems = (template: Record<string, unknown>, overrideName: string 
 export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> = async (app, { services, limits }) => {
   const templates = createWorkflowTemplatesRepository(app.db.pool);
   const definitions = createWorkflowDefinitionsRepository(app.db.pool);
-  const workflows = createWorkflowResolver({ pool: app.db.pool, toolsFor: (userId) => services.toolServers.toolSets.forUser(userId) });
+  const workflows = workflowResolverFor(app, services);
   const { execute } = createWorkflowExecutor(app, { services, limits, workflows });
   const { visible, owned } = sharedResourceAccess(app, { resource: 'workflow_template', label: 'Workflow template', repository: templates });
 

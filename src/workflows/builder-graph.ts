@@ -225,6 +225,12 @@ const locate = (context: Context, error: GraphDefinitionError, edgeIndexes: read
       problem(context, ['nodes', nodeIndex(id)], `node ${JSON.stringify(id)}: ${node[3]}`, 'invalid_node');
       continue;
     }
+    const loop = /^nodes ([^:]+): (.*)$/s.exec(text);
+    const firstId = loop?.[1]?.split(' → ')[0];
+    if (loop && firstId !== undefined && nodeIndex(firstId) >= 0) {
+      problem(context, ['nodes', nodeIndex(firstId)], text, 'invalid_loop');
+      continue;
+    }
     problem(context, [], text.replace(/^entry: /, 'start: '), 'invalid_graph');
   }
 };

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { createChatService, type ChatTurnResult } from '../chat/chat-service.js';
+import type { ChatTurnResult } from '../chat/chat-service.js';
 import { runParentContext } from '../http/correlation.js';
 import { HttpError, RequestValidationError } from '../http/errors.js';
 import type { ChatLimits } from '../limits/chat-rate-limit.js';
 import { createRunsRepository, type RunRow } from '../repositories/runs-repository.js';
-import { asHttpError, chatRateLimit } from '../routes/chat.js';
+import { asHttpError, chatRateLimit, chatServiceFor } from '../routes/chat.js';
 import type { Services } from '../services.js';
 import type { WorkflowChoice, WorkflowResolver } from './workflow-resolver.js';
 
@@ -71,14 +71,7 @@ export const createWorkflowExecutor = (
   app: FastifyInstance,
   { services, limits, workflows }: { services: Services; limits: ChatLimits; workflows: WorkflowResolver },
 ) => {
-  const chat = createChatService({
-    pool: app.db.pool,
-    runtime: services.runtime,
-    records: services.writer,
-    providers: services.providers,
-    instanceId: services.instanceId,
-    workflows,
-  });
+  const chat = chatServiceFor(app, services, workflows);
   const runs = createRunsRepository(app.db.pool);
   const rateLimit = chatRateLimit(app, limits);
 

@@ -1,9 +1,11 @@
+import type { FastifyInstance } from 'fastify';
 import type { DatabasePool } from 'slonik';
 import type { GraphDefinition } from '../graphs/definition.js';
 import { getTemplate, listTemplates } from '../graphs/templates.js';
 import { HttpError, RequestValidationError } from '../http/errors.js';
 import { createWorkflowDefinitionsRepository } from '../repositories/workflow-definitions-repository.js';
 import { createWorkflowTemplatesRepository } from '../repositories/workflow-templates-repository.js';
+import type { Services } from '../services.js';
 import type { ToolRegistry } from '../tools/tool-registry.js';
 import {
   CUSTOM_WORKFLOW,
@@ -115,3 +117,7 @@ export const createWorkflowResolver = ({ pool, toolsFor }: { pool: DatabasePool;
 };
 
 export type WorkflowResolver = ReturnType<typeof createWorkflowResolver>;
+
+/** The resolver of a route plugin: the app's database and the users' tool sets. */
+export const workflowResolverFor = (app: FastifyInstance, services: Services): WorkflowResolver =>
+  createWorkflowResolver({ pool: app.db.pool, toolsFor: (userId) => services.toolServers.toolSets.forUser(userId) });

@@ -11,6 +11,29 @@ const timestamps = {
   updated_at: { type: 'string', format: 'date-time', description: 'Last change' },
 } as const;
 
+/** Fields a definition's create body and answer share (the contract's own). */
+const definitionFields = {
+  name: { type: 'string', maxLength: 255, minLength: 1, description: 'Workflow name' },
+  description: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Workflow description' },
+  nodes: { items: { '$ref': 'WorkflowNode#' }, type: 'array', maxItems: MAX_NODES, description: 'Workflow nodes' },
+  edges: { items: { '$ref': 'WorkflowEdge#' }, type: 'array', maxItems: MAX_EDGES, description: 'Workflow edges' },
+  metadata: { anyOf: [{ additionalProperties: true, type: 'object' }, { type: 'null' }], description: 'Additional metadata' },
+  tags: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Workflow tags' },
+  template_id: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Source template ID if created from template' },
+} as const;
+
+/** Fields a template's create body and answer share (the contract's own). */
+const templateFields = {
+  name: { type: 'string', maxLength: 255, minLength: 1, description: 'Template name' },
+  description: { type: 'string', minLength: 1, description: 'Template description' },
+  category: { type: 'string', description: 'Template category', default: 'custom' },
+  default_params: { additionalProperties: true, type: 'object', description: 'Default parameters' },
+  required_tools: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Required tools' },
+  required_retrievers: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Required retrievers' },
+  tags: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Template tags' },
+  is_public: { type: 'boolean', description: 'Whether template is public', default: false },
+} as const;
+
 export const WorkflowNodeDataSchema = {
   '$id': 'WorkflowNodeData',
   properties: {
@@ -67,14 +90,8 @@ export const WorkflowEdgeSchema = {
 export const WorkflowDefinitionCreateSchema = {
   '$id': 'WorkflowDefinitionCreate',
   properties: {
-    name: { type: 'string', maxLength: 255, minLength: 1, description: 'Workflow name' },
-    description: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Workflow description' },
-    nodes: { items: { '$ref': 'WorkflowNode#' }, type: 'array', maxItems: MAX_NODES, description: 'Workflow nodes' },
-    edges: { items: { '$ref': 'WorkflowEdge#' }, type: 'array', maxItems: MAX_EDGES, description: 'Workflow edges' },
-    metadata: { anyOf: [{ additionalProperties: true, type: 'object' }, { type: 'null' }], description: 'Additional metadata' },
+    ...definitionFields,
     is_public: { type: 'boolean', description: 'Whether workflow is publicly visible', default: false },
-    tags: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Workflow tags' },
-    template_id: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Source template ID if created from template' },
   },
   type: 'object',
   required: ['name', 'nodes', 'edges'],
@@ -97,14 +114,8 @@ export const WorkflowDefinitionUpdateSchema = {
 export const WorkflowDefinitionResponseSchema = {
   '$id': 'WorkflowDefinitionResponse',
   properties: {
-    name: { type: 'string', maxLength: 255, minLength: 1, description: 'Workflow name' },
-    description: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Workflow description' },
-    nodes: { items: { '$ref': 'WorkflowNode#' }, type: 'array', maxItems: MAX_NODES, description: 'Workflow nodes' },
-    edges: { items: { '$ref': 'WorkflowEdge#' }, type: 'array', maxItems: MAX_EDGES, description: 'Workflow edges' },
-    metadata: { anyOf: [{ additionalProperties: true, type: 'object' }, { type: 'null' }], description: 'Additional metadata' },
+    ...definitionFields,
     is_public: { type: 'boolean', description: 'Whether workflow is public', default: false },
-    tags: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Workflow tags' },
-    template_id: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Source template ID if created from template' },
     id: { type: 'string', description: 'Unique node identifier' },
     owner_id: { type: 'string', description: 'Owner user ID' },
     version: { type: 'integer', description: 'Workflow version', default: 1 },
@@ -273,14 +284,7 @@ export const WorkflowAnalyticsResponseSchema = {
 export const WorkflowTemplateCreateSchema = {
   '$id': 'WorkflowTemplateCreate',
   properties: {
-    name: { type: 'string', maxLength: 255, minLength: 1, description: 'Template name' },
-    description: { type: 'string', minLength: 1, description: 'Template description' },
-    category: { type: 'string', description: 'Template category', default: 'custom' },
-    default_params: { additionalProperties: true, type: 'object', description: 'Default parameters' },
-    required_tools: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Required tools' },
-    required_retrievers: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Required retrievers' },
-    tags: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Template tags' },
-    is_public: { type: 'boolean', description: 'Whether template is public', default: false },
+    ...templateFields,
     workflow_definition_id: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Source workflow definition ID' },
     base_template_id: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Base template ID for derivation' },
   },
@@ -308,14 +312,7 @@ export const WorkflowTemplateUpdateSchema = {
 export const WorkflowTemplateResponseSchema = {
   '$id': 'WorkflowTemplateResponse',
   properties: {
-    name: { type: 'string', maxLength: 255, minLength: 1, description: 'Template name' },
-    description: { type: 'string', minLength: 1, description: 'Template description' },
-    category: { type: 'string', description: 'Template category', default: 'custom' },
-    default_params: { additionalProperties: true, type: 'object', description: 'Default parameters' },
-    required_tools: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Required tools' },
-    required_retrievers: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Required retrievers' },
-    tags: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Template tags' },
-    is_public: { type: 'boolean', description: 'Whether template is public', default: false },
+    ...templateFields,
     id: { type: 'string', description: 'Unique node identifier' },
     owner_id: { type: 'string', description: 'Owner user ID' },
     base_template_id: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Base template ID' },
