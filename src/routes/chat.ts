@@ -10,7 +10,7 @@ import { ConversationBusyError } from '../repositories/turns-repository.js';
 import { createChatRateLimiter } from '../limits/chat-rate-limit.js';
 import { RunConflictError, RuntimeClosedError } from '../runtime/run-runtime.js';
 import type { Services } from '../services.js';
-import type { BuilderEdge, BuilderNode } from '../workflows/builder-graph.js';
+import { MAX_WORKFLOW_EDGES, MAX_WORKFLOW_NODES, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
 import { workflowResolverFor, type WorkflowChoice, type WorkflowResolver } from '../workflows/workflow-resolver.js';
 
 export type ChatRoutesOptions = {
@@ -46,9 +46,11 @@ const workflowOf = (body: ChatRequestBody): WorkflowChoice | undefined => {
   if (id !== undefined) return { kind: 'definition', id };
   if (config === undefined) return undefined;
   const { nodes, edges, entry_point: entry } = config;
+  const list = (value: unknown, key: string, max: number) =>
+    Array.isArray(value) && value.length <= max ? [] : [{ loc: ['body', 'workflow_config', key], msg: `workflow_config.${key} must be a list of at most ${max} ${key}`, type: 'list_type' }];
   const problems = [
-    ...(Array.isArray(nodes) ? [] : [{ loc: ['body', 'workflow_config', 'nodes'], msg: 'workflow_config.nodes must be a list of nodes', type: 'list_type' }]),
-    ...(Array.isArray(edges) ? [] : [{ loc: ['body', 'workflow_config', 'edges'], msg: 'workflow_config.edges must be a list of edges', type: 'list_type' }]),
+    ...list(nodes, 'nodes', MAX_WORKFLOW_NODES),
+    ...list(edges, 'edges', MAX_WORKFLOW_EDGES),
     ...(entry === undefined || typeof entry === 'string' ? [] : [{ loc: ['body', 'workflow_config', 'entry_point'], msg: 'entry_point must be a node id', type: 'string_type' }]),
   ];
   if (problems.length > 0) throw new RequestValidationError(problems);

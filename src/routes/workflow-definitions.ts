@@ -1,13 +1,13 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { CONDITION_SYNTAX } from '../graphs/conditions.js';
 import { MEMORY_WINDOW } from '../graphs/templates.js';
-import { RequestValidationError } from '../http/errors.js';
+import { HttpError, RequestValidationError } from '../http/errors.js';
 import { bearerSecurity, errorResponses, INT4_MAX } from '../http/schemas/common-schemas.js';
 import type { ChatLimits } from '../limits/chat-rate-limit.js';
 import { createRunsRepository } from '../repositories/runs-repository.js';
 import { createWorkflowDefinitionsRepository, type WorkflowDefinitionFields } from '../repositories/workflow-definitions-repository.js';
 import type { Services } from '../services.js';
-import { WorkflowValidationError, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
+import { MAX_WORKFLOW_EDGES, MAX_WORKFLOW_NODES, WorkflowValidationError, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
 import { graphShape } from '../workflows/graph-shape.js';
 import { createWorkflowExecutor, executionInputOf } from '../workflows/workflow-executor.js';
 import { asRequestError, builtinTemplates, workflowResolverFor } from '../workflows/workflow-resolver.js';
@@ -105,7 +105,8 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
       const { template_id: templateId, name_suffix: suffix, user_input: userInput } = request.body;
       const builtin = builtinTemplates().find((template) => template.id === templateId);
       const source = builtin ?? (await templates.findVisible(templateId, request.user.id));
-      if (source === null) throw new RequestValidationError([{ loc: ['body', 'template_id'], msg: `unknown template ${JSON.stringify(templateId)}`, type: 'value_error' }]);
+      // Like a chat's profile_id: a template the caller may not read is missing, whoever owns it.
+      if (source === null) throw new HttpError(404, 'Workflow template not found', 'workflow_template_not_found');
       const graph = { nodes: source.nodes as BuilderNode[], edges: source.edges as BuilderEdge[] };
       await checked(request, graph);
       return definitions.create(request.user.id, {
@@ -164,8 +165,8 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
           type: 'object',
           required: ['nodes', 'edges'],
           properties: {
-            nodes: { type: 'array', maxItems: 200, items: { type: 'object', additionalProperties: true } },
-            edges: { type: 'array', maxItems: 400, items: { type: 'object', additionalProperties: true } },
+            nodes: { type: 'array', maxItems: MAX_WORKFLOW_NODES, items: { type: 'object', additionalProperties: true } },
+            edges: { type: 'array', maxItems: MAX_WORKFLOW_EDGES, items: { type: 'object', additionalProperties: true } },
           },
         },
         response: {

@@ -149,12 +149,14 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
       schema: schema('Create Workflow Template', 'create_workflow_template_api_v1_workflows_templates_post', {
         description: 'A template of the graph of `workflow_definition_id` (a definition you may read) or of `base_template_id` (a template, built-in ones included).',
         body: { $ref: 'WorkflowTemplateCreate#' },
-        response: { 200: { $ref: 'WorkflowTemplateResponse#' }, ...errorResponses(401) },
+        response: { 200: { $ref: 'WorkflowTemplateResponse#' }, ...errorResponses(401, 404) },
       }),
     },
     async (request) => {
       const body = request.body;
-      const unknown = (field: string) => new RequestValidationError([{ loc: ['body', field], msg: `no ${field.replace('_id', '')} ${JSON.stringify(body[field as keyof CreateBody])} you may read`, type: 'value_error' }]);
+      // Like a chat's profile_id: a source the caller may not read is missing, whoever owns it.
+      const unknown = (field: 'workflow_definition_id' | 'base_template_id') =>
+        new HttpError(404, field === 'base_template_id' ? 'Workflow template not found' : 'Workflow definition not found', 'not_found');
       let graph: Graph;
       if (typeof body.workflow_definition_id === 'string') {
         const definition = await definitions.findVisible(body.workflow_definition_id, request.user.id);

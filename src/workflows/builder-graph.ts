@@ -54,6 +54,10 @@ export type WorkflowRunSettings = {
 
 export type TranslatedWorkflow = { readonly definition: GraphDefinition; readonly settings: WorkflowRunSettings };
 
+/** The most nodes and edges a workflow may have (request schemas and sent graphs alike). */
+export const MAX_WORKFLOW_NODES = 200;
+export const MAX_WORKFLOW_EDGES = 400;
+
 /** The graph name (and metrics label) of every run of a user's workflow: bounded, whatever users call them. */
 export const CUSTOM_WORKFLOW = 'custom';
 

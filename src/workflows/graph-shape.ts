@@ -3,6 +3,8 @@ import type { GraphDefinition } from '../graphs/definition.js';
 
 /** Past it, execution paths are not counted further. */
 const MAX_PATHS = 10_000;
+/** Node visits the path walk may make (simple paths can be exponentially many). */
+const MAX_VISITS = 100_000;
 
 /** The structure of a graph, as the contract's `ComplexityMetrics` (and its path count and loops) describe it. */
 export type GraphShape = {
@@ -15,7 +17,7 @@ export type GraphShape = {
     loop_complexity: number;
     conditional_complexity: number;
   };
-  /** Paths from the entry to `__end__` that visit no node twice (at most MAX_PATHS). */
+  /** Paths from the entry to `__end__` that visit no node twice (counted up to MAX_PATHS, or MAX_VISITS steps). */
   readonly executionPaths: number;
   /** Edges that lead back to a node on the path to them (loops, which tool calls drive). */
   readonly loops: readonly { from: string; to: string }[];
@@ -31,8 +33,10 @@ export function graphShape(definition: GraphDefinition): GraphShape {
   const loops: { from: string; to: string }[] = [];
   let depth = 0;
   let paths = 0;
+  let visits = 0;
   const walk = (id: string, path: Set<string>): void => {
-    if (paths >= MAX_PATHS) return;
+    visits += 1;
+    if (paths >= MAX_PATHS || visits > MAX_VISITS) return;
     depth = Math.max(depth, path.size);
     for (const edge of outgoing(id)) {
       if (edge.to === END) {

@@ -137,6 +137,12 @@ describe('workflow definitions', () => {
     }
     const chat = await as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'hi', workflow_definition_id: mine.id } });
     expect(chat.statusCode).toBe(404);
+    const template = await as({ method: 'POST', url: '/api/v1/workflows/templates', payload: { name: 'copy', description: 'copy', workflow_definition_id: mine.id } });
+    expect(template.statusCode).toBe(404);
+    const own = await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/workflows/templates', payload: { name: 'own', description: 'private', workflow_definition_id: mine.id } });
+    const fromTemplate = await as({ method: 'POST', url: '/api/v1/workflows/definitions/from-template', payload: { template_id: own.json<{ id: string }>().id } });
+    expect(fromTemplate.statusCode).toBe(404);
+    expect((await as({ method: 'POST', url: `/api/v1/workflows/templates/${own.json<{ id: string }>().id}/execute`, payload: { input_data: { message: 'x' } } })).statusCode).toBe(404);
     const listed = await as({ method: 'GET', url: '/api/v1/workflows/definitions' });
     expect(listed.json<{ definitions: Definition[] }>().definitions.map((d) => d.id)).not.toContain(mine.id);
     expect((await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/workflows/definitions/${mine.id}` })).json<Definition>().name).toBe('private');

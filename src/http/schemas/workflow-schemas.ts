@@ -4,8 +4,8 @@
  * the frontend builder's nodes and edges (src/workflows/builder-graph.ts translates them).
  */
 
-const MAX_NODES = 200;
-const MAX_EDGES = 400;
+import { MAX_WORKFLOW_EDGES as MAX_EDGES, MAX_WORKFLOW_NODES as MAX_NODES } from '../../workflows/builder-graph.js';
+
 const timestamps = {
   created_at: { type: 'string', format: 'date-time', description: 'Creation time' },
   updated_at: { type: 'string', format: 'date-time', description: 'Last change' },
