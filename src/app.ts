@@ -35,6 +35,8 @@ import { promptRoutes } from './routes/prompts.js';
 import { documentRoutes } from './routes/documents.js';
 import { messageRatingRoutes } from './routes/message-ratings.js';
 import { providerCatalogRoutes } from './routes/provider-catalog.js';
+import { workflowDefinitionRoutes } from './routes/workflow-definitions.js';
+import { workflowTemplateRoutes } from './routes/workflow-templates.js';
 import type { Services } from './services.js';
 import { SERVICE_NAME, SERVICE_VERSION } from './version.js';
 
@@ -206,6 +208,9 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     await app.register(metricsRoutes, { metrics: services.metrics });
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });
     await app.register(executionRoutes, { prefix: '/api/v1/workflows', services });
+    const workflowOptions = { prefix: '/api/v1/workflows', services, limits: config.chatLimits, toolCallLimit: config.runtime.toolCallLimit };
+    await app.register(workflowDefinitionRoutes, workflowOptions);
+    await app.register(workflowTemplateRoutes, workflowOptions);
     await app.register(monitoringRoutes, { prefix: '/api/v1/monitoring', services });
     await app.register(analyticsRoutes, { prefix: '/api/v1/analytics', services });
     await app.register(adminPriceRoutes, { prefix: '/api/v1/admin/prices', services });

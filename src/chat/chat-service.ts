@@ -15,6 +15,7 @@ import type { Settlement } from '../persistence/run-record-writer.js';
 import { sumCosts } from '../../machines/usage.js';
 import { createTokenCounter, type TokenCounter } from '../providers/token-counter.js';
 import { countInputTokens, REPLY_PRIMING_TOKENS } from '../runtime/run-budget-ledger.js';
+import type { WorkflowChoice, WorkflowResolver } from '../workflows/workflow-resolver.js';
 import { createTurnSettingsResolver, type TurnSettings } from './turn-settings.js';
 
 export type ChatTurnRequest = {
@@ -28,6 +29,8 @@ export type ChatTurnRequest = {
   readonly temperature?: number | null | undefined;
   readonly maxTokens?: number | null | undefined;
   readonly workflowTemplateName?: string | null | undefined;
+  /** A stored definition or template, or a graph sent with the request, to run instead of a built-in template. */
+  readonly workflow?: WorkflowChoice | undefined;
   readonly enableTools?: boolean | undefined;
   readonly enableMemory?: boolean | undefined;
   readonly contextLimit?: number | null | undefined;
@@ -146,6 +149,8 @@ export type ChatServiceOptions = {
   readonly records: { readonly settlement: (runId: string) => Settlement | undefined };
   readonly providers: ProviderRegistry;
   readonly instanceId: string;
+  /** Resolves a turn's `workflow` (users' definitions and templates). */
+  readonly workflows: WorkflowResolver;
 };
 
 /**
@@ -153,7 +158,7 @@ export type ChatServiceOptions = {
  * runs the workflow and returns once the run's records are durable. Bad input fails
  * before anything is written.
  */
-export const createChatService = ({ pool, runtime, records, providers, instanceId }: ChatServiceOptions) => {
+export const createChatService = ({ pool, runtime, records, providers, instanceId, workflows }: ChatServiceOptions) => {
   const conversations = createConversationsRepository(pool);
   const turnSettings = createTurnSettingsResolver(pool);
   const tokens = createTokenCounter();
@@ -239,9 +244,22 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
       requestedId === undefined ? undefined : await conversations.findById(requestedId).catch((error: unknown) => {
         throw unavailable(error);
       });
-    const { request, settings } = await withSettings(asked, existing);
-    const workflow = request.workflowTemplateName ?? (request.enableTools === true ? 'chat_with_tools' : 'chat');
-    getTemplate(workflow); // unknown template → 4xx before anything is written
+    // A user's workflow (404/422 here: nothing is saved); its model nodes' settings come after the request's.
+    const chosen = asked.workflow === undefined ? undefined : await workflows.resolve(asked.userId, asked.workflow, ['workflow_config']);
+    const { request, settings } = await withSettings(
+      chosen === undefined
+        ? asked
+        : {
+            ...asked,
+            provider: asked.provider ?? chosen.settings.provider,
+            model: asked.model ?? chosen.settings.model,
+            temperature: asked.temperature ?? chosen.settings.temperature,
+            maxTokens: asked.maxTokens ?? chosen.settings.maxTokens,
+          },
+      existing,
+    );
+    const workflow = chosen?.workflow ?? request.workflowTemplateName ?? (request.enableTools === true ? 'chat_with_tools' : 'chat');
+    if (chosen?.definition === undefined) getTemplate(workflow); // unknown template → 4xx before anything is written
     const { provider, model } = providers.resolve(
       request.provider ?? existing?.llm_provider ?? undefined,
       request.model ?? existing?.llm_model ?? undefined,
@@ -280,6 +298,7 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
           // The profile's and prompt's usage figures are read from the runs that name them.
           ...(settings.profileId === null ? {} : { profile_id: settings.profileId }),
           ...(settings.promptId === null ? {} : { prompt_id: settings.promptId }),
+          ...chosen?.runInput,
         },
       }));
     } catch (error) {
@@ -298,6 +317,7 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
       conversationId: conversation.id,
       correlationId: request.correlationId,
       workflow,
+      definition: chosen?.definition,
       provider,
       model,
       temperature: request.temperature ?? conversation.temperature ?? undefined,

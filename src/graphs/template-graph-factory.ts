@@ -16,7 +16,8 @@ const offering = (definition: GraphDefinition, names: readonly string[]): GraphD
 });
 
 /**
- * The runtime's graph factory for the built-in templates. A template without tools
+ * The runtime's graph factory for the built-in templates and users' workflow definitions
+ * (`deps.definition`, validated against the user's tools before the run). A template without tools
  * nodes is built at once; one with tools nodes (`chat_with_tools`) reads the run's user's
  * tool set when the run starts (the graph's first step), so a tool switched on or off
  * on any instance applies to the next run, and offers those of them the run allows (a
@@ -30,7 +31,9 @@ export const createTemplateGraphFactory = ({ toolsFor }: TemplateGraphFactoryOpt
   // Graphs without tools nodes bind no tools: one registry serves them all (one compilation each).
   const noTools = createToolRegistry();
   return (workflow, deps) => {
-    const definition = getTemplate(workflow);
+    // A user's definition names its tools itself; a template's tools nodes offer the whole set.
+    const custom = deps.definition;
+    const definition = custom ?? getTemplate(workflow);
     const build = (tools: ToolRegistry, graphDefinition: GraphDefinition) =>
       createGraph(graphDefinition, { model: deps.model, tools, toolCallLimit: deps.toolCallLimit, invokeModel: deps.invokeModel });
     if (!definition.nodes.some((node) => node.type === 'tools')) {
@@ -39,6 +42,7 @@ export const createTemplateGraphFactory = ({ toolsFor }: TemplateGraphFactoryOpt
     const graph: RunnableGraph = {
       invoke: async (input, config) => {
         const tools = await toolsFor(deps.userId);
+        if (custom !== undefined) return build(tools, custom).invoke(input, config);
         const names = tools.names().filter((name) => deps.allowedTools === undefined || deps.allowedTools.includes(name));
         return build(tools, names.length === 0 ? getTemplate('chat') : offering(definition, names)).invoke(input, config);
       },

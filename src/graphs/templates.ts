@@ -10,7 +10,8 @@ export class UnknownTemplateError extends Error {
 }
 
 const SYSTEM_PROMPT = 'You are a helpful assistant.';
-const MEMORY_WINDOW = 40;
+/** Messages the built-in templates keep (and a builder memory node without a window). */
+export const MEMORY_WINDOW = 40;
 
 export const FINAL_ANSWER_INSTRUCTION =
   'You have used every tool call allowed for this reply. Do not call any more tools: answer the user now ' +

@@ -1,4 +1,4 @@
-import { sql, type DatabasePool } from 'slonik';
+import { sql, type DatabasePool, type FragmentSqlToken } from 'slonik';
 import { z } from 'zod';
 
 export const RunRow = z.object({
@@ -31,6 +31,8 @@ export const RunRow = z.object({
   last_heartbeat_at: z.string().nullable(),
   /** What a live run is doing as its owner last recorded it (`running.callingModel`, …). */
   live_state: z.string().nullable(),
+  /** The stored workflow definition the run executed (from its input), or null. */
+  workflow_definition_id: z.string().nullable(),
 });
 export type RunRow = z.infer<typeof RunRow>;
 
@@ -38,7 +40,7 @@ const columns = sql.fragment`
   id, user_id, conversation_id, workflow, status, terminal_reason, provider, model, error, input_tokens,
   cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens, cost, cost_unknown,
   usage_missing, model_call_count, tool_call_count, started_at, finished_at, duration_ms, correlation_id,
-  trace_id, instance_id, last_heartbeat_at, live_state`;
+  trace_id, instance_id, last_heartbeat_at, live_state, input ->> 'workflow_definition_id' AS workflow_definition_id`;
 
 /** The statuses of a run that has not ended (the ones the one-live-run index covers). */
 export const isLive = (status: string): boolean => status === 'queued' || status === 'running';
@@ -90,19 +92,22 @@ const ProviderTotals = z.object({
   cost: z.number(),
 });
 
+/** One page of the runs `where` selects, newest first, with their count. */
+const pageOf = async (pool: DatabasePool, where: FragmentSqlToken, page: { limit: number; offset: number }) => {
+  const [rows, total] = await Promise.all([
+    pool.any(sql.type(RunRow)`
+      SELECT ${columns} FROM workflow_runs WHERE ${where}
+      ORDER BY started_at DESC, id DESC LIMIT ${page.limit} OFFSET ${page.offset}`),
+    pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM workflow_runs WHERE ${where}`),
+  ]);
+  return { rows, total };
+};
+
 /** Workflow runs as the executions and monitoring routes read them. */
 export const createRunsRepository = (pool: DatabasePool) => ({
   /** One page, newest first; `userId` null → every user's (the route checks superuser). */
-  list: async (userId: string | null, page: { limit: number; offset: number }) => {
-    const where = userId === null ? sql.fragment`TRUE` : sql.fragment`user_id = ${userId}`;
-    const [rows, total] = await Promise.all([
-      pool.any(sql.type(RunRow)`
-        SELECT ${columns} FROM workflow_runs WHERE ${where}
-        ORDER BY started_at DESC, id DESC LIMIT ${page.limit} OFFSET ${page.offset}`),
-      pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM workflow_runs WHERE ${where}`),
-    ]);
-    return { rows, total };
-  },
+  list: async (userId: string | null, page: { limit: number; offset: number }) =>
+    pageOf(pool, userId === null ? sql.fragment`TRUE` : sql.fragment`user_id = ${userId}`, page),
 
   /** The newest `limit` runs, without counting them all (monitoring's recent runs). */
   recent: async (userId: string | null, limit: number) => {
@@ -121,6 +126,18 @@ export const createRunsRepository = (pool: DatabasePool) => ({
       WHERE status IN ('queued', 'running') -- literal, so the partial indexes on live runs apply
         ${userId === null ? sql.fragment`` : sql.fragment`AND user_id = ${userId}`}
       ORDER BY started_at, id`),
+
+  /**
+   * One page of the runs of a stored workflow definition, newest first, with their count
+   * (index workflow_runs_definition_idx); `userId` null → every user's.
+   */
+  byDefinition: async (definitionId: string, userId: string | null, page: { limit: number; offset: number }) =>
+    pageOf(
+      pool,
+      sql.fragment`input ? 'workflow_definition_id' AND input ->> 'workflow_definition_id' = ${definitionId}
+        ${userId === null ? sql.fragment`` : sql.fragment`AND user_id = ${userId}`}`,
+      page,
+    ),
 
   findById: async (id: string): Promise<RunRow | null> =>
     pool.maybeOne(sql.type(RunRow)`SELECT ${columns} FROM workflow_runs WHERE id = ${id}`),

@@ -1,9 +1,9 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { createChatService, type ChatTurnRequest, type ChatTurnResult } from '../chat/chat-service.js';
 import { refuseUnavailableFeatures } from '../chat/unavailable-features.js';
 import { UnknownTemplateError } from '../graphs/templates.js';
 import { runParentContext } from '../http/correlation.js';
-import { HttpError } from '../http/errors.js';
+import { HttpError, RequestValidationError } from '../http/errors.js';
 import { openEventStream, type EventStream } from '../http/sse.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import type { ChatRequestBody } from '../http/schemas/chat-schemas.js';
@@ -11,6 +11,8 @@ import { ConversationBusyError } from '../repositories/turns-repository.js';
 import { createChatRateLimiter } from '../limits/chat-rate-limit.js';
 import { RunConflictError, RuntimeClosedError } from '../runtime/run-runtime.js';
 import type { Services } from '../services.js';
+import { MAX_WORKFLOW_EDGES, MAX_WORKFLOW_NODES, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
+import { workflowResolverFor, type WorkflowChoice, type WorkflowResolver } from '../workflows/workflow-resolver.js';
 
 export type ChatRoutesOptions = {
   readonly services: Services;
@@ -18,7 +20,7 @@ export type ChatRoutesOptions = {
 };
 
 /** Known domain errors → their HTTP answer; anything else goes to the error handler. */
-const asHttpError = (error: unknown): unknown => {
+export const asHttpError = (error: unknown): unknown => {
   if (error instanceof RunConflictError || error instanceof ConversationBusyError) {
     return new HttpError(409, 'A reply is already being generated in this conversation', 'run_in_progress');
   }
@@ -29,6 +31,31 @@ const asHttpError = (error: unknown): unknown => {
     return new HttpError(400, error.message, 'unknown_workflow_template');
   }
   return error;
+};
+
+/**
+ * The user's workflow a chat request names: `workflow_definition_id`, or a builder graph
+ * in `workflow_config` (`{nodes, edges, entry_point?}`); one of them at most.
+ * @throws RequestValidationError 422
+ */
+const workflowOf = (body: ChatRequestBody): WorkflowChoice | undefined => {
+  const config = body.workflow_config ?? undefined;
+  const id = body.workflow_definition_id ?? undefined;
+  if (id !== undefined && config !== undefined) {
+    throw new RequestValidationError([{ loc: ['body', 'workflow_config'], msg: 'give workflow_definition_id or workflow_config, not both', type: 'value_error' }]);
+  }
+  if (id !== undefined) return { kind: 'definition', id };
+  if (config === undefined) return undefined;
+  const { nodes, edges, entry_point: entry } = config;
+  const list = (value: unknown, key: string, max: number) =>
+    Array.isArray(value) && value.length <= max ? [] : [{ loc: ['body', 'workflow_config', key], msg: `workflow_config.${key} must be a list of at most ${max} ${key}`, type: 'list_type' }];
+  const problems = [
+    ...list(nodes, 'nodes', MAX_WORKFLOW_NODES),
+    ...list(edges, 'edges', MAX_WORKFLOW_EDGES),
+    ...(entry === undefined || typeof entry === 'string' ? [] : [{ loc: ['body', 'workflow_config', 'entry_point'], msg: 'entry_point must be a node id', type: 'string_type' }]),
+  ];
+  if (problems.length > 0) throw new RequestValidationError(problems);
+  return { kind: 'graph', nodes: nodes as BuilderNode[], edges: edges as BuilderEdge[], entry: entry as string | undefined };
 };
 
 /**
@@ -53,25 +80,24 @@ const usageMetadata = (result: ChatTurnResult) => {
   };
 };
 
-/**
- * `POST /api/v1/workflows/execute/chat` (JSON) and `/streaming` (Server-Sent Events).
- * Both save the user's message and answer once the run's records are saved.
- */
-export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { services, limits }) => {
-  const chat = createChatService({
+/** A route plugin's chat service: the app's database, the services' runtime, writer and providers, users' workflows. */
+export const chatServiceFor = (app: FastifyInstance, services: Services, workflows: WorkflowResolver = workflowResolverFor(app, services)) =>
+  createChatService({
     pool: app.db.pool,
     runtime: services.runtime,
     records: services.writer,
     providers: services.providers,
     instanceId: services.instanceId,
+    workflows,
   });
-  // Counted in the shared limit store: the limits hold once across every instance.
+
+/**
+ * Per-user chat limits with the contract's headers; 429 with Retry-After past them.
+ * Counted in the shared limit store: the limits hold once across every instance.
+ */
+export const chatRateLimit = (app: FastifyInstance, limits: ChatRoutesOptions['limits']) => {
   const limiter = createChatRateLimiter({ store: app.limits.store, limits, now: app.limits.now });
-
-  app.addHook('onRequest', app.authenticate);
-
-  /** Per-user limits with the contract's headers; 429 with Retry-After past them. */
-  const rateLimit = async (request: FastifyRequest, reply: FastifyReply, streaming: boolean): Promise<void> => {
+  return async (request: FastifyRequest, reply: FastifyReply, streaming: boolean): Promise<void> => {
     const key = request.user.id;
     const verdict = await limiter.take(key, streaming);
     if (!verdict.allowed) {
@@ -81,6 +107,17 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
     }
     void reply.headers(verdict.headers);
   };
+};
+
+/**
+ * `POST /api/v1/workflows/execute/chat` (JSON) and `/streaming` (Server-Sent Events).
+ * Both save the user's message and answer once the run's records are saved.
+ */
+export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { services, limits }) => {
+  const chat = chatServiceFor(app, services);
+  const rateLimit = chatRateLimit(app, limits);
+
+  app.addHook('onRequest', app.authenticate);
 
   const turnRequest = (request: FastifyRequest<{ Body: ChatRequestBody }>, streaming: boolean): ChatTurnRequest => {
     const body = request.body;
@@ -94,6 +131,7 @@ export const chatRoutes: FastifyPluginAsync<ChatRoutesOptions> = async (app, { s
       temperature: body.temperature,
       maxTokens: body.max_tokens,
       workflowTemplateName: body.workflow_template_name,
+      workflow: workflowOf(body),
       enableTools: body.enable_tools,
       enableMemory: body.enable_memory,
       contextLimit: body.context_limit,

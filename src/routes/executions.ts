@@ -102,7 +102,7 @@ const ENDING_MESSAGE: Readonly<Record<string, string>> = {
  */
 export const presentExecution = (row: RunRow) => ({
   id: row.id,
-  definition_id: row.workflow,
+  definition_id: row.workflow_definition_id ?? row.workflow,
   owner_id: row.user_id,
   status: EXECUTION_STATUS[row.status] ?? row.status,
   started_at: row.started_at,

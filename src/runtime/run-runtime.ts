@@ -148,6 +148,7 @@ export class RunRuntime {
       model,
       userId: request.userId,
       allowedTools: request.allowedTools,
+      definition: request.definition,
       toolCallLimit: limits.toolCallLimit,
       invokeModel: (runnable, messages, config) =>
         callModelWithRetries(

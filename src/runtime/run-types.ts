@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Usage } from '../../machines/usage.js';
 import type { GenAiConventions } from '../../otel/semconv.js';
 import type { RunBudget, WorkflowRunOutput } from '../../machines/workflow-run-types.js';
+import type { GraphDefinition } from '../graphs/definition.js';
 import type { TokenCounter } from '../providers/token-counter.js';
 import type { BudgetReservations, BudgetScope } from './budget-reservations.js';
 import type { PriceBook } from './price-book.js';
@@ -52,8 +53,16 @@ export type GraphFactory = (
   /**
    * `userId`: whose tool set the graph offers (the user's enabled built-in and MCP tools);
    * `allowedTools`: only those of them (a profile's available_tools), absent: all.
+   * `definition`: the graph to run instead of the built-in template `workflow` names.
    */
-  deps: { model: BaseChatModel; toolCallLimit: number; invokeModel: InvokeModel; userId: string; allowedTools?: readonly string[] | undefined },
+  deps: {
+    model: BaseChatModel;
+    toolCallLimit: number;
+    invokeModel: InvokeModel;
+    userId: string;
+    allowedTools?: readonly string[] | undefined;
+    definition?: GraphDefinition | undefined;
+  },
 ) => RunnableGraph;
 
 export type ChatModelFactory = (options: {
@@ -81,6 +90,8 @@ export type RunRequest = {
   readonly conversationId: string;
   readonly correlationId: string;
   readonly workflow: string;
+  /** A user's graph (a workflow definition) to run under the name `workflow`; absent: the built-in template of that name. */
+  readonly definition?: GraphDefinition | undefined;
   readonly provider: string;
   readonly model: string;
   readonly temperature?: number | undefined;

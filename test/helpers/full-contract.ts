@@ -33,3 +33,21 @@ export const fullContractErrors = (name: string, data: unknown): string[] => {
   if (validate === undefined) throw new Error(`no schema ${name} in openapi-full.json`);
   return validate(data) === true ? [] : (validate.errors ?? []).map((error) => `${error.dataPath} ${error.message ?? ''}`);
 };
+
+/** The full contract's path (`/x/{workflow_id}`) a frontend-calls.md path (`/x/{id}`) names, or undefined. */
+export const fullContractPathOf = (path: string, method: string): string | undefined => {
+  const document = validator().getSchema('full')?.schema as { paths: Record<string, Record<string, unknown>> } | undefined;
+  return Object.keys(document?.paths ?? {}).find(
+    (candidate) => candidate.replace(/\{[^}]+\}/g, '{id}') === path && document?.paths[candidate]?.[method.toLowerCase()] !== undefined,
+  );
+};
+
+/** Errors of `data` against the full contract's JSON response schema of `path` (a contract path), `method` and `status`; [] when valid. */
+export const fullContractResponseErrors = (path: string, method: string, status: number, data: unknown): string[] => {
+  const pointer = ['paths', path, method.toLowerCase(), 'responses', String(status), 'content', 'application/json', 'schema']
+    .map((part) => encodeURIComponent(part.replace(/~/g, '~0').replace(/\//g, '~1')))
+    .join('/');
+  const validate = validator().getSchema(`full#/${pointer}`);
+  if (validate === undefined) throw new Error(`no ${status} JSON response for ${method} ${path} in openapi-full.json`);
+  return validate(data) === true ? [] : (validate.errors ?? []).map((error) => `${error.dataPath} ${error.message ?? ''}`);
+};

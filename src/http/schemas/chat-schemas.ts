@@ -57,6 +57,8 @@ export type ChatRequestBody = {
   enable_retrieval?: boolean;
   enable_web_search?: boolean;
   document_ids?: string[] | null;
+  workflow_definition_id?: string | null;
+  workflow_config?: Record<string, unknown> | null;
   enable_tools?: boolean;
   enable_memory?: boolean;
   provider?: string | null;

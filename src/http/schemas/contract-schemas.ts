@@ -9,6 +9,7 @@ import { PROFILE_SCHEMAS } from './profile-schemas.js';
 import { PROMPT_SCHEMAS } from './prompt-schemas.js';
 import { DOCUMENT_SCHEMAS } from './document-schemas.js';
 import { MESSAGE_RATING_SCHEMAS } from './message-rating-schemas.js';
+import { WORKFLOW_SCHEMAS } from './workflow-schemas.js';
 
 /** Every shared schema, registered once at the root so all route plugins can `$ref` them. */
 export const CONTRACT_SCHEMAS = [
@@ -24,6 +25,7 @@ export const CONTRACT_SCHEMAS = [
   ...PROMPT_SCHEMAS,
   ...MESSAGE_RATING_SCHEMAS,
   ...DOCUMENT_SCHEMAS,
+  ...WORKFLOW_SCHEMAS,
 ] as const;
 
 export const registerContractSchemas = (app: FastifyInstance): void => {
