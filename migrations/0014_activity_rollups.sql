@@ -312,9 +312,8 @@ BEGIN
   PERFORM activity_messages_apply(
     ARRAY(SELECT ROW(NEW.conversation_id, c.user_id, NEW.role, NEW.created_at)::activity_message
           FROM conversations AS c WHERE c.id = NEW.conversation_id),
-    ARRAY(SELECT ROW(OLD.conversation_id, h.user_id, OLD.role, OLD.created_at)::activity_message
-          FROM conversation_hours AS h
-          WHERE h.conversation_id = OLD.conversation_id AND h.bucket_start = date_trunc('hour', OLD.created_at, 'UTC')));
+    ARRAY(SELECT ROW(OLD.conversation_id, c.user_id, OLD.role, OLD.created_at)::activity_message
+          FROM conversations AS c WHERE c.id = OLD.conversation_id));
   RETURN NULL;
 END
 $$;
