@@ -54,7 +54,18 @@ const STATUSES = ['active', 'archived', 'deleted'] as const;
  * rows for the window's whole days, hour rows for the rest, a few thousand rows at most.
  */
 const createActivityQueries = (db: CommonQueryMethods) => {
-  const activity = async (range: AnalyticsRange) =>
+  // A report's conversation and message counts read the same rows: once per range.
+  const read = new Map<string, Promise<readonly z.infer<typeof ActivityRow>[]>>();
+  const activity = async (range: AnalyticsRange) => {
+    const key = JSON.stringify([range.userId, range.from, range.to]);
+    let rows = read.get(key);
+    if (rows === undefined) {
+      rows = readActivity(range);
+      read.set(key, rows);
+    }
+    return rows;
+  };
+  const readActivity = async (range: AnalyticsRange) =>
     db.any(sql.type(ActivityRow)`
       SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
         sum(user_messages)::int8 AS user_messages, sum(assistant_messages)::int8 AS assistant_messages,
