@@ -104,46 +104,15 @@ CREATE TABLE analytics_spans (
 CREATE TYPE activity_message AS (conversation_id text, user_id text, role text, created_at timestamptz);
 CREATE TYPE activity_conversation AS (id text, user_id text, status text, created_at timestamptz);
 
--- Recomputes the active hours of the conversations `ids` from their messages and moves
--- conversation_activity by the rows that changed (+1 new, -1 gone).
-CREATE FUNCTION conversation_hours_refresh(ids text[]) RETURNS void LANGUAGE sql AS $$
-  WITH fresh AS (
-    SELECT h.conversation_id, c.user_id, h.bucket_start,
-      coalesce(lag(h.bucket_start) OVER (PARTITION BY h.conversation_id ORDER BY h.bucket_start), '-infinity'::timestamptz) AS previous_start
-    FROM (
-      SELECT DISTINCT m.conversation_id, date_trunc('hour', m.created_at, 'UTC') AS bucket_start
-      FROM messages AS m WHERE m.conversation_id = ANY(ids)
-    ) AS h
-    JOIN conversations AS c ON c.id = h.conversation_id
-  ),
-  stale AS (
-    SELECT conversation_id, user_id, bucket_start, previous_start FROM conversation_hours WHERE conversation_id = ANY(ids)
-  ),
-  added AS (
-    SELECT f.* FROM fresh AS f
-    WHERE NOT EXISTS (SELECT 1 FROM stale AS s WHERE s.conversation_id = f.conversation_id AND s.bucket_start = f.bucket_start
-                        AND s.previous_start = f.previous_start AND s.user_id = f.user_id)
-  ),
-  removed AS (
-    SELECT s.* FROM stale AS s
-    WHERE NOT EXISTS (SELECT 1 FROM fresh AS f WHERE f.conversation_id = s.conversation_id AND f.bucket_start = s.bucket_start
-                        AND f.previous_start = s.previous_start AND f.user_id = s.user_id)
-  ),
-  dropped AS (
-    DELETE FROM conversation_hours AS t USING removed AS r
-    WHERE t.conversation_id = r.conversation_id AND t.bucket_start = r.bucket_start
-      AND NOT EXISTS (SELECT 1 FROM added AS a WHERE a.conversation_id = r.conversation_id AND a.bucket_start = r.bucket_start)
-  ),
-  kept AS (
-    INSERT INTO conversation_hours (conversation_id, bucket_start, user_id, previous_start)
-    SELECT conversation_id, bucket_start, user_id, previous_start FROM added
-    ORDER BY conversation_id, bucket_start
-    ON CONFLICT (conversation_id, bucket_start) DO UPDATE SET user_id = EXCLUDED.user_id, previous_start = EXCLUDED.previous_start
-  ),
-  delta AS (
-    SELECT 1 AS n, conversation_id, user_id, bucket_start, previous_start FROM added
+-- The functions are PL/pgSQL so that each session plans their statements once.
+
+-- Moves conversation_activity by active hours that appeared (`added`) and went (`removed`).
+CREATE FUNCTION conversation_activity_move(added conversation_hours[], removed conversation_hours[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  WITH delta AS (
+    SELECT 1 AS n, a.* FROM unnest(added) AS a
     UNION ALL
-    SELECT -1, conversation_id, user_id, bucket_start, previous_start FROM removed
+    SELECT -1, r.* FROM unnest(removed) AS r
   ),
   levels AS (
     SELECT u.user_id, s.span_hours,
@@ -162,7 +131,77 @@ CREATE FUNCTION conversation_hours_refresh(ids text[]) RETURNS void LANGUAGE sql
   HAVING sum(n) <> 0
   ORDER BY user_id, span_hours, bucket_start, previous_start, shard
   ON CONFLICT (user_id, span_hours, bucket_start, previous_start, shard)
-  DO UPDATE SET conversations = a.conversations + EXCLUDED.conversations
+  DO UPDATE SET conversations = a.conversations + EXCLUDED.conversations;
+END
+$$;
+
+-- Recomputes the active hours of the conversations `ids` from their messages and moves
+-- conversation_activity by the rows that changed (+1 new, -1 gone).
+CREATE FUNCTION conversation_hours_refresh(ids text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  added conversation_hours[];
+  removed conversation_hours[];
+BEGIN
+  WITH fresh AS (
+    SELECT h.conversation_id, h.bucket_start, c.user_id,
+      coalesce(lag(h.bucket_start) OVER (PARTITION BY h.conversation_id ORDER BY h.bucket_start), '-infinity'::timestamptz) AS previous_start
+    FROM (
+      SELECT DISTINCT m.conversation_id, date_trunc('hour', m.created_at, 'UTC') AS bucket_start
+      FROM messages AS m WHERE m.conversation_id = ANY(ids)
+    ) AS h
+    JOIN conversations AS c ON c.id = h.conversation_id
+  ),
+  stale AS (
+    SELECT conversation_id, bucket_start, user_id, previous_start FROM conversation_hours WHERE conversation_id = ANY(ids)
+  )
+  SELECT
+    ARRAY(SELECT ROW(f.*)::conversation_hours FROM fresh AS f
+          WHERE NOT EXISTS (SELECT 1 FROM stale AS s WHERE s.conversation_id = f.conversation_id AND s.bucket_start = f.bucket_start
+                              AND s.previous_start = f.previous_start AND s.user_id = f.user_id)),
+    ARRAY(SELECT ROW(s.*)::conversation_hours FROM stale AS s
+          WHERE NOT EXISTS (SELECT 1 FROM fresh AS f WHERE f.conversation_id = s.conversation_id AND f.bucket_start = s.bucket_start
+                              AND f.previous_start = s.previous_start AND f.user_id = s.user_id))
+  INTO added, removed;
+  DELETE FROM conversation_hours AS t USING unnest(removed) AS r
+  WHERE t.conversation_id = r.conversation_id AND t.bucket_start = r.bucket_start
+    AND NOT EXISTS (SELECT 1 FROM unnest(added) AS a WHERE a.conversation_id = r.conversation_id AND a.bucket_start = r.bucket_start);
+  INSERT INTO conversation_hours (conversation_id, bucket_start, user_id, previous_start)
+  SELECT a.conversation_id, a.bucket_start, a.user_id, a.previous_start FROM unnest(added) AS a
+  ORDER BY a.conversation_id, a.bucket_start
+  ON CONFLICT (conversation_id, bucket_start) DO UPDATE SET user_id = EXCLUDED.user_id, previous_start = EXCLUDED.previous_start;
+  PERFORM conversation_activity_move(added, removed);
+END
+$$;
+
+-- New messages that all lie at or after their conversation's last active hour (a chat's
+-- next turn, the common case): their new active hours follow the stored ones, so they are
+-- appended without reading the conversation's messages.
+CREATE FUNCTION conversation_hours_append(plus activity_message[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  added conversation_hours[];
+BEGIN
+  WITH last AS (
+    SELECT h.conversation_id, max(h.bucket_start) AS last_start FROM conversation_hours AS h
+    WHERE h.conversation_id IN (SELECT p.conversation_id FROM unnest(plus) AS p)
+    GROUP BY h.conversation_id
+  ),
+  new_hours AS (
+    SELECT DISTINCT p.conversation_id, date_trunc('hour', p.created_at, 'UTC') AS bucket_start, p.user_id FROM unnest(plus) AS p
+  ),
+  fresh AS (
+    SELECT n.conversation_id, n.bucket_start, n.user_id,
+      coalesce(lag(n.bucket_start) OVER (PARTITION BY n.conversation_id ORDER BY n.bucket_start), l.last_start, '-infinity'::timestamptz) AS previous_start
+    FROM new_hours AS n LEFT JOIN last AS l ON l.conversation_id = n.conversation_id
+    WHERE l.last_start IS NULL OR n.bucket_start > l.last_start
+  ),
+  inserted AS (
+    INSERT INTO conversation_hours (conversation_id, bucket_start, user_id, previous_start)
+    SELECT conversation_id, bucket_start, user_id, previous_start FROM fresh ORDER BY conversation_id, bucket_start
+    RETURNING conversation_id, bucket_start, user_id, previous_start
+  )
+  SELECT ARRAY(SELECT ROW(i.*)::conversation_hours FROM inserted AS i) INTO added;
+  PERFORM conversation_activity_move(added, '{}'::conversation_hours[]);
+END
 $$;
 
 -- Adds the messages `plus` and subtracts the messages `minus` (role counts), then
@@ -188,14 +227,22 @@ BEGIN
     assistant_messages = a.assistant_messages + EXCLUDED.assistant_messages,
     system_messages = a.system_messages + EXCLUDED.system_messages,
     tool_messages = a.tool_messages + EXCLUDED.tool_messages;
-  PERFORM conversation_hours_refresh(ARRAY(
-    SELECT DISTINCT x.conversation_id FROM (SELECT conversation_id FROM unnest(plus) UNION ALL SELECT conversation_id FROM unnest(minus)) AS x
-    ORDER BY 1));
+  IF cardinality(minus) = 0 AND NOT EXISTS (
+    SELECT 1 FROM unnest(plus) AS p
+    JOIN conversation_hours AS h ON h.conversation_id = p.conversation_id AND h.bucket_start > date_trunc('hour', p.created_at, 'UTC')
+  ) THEN
+    PERFORM conversation_hours_append(plus);
+  ELSE
+    PERFORM conversation_hours_refresh(ARRAY(
+      SELECT DISTINCT x.conversation_id FROM (SELECT conversation_id FROM unnest(plus) UNION ALL SELECT conversation_id FROM unnest(minus)) AS x
+      ORDER BY 1));
+  END IF;
 END
 $$;
 
 -- Adds the conversations `plus` and subtracts `minus` (created per status).
-CREATE FUNCTION activity_conversations_apply(plus activity_conversation[], minus activity_conversation[]) RETURNS void LANGUAGE sql AS $$
+CREATE FUNCTION activity_conversations_apply(plus activity_conversation[], minus activity_conversation[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
   INSERT INTO activity_rollups AS a (user_id, span_hours, bucket_start, shard, conversations_active, conversations_archived, conversations_deleted)
   SELECT u.user_id, s.span_hours, date_trunc(CASE s.span_hours WHEN 1 THEN 'hour' ELSE 'day' END, c.created_at, 'UTC'),
     (hashtext(c.id) & 7)::int2,
@@ -213,11 +260,14 @@ CREATE FUNCTION activity_conversations_apply(plus activity_conversation[], minus
   ON CONFLICT (user_id, span_hours, bucket_start, shard) DO UPDATE SET
     conversations_active = a.conversations_active + EXCLUDED.conversations_active,
     conversations_archived = a.conversations_archived + EXCLUDED.conversations_archived,
-    conversations_deleted = a.conversations_deleted + EXCLUDED.conversations_deleted
+    conversations_deleted = a.conversations_deleted + EXCLUDED.conversations_deleted;
+END
+
 $$;
 
 -- Adds the hourly rollup rows `plus` and subtracts `minus` (totals rows carry user_id '').
-CREATE FUNCTION analytics_spans_apply(plus analytics_hourly[], minus analytics_hourly[]) RETURNS void LANGUAGE sql AS $$
+CREATE FUNCTION analytics_spans_apply(plus analytics_hourly[], minus analytics_hourly[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
   WITH d AS (
     SELECT 1 AS n, p.* FROM unnest(plus) AS p
     UNION ALL
@@ -281,7 +331,9 @@ CREATE FUNCTION analytics_spans_apply(plus analytics_hourly[], minus analytics_h
     latency_le_10000 = a.latency_le_10000 + EXCLUDED.latency_le_10000,
     latency_le_30000 = a.latency_le_30000 + EXCLUDED.latency_le_30000,
     latency_le_60000 = a.latency_le_60000 + EXCLUDED.latency_le_60000,
-    latency_le_inf = a.latency_le_inf + EXCLUDED.latency_le_inf
+    latency_le_inf = a.latency_le_inf + EXCLUDED.latency_le_inf;
+END
+
 $$;
 
 -- Triggers: messages.

@@ -92,15 +92,21 @@ const snapshot = async (db: CommonQueryMethods) =>
         FROM analytics_spans AS s WHERE s.model_calls <> 0 OR s.runs_total <> 0)
     ) AS rows`);
 
-/** What the triggers kept equals a rebuild from the rows (the rebuild rolled back). */
+/**
+ * What the triggers kept (mostly appended turn by turn) equals every conversation's active
+ * hours recomputed from its messages, and a rebuild from scratch (both rolled back).
+ */
 const expectRebuildEqual = async () => {
   const kept = await snapshot(api.db.pool);
-  const rebuilt = await api.db.pool
+  const [refreshed, rebuilt] = await api.db.pool
     .transaction(async (tx) => {
+      await tx.query(sql.unsafe`SELECT conversation_hours_refresh(ARRAY(SELECT id FROM conversations ORDER BY id))`);
+      const afterRefresh = await snapshot(tx);
       await tx.query(sql.unsafe`SELECT activity_rollups_rebuild()`);
-      throw Object.assign(new Error('rollback'), { rebuilt: await snapshot(tx) });
+      throw Object.assign(new Error('rollback'), { snapshots: [afterRefresh, await snapshot(tx)] });
     })
-    .catch((error: { rebuilt?: unknown }) => error.rebuilt);
+    .catch((error: { snapshots?: unknown[] }) => error.snapshots ?? []);
+  expect(refreshed).toEqual(kept);
   expect(rebuilt).toEqual(kept);
   expect(kept.rows.every((rows) => Array.isArray(rows))).toBe(true);
 };
