@@ -445,12 +445,16 @@ CREATE TRIGGER analytics_spans_on_delete AFTER DELETE ON analytics_hourly
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_spans_deleted();
 
 -- analytics_hourly_totals rows as analytics_hourly rows of user ''.
+CREATE FUNCTION analytics_totals_as_hourly(t analytics_hourly_totals) RETURNS analytics_hourly LANGUAGE sql IMMUTABLE AS $$
+  SELECT ROW(t.bucket_start, '', t.provider, t.model, t.input_tokens, t.cache_read_tokens, t.cache_write_tokens, t.output_tokens,
+    t.reasoning_tokens, t.cost, t.model_calls, t.runs_total, t.runs_by_status, t.errors, t.latency_sum_ms, t.latency_count,
+    t.latency_buckets, t.updated_at)::analytics_hourly
+$$;
+
 CREATE FUNCTION analytics_totals_spans_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM analytics_spans_apply(
-    ARRAY(SELECT ROW(n.bucket_start, '', n.provider, n.model, n.input_tokens, n.cache_read_tokens, n.cache_write_tokens,
-            n.output_tokens, n.reasoning_tokens, n.cost, n.model_calls, n.runs_total, n.runs_by_status, n.errors,
-            n.latency_sum_ms, n.latency_count, n.latency_buckets, n.updated_at)::analytics_hourly FROM new_rows AS n),
+    ARRAY(SELECT analytics_totals_as_hourly(ROW(n.*)::analytics_hourly_totals) FROM new_rows AS n),
     '{}'::analytics_hourly[]);
   RETURN NULL;
 END
@@ -459,12 +463,8 @@ $$;
 CREATE FUNCTION analytics_totals_spans_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM analytics_spans_apply(
-    ARRAY(SELECT ROW(n.bucket_start, '', n.provider, n.model, n.input_tokens, n.cache_read_tokens, n.cache_write_tokens,
-            n.output_tokens, n.reasoning_tokens, n.cost, n.model_calls, n.runs_total, n.runs_by_status, n.errors,
-            n.latency_sum_ms, n.latency_count, n.latency_buckets, n.updated_at)::analytics_hourly FROM new_rows AS n),
-    ARRAY(SELECT ROW(o.bucket_start, '', o.provider, o.model, o.input_tokens, o.cache_read_tokens, o.cache_write_tokens,
-            o.output_tokens, o.reasoning_tokens, o.cost, o.model_calls, o.runs_total, o.runs_by_status, o.errors,
-            o.latency_sum_ms, o.latency_count, o.latency_buckets, o.updated_at)::analytics_hourly FROM old_rows AS o));
+    ARRAY(SELECT analytics_totals_as_hourly(ROW(n.*)::analytics_hourly_totals) FROM new_rows AS n),
+    ARRAY(SELECT analytics_totals_as_hourly(ROW(o.*)::analytics_hourly_totals) FROM old_rows AS o));
   RETURN NULL;
 END
 $$;
@@ -473,9 +473,7 @@ CREATE FUNCTION analytics_totals_spans_deleted() RETURNS trigger LANGUAGE plpgsq
 BEGIN
   PERFORM analytics_spans_apply(
     '{}'::analytics_hourly[],
-    ARRAY(SELECT ROW(o.bucket_start, '', o.provider, o.model, o.input_tokens, o.cache_read_tokens, o.cache_write_tokens,
-            o.output_tokens, o.reasoning_tokens, o.cost, o.model_calls, o.runs_total, o.runs_by_status, o.errors,
-            o.latency_sum_ms, o.latency_count, o.latency_buckets, o.updated_at)::analytics_hourly FROM old_rows AS o));
+    ARRAY(SELECT analytics_totals_as_hourly(ROW(o.*)::analytics_hourly_totals) FROM old_rows AS o));
   RETURN NULL;
 END
 $$;
@@ -509,9 +507,7 @@ BEGIN
   END LOOP;
   PERFORM analytics_spans_apply(ARRAY(SELECT h FROM analytics_hourly AS h), '{}'::analytics_hourly[]);
   PERFORM analytics_spans_apply(
-    ARRAY(SELECT ROW(t.bucket_start, '', t.provider, t.model, t.input_tokens, t.cache_read_tokens, t.cache_write_tokens,
-            t.output_tokens, t.reasoning_tokens, t.cost, t.model_calls, t.runs_total, t.runs_by_status, t.errors,
-            t.latency_sum_ms, t.latency_count, t.latency_buckets, t.updated_at)::analytics_hourly FROM analytics_hourly_totals AS t),
+    ARRAY(SELECT analytics_totals_as_hourly(ROW(t.*)::analytics_hourly_totals) FROM analytics_hourly_totals AS t),
     '{}'::analytics_hourly[]);
 END
 $$;

@@ -88,6 +88,16 @@ const HourRow = StatusCounts.extend({
 const statusesOf = (row: z.infer<typeof StatusCounts>): Record<string, number> =>
   Object.fromEntries(STATUS_COLUMNS.flatMap(([status, column]) => (row[column] > 0 ? [[status, row[column]] as const] : [])));
 
+/** The run and latency figures every grouping reports. */
+const runFigures = (row: z.infer<typeof HourRow> | z.infer<typeof SummaryRow>) => ({
+  model_calls: row.model_calls,
+  runs_total: row.runs_total,
+  runs_by_status: statusesOf(row),
+  errors: row.errors,
+  latency_sum_ms: row.latency_sum_ms,
+  latency_count: row.latency_count,
+});
+
 const userCondition = (range: AnalyticsRange) => sql.fragment`user_id = ${range.userId ?? ''}`;
 
 /**
@@ -166,24 +176,10 @@ export const readRollupSummary = async (db: CommonQueryMethods, range: Analytics
         prompt_tokens: prompt,
         total_tokens: prompt + row.output_tokens,
         cost: row.cost,
-        model_calls: row.model_calls,
-        runs_total: row.runs_total,
-        runs_by_status: statusesOf(row),
-        errors: row.errors,
-        latency_sum_ms: row.latency_sum_ms,
-        latency_count: row.latency_count,
+        ...runFigures(row),
       });
     }
   }
-  const hours = hourRows.map((row) => ({
-    hour: row.hour,
-    total_tokens: row.total_tokens,
-    model_calls: row.model_calls,
-    runs_total: row.runs_total,
-    runs_by_status: statusesOf(row),
-    errors: row.errors,
-    latency_sum_ms: row.latency_sum_ms,
-    latency_count: row.latency_count,
-  }));
+  const hours = hourRows.map((row) => ({ hour: row.hour, total_tokens: row.total_tokens, ...runFigures(row) }));
   return { daily, hours, histograms };
 };
