@@ -17,7 +17,12 @@ import { z } from 'zod';
  * - rollups mirror src/analytics/run-record-rollups.ts: per model call (bucket of its end,
  *   uncached input, cost when priced, error when it failed, latency histogram) and per run
  *   (bucket of its end, runs_by_status, +1 error when failed); analytics_hourly_totals holds
- *   their sums over users, as src/analytics/analytics-upsert.ts writes them.
+ *   their sums over users, as src/analytics/analytics-upsert.ts writes them;
+ * - the activity rollups (messages per role, conversations per status, distinct active
+ *   conversations) and the day level of the hourly rollups are not written here: the
+ *   triggers of migration 0014 fill them from these INSERTs, statement by statement, as
+ *   they do for the live writes (test/analytics/activity-rollups.test.ts compares both
+ *   with a rebuild and with the scans).
  *
  * Every seeded run lies inside one UTC hour (real runs last seconds; the rollups put a
  * call in the hour it ended, a message scan puts its tokens in the hour the run ended).

@@ -1,6 +1,7 @@
 /**
- * Analytics at volume (issue 7, target 4): seeds N messages' worth of runs into a fresh
- * PostgreSQL database (plus their hourly rollups), pushes real runs through the real
+ * Analytics at volume (issue 7, target 4; issue 14, target 3): seeds N messages' worth of
+ * runs into a fresh PostgreSQL database (plus their hourly rollups; the activity rollups and
+ * day level come from migration 0014's triggers, as for live writes), pushes real runs through the real
  * pipeline, then times every analytics route of the real HTTP app on loopback against
  * the same figures computed by scanning messages/runs/model calls, and checks they agree.
  *
@@ -213,6 +214,13 @@ const main = async (): Promise<number> => {
       log,
     });
     log(`seeded: ${JSON.stringify(seed)}`);
+    // What migration 0014's triggers filled from the seed's INSERTs.
+    const rowsOf = async (table: string) =>
+      bulk.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int8 AS n FROM ${sql.identifier([table])}`);
+    const derived = {
+      spanRows: await rowsOf('analytics_spans'),
+      activityRows: (await rowsOf('activity_rollups')) + (await rowsOf('conversation_activity')),
+    };
 
     const realUsers = [heavy.id, adminUser.id, 'bench-user-000001', 'bench-user-000002'].filter((id) => opts.users > 2 || !id.startsWith('bench-user-000002'));
     const real = await pushRealRuns({
@@ -287,7 +295,7 @@ const main = async (): Promise<number> => {
 
     const fmt = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? '-' : value.toFixed(1));
     console.log('');
-    console.log(`Analytics at volume: ${seed.messages} messages, ${seed.runs} runs, ${seed.modelCalls} model calls, ${seed.rollupRows} rollup rows, ${opts.users} users, ${opts.days} days (+${opts.realRuns} real runs)`);
+    console.log(`Analytics at volume: ${seed.messages} messages, ${seed.runs} runs, ${seed.modelCalls} model calls, ${seed.rollupRows} hourly rollup rows, ${derived.spanRows} span rows, ${derived.activityRows} activity rows, ${opts.users} users, ${opts.days} days (+${opts.realRuns} real runs)`);
     console.log(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, ${machine.os}, Node ${machine.node}, ${machine.database}; load average at the end ${loadavg().map((value) => value.toFixed(2)).join(' ')} (shared machine: other jobs may run)`);
     console.log('');
     const header = ['route', 'scope', 'window', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'scan p50', 'scan p95', 'figures', 'p95<50'];
@@ -330,6 +338,7 @@ const main = async (): Promise<number> => {
         figures_agree: agreeAll,
         worst_p95_ms: Math.round(worst * 10) / 10,
         seed,
+        derived_rows: derived,
         real_runs: real,
         floor_auth_me: { p50_ms: Math.round(floor.p50 * 10) / 10, p95_ms: Math.round(floor.p95 * 10) / 10 },
         load_average: loadavg().map((value) => Math.round(value * 100) / 100),

@@ -54,7 +54,7 @@ export type LatencySummary = {
   readonly buckets: readonly { readonly le: number | null; readonly count: number }[];
 };
 
-export const rangeCondition = (range: AnalyticsRange, filter: { provider?: string; model?: string } = {}) =>
+const rangeCondition = (range: AnalyticsRange, filter: { provider?: string; model?: string } = {}) =>
   sql.join(
     [
       sql.fragment`bucket_start >= ${range.from.toISOString()}::timestamptz`,
@@ -71,7 +71,7 @@ export const rangeCondition = (range: AnalyticsRange, filter: { provider?: strin
  * user the same figures already summed over users (analytics_hourly_totals, kept equal
  * to the sums of analytics_hourly in the same transactions: migration 0004).
  */
-export const sourceOf = (range: AnalyticsRange) =>
+const sourceOf = (range: AnalyticsRange) =>
   sql.identifier([range.userId === null ? 'analytics_hourly_totals' : 'analytics_hourly']);
 
 /**
@@ -83,22 +83,22 @@ export const sourceOf = (range: AnalyticsRange) =>
 const RUN_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled', 'timedOut', 'budgetExceeded', 'interrupted'] as const;
 
 /** runs_by_status summed over the group, keys without runs left out (like jsonb_object_agg over the present keys). */
-export const statusSums = sql.fragment`jsonb_strip_nulls(jsonb_build_object(${sql.join(
+const statusSums = sql.fragment`jsonb_strip_nulls(jsonb_build_object(${sql.join(
   RUN_STATUSES.map((status) => sql.fragment`${status}::text, sum((runs_by_status ->> ${status}::text)::int8)`),
   sql.fragment`, `,
 )}))`;
 
 /** Whether a row of the group counts a status outside RUN_STATUSES. */
-export const otherStatuses = sql.fragment`coalesce(bool_or((runs_by_status - ${sql.array([...RUN_STATUSES], 'text')}) <> '{}'::jsonb), false)`;
+const otherStatuses = sql.fragment`coalesce(bool_or((runs_by_status - ${sql.array([...RUN_STATUSES], 'text')}) <> '{}'::jsonb), false)`;
 
 /** latency_buckets summed element-wise over the group, as an int8 array aligned with LATENCY_BOUNDS_MS. */
-export const bucketSums = sql.fragment`ARRAY[${sql.join(
+const bucketSums = sql.fragment`ARRAY[${sql.join(
   LATENCY_BOUNDS_MS.map((_, index) => sql.fragment`coalesce(sum((latency_buckets ->> ${index}::int)::int8), 0)`),
   sql.fragment`, `,
 )}]::int8[]`;
 
 /** Whether a row of the group has more histogram buckets than LATENCY_BOUNDS_MS (never written: a migration would be due). */
-export const extraBuckets = sql.fragment`coalesce(bool_or(jsonb_array_length(latency_buckets) > ${LATENCY_BOUNDS_MS.length}::int), false)`;
+const extraBuckets = sql.fragment`coalesce(bool_or(jsonb_array_length(latency_buckets) > ${LATENCY_BOUNDS_MS.length}::int), false)`;
 
 const withoutFlag = <T extends { other_statuses: boolean }>(rows: readonly T[]): Omit<T, 'other_statuses'>[] =>
   rows.map(({ other_statuses: _, ...row }) => row);

@@ -12,6 +12,7 @@ import {
   type SystemCounts,
 } from './analytics-report-builders.js';
 import { readRollupSummary, type RollupSummary } from './analytics-rollup-summary.js';
+import { spanCondition, spanRanges } from './analytics-spans.js';
 import type { AnalyticsWindow } from './analytics-window.js';
 
 /** Whose figures a report holds: one user's, or every user's (admins; the caller authorises). */
@@ -20,8 +21,16 @@ export type AnalyticsScope = FeedFilter;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 const count = z.number().int().nonnegative();
-const ConversationCountRow = z.object({ status: z.string(), day: z.string(), count });
-const MessageCountRow = z.object({ role: z.string().nullable(), messages: count, conversations: count });
+const ActivityRow = z.object({
+  day: z.string(),
+  user_messages: count,
+  assistant_messages: count,
+  system_messages: count,
+  tool_messages: count,
+  active: count,
+  archived: count,
+  deleted: count,
+});
 const ConversationsWithMessagesRow = z.object({ count });
 const SystemCountRow = z.object({ total_users: count, today: count, week: count, month: count });
 
@@ -31,90 +40,104 @@ const rangeOf = (scope: AnalyticsScope, window: AnalyticsWindow): AnalyticsRange
   userId: 'userId' in scope ? scope.userId : null,
 });
 
+const ROLES = [
+  ['user', 'user_messages'],
+  ['assistant', 'assistant_messages'],
+  ['system', 'system_messages'],
+  ['tool', 'tool_messages'],
+] as const;
+const STATUSES = ['active', 'archived', 'deleted'] as const;
+
 /**
- * Conversation and message counts for the conversation statistics (the rollups have no
- * conversations): conversations created in the range, messages written in it. Per user
- * they go through the conversations' (user_id, …) index; messages are reached through
- * their conversations, never by scanning the table for one user.
+ * Conversation and message counts for the conversation statistics, from the activity
+ * rollups that the messages' and conversations' own writes keep (migration 0014): day
+ * rows for the window's whole days, hour rows for the rest, a few thousand rows at most.
  */
-const createActivityQueries = (db: CommonQueryMethods) => ({
-  conversations: async (range: AnalyticsRange): Promise<ConversationCounts> => {
-    // Grouped by date first: to_char on every row costs more than the count.
-    const rows = await db.any(sql.type(ConversationCountRow)`
-      SELECT status, to_char(day, 'YYYY-MM-DD') AS day, count
-      FROM (
-        SELECT status, (created_at AT TIME ZONE 'UTC')::date AS day, count(*)::int8 AS count
-        FROM conversations
-        WHERE created_at >= ${range.from.toISOString()}::timestamptz AND created_at < ${range.to.toISOString()}::timestamptz
-          ${range.userId === null ? sql.fragment`` : sql.fragment`AND user_id = ${range.userId}`}
-        GROUP BY status, day
-      ) AS per_day
-      ORDER BY day, status
-    `);
-    const byStatus: Record<string, number> = {};
-    const byDate: Record<string, number> = {};
-    let total = 0;
-    for (const row of rows) {
-      byStatus[row.status] = (byStatus[row.status] ?? 0) + row.count;
-      byDate[row.day] = (byDate[row.day] ?? 0) + row.count;
-      total += row.count;
+const createActivityQueries = (db: CommonQueryMethods) => {
+  // A report's conversation and message counts read the same rows: once per range.
+  const read = new Map<string, Promise<readonly z.infer<typeof ActivityRow>[]>>();
+  const activity = async (range: AnalyticsRange) => {
+    const key = JSON.stringify([range.userId, range.from, range.to]);
+    let rows = read.get(key);
+    if (rows === undefined) {
+      rows = readActivity(range);
+      read.set(key, rows);
     }
-    return { total, byStatus, byDate };
-  },
-
-  /**
-   * Messages per role, and the conversations they belong to, from the messages indexes
-   * of migration 0005 alone. Counted apart: a DISTINCT inside grouping sets sorts every
-   * message, a plain count per role and a hashed DISTINCT (or one probe per conversation
-   * of the user) do not.
-   */
-  messages: async (range: AnalyticsRange): Promise<MessageCounts> => {
-    const inRange = sql.fragment`m.created_at >= ${range.from.toISOString()}::timestamptz AND m.created_at < ${range.to.toISOString()}::timestamptz`;
-    const rows = await db.any(sql.type(MessageCountRow)`
-      SELECT m.role, count(*)::int8 AS messages, 0::int8 AS conversations
-      FROM messages AS m
-      ${range.userId === null ? sql.fragment`` : sql.fragment`JOIN conversations AS c ON c.id = m.conversation_id AND c.user_id = ${range.userId}`}
-      WHERE ${inRange}
-      GROUP BY m.role
+    return rows;
+  };
+  const readActivity = async (range: AnalyticsRange) =>
+    db.any(sql.type(ActivityRow)`
+      SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
+        sum(user_messages)::int8 AS user_messages, sum(assistant_messages)::int8 AS assistant_messages,
+        sum(system_messages)::int8 AS system_messages, sum(tool_messages)::int8 AS tool_messages,
+        sum(conversations_active)::int8 AS active, sum(conversations_archived)::int8 AS archived,
+        sum(conversations_deleted)::int8 AS deleted
+      FROM activity_rollups
+      WHERE user_id = ${range.userId ?? ''} AND ${spanCondition(spanRanges(range))}
+      GROUP BY 1
+      ORDER BY 1
     `);
-    const conversations =
-      rows.length === 0
-        ? 0
-        : await db.oneFirst(sql.type(ConversationsWithMessagesRow)`
-            SELECT count(*)::int8 AS count FROM ${
-              range.userId === null
-                ? sql.fragment`(SELECT DISTINCT m.conversation_id FROM messages AS m WHERE ${inRange}) AS active`
-                : sql.fragment`conversations AS c
-                    WHERE c.user_id = ${range.userId}
-                      AND EXISTS (SELECT 1 FROM messages AS m WHERE m.conversation_id = c.id AND ${inRange})`
-            }`);
-    return {
-      total: rows.reduce((sum, row) => sum + row.messages, 0),
-      conversations,
-      byRole: Object.fromEntries(rows.flatMap((row) => (row.role === null ? [] : [[row.role, row.messages] as const]))),
-    };
-  },
+  return {
+    /** Conversations created in the range: in total, per status and per UTC day. */
+    conversations: async (range: AnalyticsRange): Promise<ConversationCounts> => {
+      const byStatus: Record<string, number> = {};
+      const byDate: Record<string, number> = {};
+      let total = 0;
+      for (const row of await activity(range)) {
+        const created = row.active + row.archived + row.deleted;
+        if (created === 0) continue;
+        for (const status of STATUSES) if (row[status] !== 0) byStatus[status] = (byStatus[status] ?? 0) + row[status];
+        byDate[row.day] = created;
+        total += created;
+      }
+      return { total, byStatus, byDate };
+    },
 
-  /** Users, and users with any rollup row since the start of today (UTC) / in the last 7 and 30 days. */
-  system: async (now: number): Promise<Omit<NonNullable<SystemCounts>, 'uptimeSeconds' | 'databaseConnections'>> => {
-    const since = (epochMs: number) => new Date(epochMs).toISOString();
-    const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
-    // One probe of analytics_hourly's (user_id, bucket_start) index per user and period,
-    // instead of reading a month of every user's rows (a row's user_id is always a user).
-    const activeSince = (epochMs: number) => sql.fragment`(
-      SELECT count(*) FROM users AS u
-      WHERE EXISTS (SELECT 1 FROM analytics_hourly AS h WHERE h.user_id = u.id AND h.bucket_start >= ${since(epochMs)}::timestamptz)
-    )::int8`;
-    const row = await db.one(sql.type(SystemCountRow)`
-      SELECT
-        (SELECT count(*) FROM users)::int8 AS total_users,
-        ${activeSince(Math.floor(now / DAY_MS) * DAY_MS)} AS today,
-        ${activeSince(hour - 7 * DAY_MS)} AS week,
-        ${activeSince(hour - 30 * DAY_MS)} AS month
-    `);
-    return { totalUsers: row.total_users, activeUsersToday: row.today, activeUsersWeek: row.week, activeUsersMonth: row.month };
-  },
-});
+    /**
+     * Messages written in the range per role, and the conversations they belong to: each
+     * conversation counted at its first active bucket of the range, the one whose previous
+     * active hour lies before the range (conversation_activity).
+     */
+    messages: async (range: AnalyticsRange): Promise<MessageCounts> => {
+      const byRole: Record<string, number> = {};
+      let total = 0;
+      for (const row of await activity(range)) {
+        for (const [role, column] of ROLES) {
+          if (row[column] !== 0) byRole[role] = (byRole[role] ?? 0) + row[column];
+          total += row[column];
+        }
+      }
+      const conversations =
+        total === 0
+          ? 0
+          : await db.oneFirst(sql.type(ConversationsWithMessagesRow)`
+              SELECT coalesce(sum(conversations), 0)::int8 AS count FROM conversation_activity
+              WHERE user_id = ${range.userId ?? ''} AND ${spanCondition(spanRanges(range))}
+                AND previous_start < ${range.from.toISOString()}::timestamptz`);
+      return { total, conversations, byRole };
+    },
+
+    /** Users, and users with any rollup row since the start of today (UTC) / in the last 7 and 30 days. */
+    system: async (now: number): Promise<Omit<NonNullable<SystemCounts>, 'uptimeSeconds' | 'databaseConnections'>> => {
+      const since = (epochMs: number) => new Date(epochMs).toISOString();
+      const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+      // One probe of analytics_hourly's (user_id, bucket_start) index per user and period,
+      // instead of reading a month of every user's rows (a row's user_id is always a user).
+      const activeSince = (epochMs: number) => sql.fragment`(
+        SELECT count(*) FROM users AS u
+        WHERE EXISTS (SELECT 1 FROM analytics_hourly AS h WHERE h.user_id = u.id AND h.bucket_start >= ${since(epochMs)}::timestamptz)
+      )::int8`;
+      const row = await db.one(sql.type(SystemCountRow)`
+        SELECT
+          (SELECT count(*) FROM users)::int8 AS total_users,
+          ${activeSince(Math.floor(now / DAY_MS) * DAY_MS)} AS today,
+          ${activeSince(hour - 7 * DAY_MS)} AS week,
+          ${activeSince(hour - 30 * DAY_MS)} AS month
+      `);
+      return { totalUsers: row.total_users, activeUsersToday: row.today, activeUsersWeek: row.week, activeUsersMonth: row.month };
+    },
+  };
+};
 
 type Readers = {
   /** The range's rollups by day × provider × model, by hour of day and by provider × model, in one read. */

@@ -1,19 +1,8 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import {
-  bucketSums,
-  createAnalyticsBreakdownQueries,
-  createAnalyticsQueries,
-  extraBuckets,
-  otherStatuses,
-  rangeCondition,
-  sourceOf,
-  statusSums,
-  type AnalyticsRange,
-  type DailyTotalsRow,
-  type HourOfDayTotalsRow,
-  type LatencyHistogram,
-} from './analytics-queries.js';
+import type { AnalyticsRange, DailyTotalsRow, HourOfDayTotalsRow, LatencyHistogram } from './analytics-queries.js';
+import { hourRangesCondition, spanRanges } from './analytics-spans.js';
+import { LATENCY_BOUNDS_MS } from './latency-histogram.js';
 
 /** What the reports read from the rollups: the three groupings of the same rows. */
 export type RollupSummary = {
@@ -22,100 +11,175 @@ export type RollupSummary = {
   readonly histograms: readonly LatencyHistogram[];
 };
 
+/** The run statuses (workflow_runs.status, a CHECK constraint) and their analytics_spans columns. */
+const STATUS_COLUMNS = [
+  ['queued', 'runs_queued'],
+  ['running', 'runs_running'],
+  ['completed', 'runs_completed'],
+  ['failed', 'runs_failed'],
+  ['cancelled', 'runs_cancelled'],
+  ['timedOut', 'runs_timed_out'],
+  ['budgetExceeded', 'runs_budget_exceeded'],
+  ['interrupted', 'runs_interrupted'],
+] as const;
+
+/** analytics_spans' latency bucket columns, aligned with LATENCY_BOUNDS_MS. */
+const BUCKET_COLUMNS = LATENCY_BOUNDS_MS.map((bound) => `latency_le_${bound === Number.POSITIVE_INFINITY ? 'inf' : String(bound)}`);
+
+const TOKEN_COLUMNS = ['input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'output_tokens', 'reasoning_tokens'] as const;
+const COUNT_COLUMNS = ['model_calls', 'runs_total'] as const;
+const LATENCY_COLUMNS = ['errors', 'latency_sum_ms', 'latency_count'] as const;
+
+const ids = (names: readonly string[]) => sql.join(names.map((name) => sql.identifier([name])), sql.fragment`, `);
+
+/** An analytics_spans row's figures, in the column order every branch below selects. */
+const spanColumns = sql.fragment`${ids(TOKEN_COLUMNS)}, cost, ${ids(COUNT_COLUMNS)}, ${ids(STATUS_COLUMNS.map(([, column]) => column))},
+  ${ids(LATENCY_COLUMNS)}, ${ids(BUCKET_COLUMNS)}`;
+
+/** The same figures from an analytics_hourly(_totals) row (its jsonb spelled out). */
+const hourlyColumns = sql.fragment`${ids(TOKEN_COLUMNS)}, cost, ${ids(COUNT_COLUMNS)},
+  ${sql.join(
+    STATUS_COLUMNS.map(([status, column]) => sql.fragment`coalesce((runs_by_status ->> ${status}::text)::int8, 0) AS ${sql.identifier([column])}`),
+    sql.fragment`, `,
+  )},
+  ${ids(LATENCY_COLUMNS)},
+  ${sql.join(
+    BUCKET_COLUMNS.map((column, index) => sql.fragment`coalesce((latency_buckets ->> ${index}::int)::int8, 0) AS ${sql.identifier([column])}`),
+    sql.fragment`, `,
+  )}`;
+
+const sumsOf = (names: readonly string[]) =>
+  sql.join(names.map((name) => sql.fragment`sum(${sql.identifier([name])})::int8 AS ${sql.identifier([name])}`), sql.fragment`, `);
+
+const statusSums = sumsOf(STATUS_COLUMNS.map(([, column]) => column));
+
 const count = z.number().int().nonnegative();
-const SummaryRow = z.object({
-  /** 0: day × provider × model; 1: hour of day; 2: provider × model. */
+const StatusCounts = z.object(Object.fromEntries(STATUS_COLUMNS.map(([, column]) => [column, count])) as Record<(typeof STATUS_COLUMNS)[number][1], typeof count>);
+const SummaryRow = StatusCounts.extend({
+  /** 0: day × provider × model; 2: provider × model. */
   grouping_set: z.number().int(),
   day: z.string().nullable(),
-  hour: z.number().int().nullable(),
-  provider: z.string().nullable(),
-  model: z.string().nullable(),
+  provider: z.string(),
+  model: z.string(),
   input_tokens: count,
   cache_read_tokens: count,
   cache_write_tokens: count,
   output_tokens: count,
   reasoning_tokens: count,
-  prompt_tokens: count,
-  total_tokens: count,
   cost: z.number(),
   model_calls: count,
   runs_total: count,
-  runs_by_status: z.record(z.string(), z.number()),
   errors: count,
   latency_sum_ms: count,
   latency_count: count,
   counts: z.array(count),
-  other_statuses: z.boolean(),
-  extra_buckets: z.boolean(),
+});
+const HourRow = StatusCounts.extend({
+  hour: z.number().int().min(0).max(23),
+  total_tokens: count,
+  model_calls: count,
+  runs_total: count,
+  errors: count,
+  latency_sum_ms: count,
+  latency_count: count,
 });
 
+/** runs_by_status from the status columns: statuses without runs left out. */
+const statusesOf = (row: z.infer<typeof StatusCounts>): Record<string, number> =>
+  Object.fromEntries(STATUS_COLUMNS.flatMap(([status, column]) => (row[column] > 0 ? [[status, row[column]] as const] : [])));
+
+/** The run and latency figures every grouping reports. */
+const runFigures = (row: z.infer<typeof HourRow> | z.infer<typeof SummaryRow>) => ({
+  model_calls: row.model_calls,
+  runs_total: row.runs_total,
+  runs_by_status: statusesOf(row),
+  errors: row.errors,
+  latency_sum_ms: row.latency_sum_ms,
+  latency_count: row.latency_count,
+});
+
+const userCondition = (range: AnalyticsRange) => sql.fragment`user_id = ${range.userId ?? ''}`;
+
 /**
- * dailyTotals, hourOfDayTotals and latencyHistograms of a range in one read of the
- * rollup rows (GROUPING SETS): a report read them three times, and for one user the
- * rows lie scattered over the table, so the reads, not the sums, were the cost. Rows
- * that only the generic queries can read (unknown statuses, extra histogram buckets)
- * make it fall back to them.
+ * dailyTotals, hourOfDayTotals and latencyHistograms of a range (the figures of
+ * analytics-queries.ts) in two reads of at most a few thousand rows whatever the range:
+ * the whole days from the day rows of analytics_spans (plain columns, per provider ×
+ * model), the partial days at the ends from the hourly rollups, and the hours of the day
+ * from the hour rows of analytics_spans summed over models. All three kept in the
+ * transactions that write the hourly rollups (migration 0014), so the sums are the same.
  */
 export const readRollupSummary = async (db: CommonQueryMethods, range: AnalyticsRange): Promise<RollupSummary> => {
-  const rows = await db.any(sql.type(SummaryRow)`
-    SELECT
-      CASE WHEN grouping(r.day, r.provider, r.model) = 0 THEN 0 WHEN grouping(r.hour) = 0 THEN 1 ELSE 2 END AS grouping_set,
-      to_char(r.day, 'YYYY-MM-DD') AS day, r.hour, r.provider, r.model,
-      sum(input_tokens)::int8 AS input_tokens,
-      sum(cache_read_tokens)::int8 AS cache_read_tokens,
-      sum(cache_write_tokens)::int8 AS cache_write_tokens,
-      sum(output_tokens)::int8 AS output_tokens,
-      sum(reasoning_tokens)::int8 AS reasoning_tokens,
-      sum(input_tokens + cache_read_tokens + cache_write_tokens)::int8 AS prompt_tokens,
-      sum(input_tokens + cache_read_tokens + cache_write_tokens + output_tokens)::int8 AS total_tokens,
-      sum(cost) AS cost,
-      sum(model_calls)::int8 AS model_calls,
-      sum(runs_total)::int8 AS runs_total,
-      ${statusSums} AS runs_by_status,
-      sum(errors)::int8 AS errors,
-      sum(latency_sum_ms)::int8 AS latency_sum_ms,
-      sum(latency_count)::int8 AS latency_count,
-      ${bucketSums} AS counts,
-      ${otherStatuses} AS other_statuses,
-      ${extraBuckets} AS extra_buckets
+  const ranges = spanRanges(range);
+  const hourly = sql.identifier([range.userId === null ? 'analytics_hourly_totals' : 'analytics_hourly']);
+  const parts = [
+    ...(ranges.days === null
+      ? []
+      : [
+          sql.fragment`SELECT bucket_start, provider, model, ${spanColumns} FROM analytics_spans
+            WHERE ${userCondition(range)} AND span_hours = 24
+              AND bucket_start >= ${ranges.days.from.toISOString()}::timestamptz AND bucket_start < ${ranges.days.to.toISOString()}::timestamptz`,
+        ]),
+    ...(ranges.hours.length === 0
+      ? []
+      : [
+          sql.fragment`SELECT bucket_start, provider, model, ${hourlyColumns} FROM ${hourly}
+            WHERE ${range.userId === null ? sql.fragment`true` : sql.fragment`user_id = ${range.userId}`} AND ${hourRangesCondition(ranges)}`,
+        ]),
+  ];
+  const rows =
+    parts.length === 0
+      ? []
+      : await db.any(sql.type(SummaryRow)`
+    SELECT CASE WHEN grouping(r.day) = 0 THEN 0 ELSE 2 END AS grouping_set,
+      to_char(r.day, 'YYYY-MM-DD') AS day, r.provider, r.model,
+      ${sumsOf(TOKEN_COLUMNS)}, sum(r.cost) AS cost, ${sumsOf(COUNT_COLUMNS)}, ${statusSums}, ${sumsOf(LATENCY_COLUMNS)},
+      ARRAY[${sql.join(
+        BUCKET_COLUMNS.map((column) => sql.fragment`sum(${sql.identifier(['r', column])})`),
+        sql.fragment`, `,
+      )}]::int8[] AS counts
     FROM (
-      SELECT (bucket_start AT TIME ZONE 'UTC')::date AS day, extract(hour FROM bucket_start AT TIME ZONE 'UTC')::int4 AS hour, *
-      FROM ${sourceOf(range)}
-      WHERE ${rangeCondition(range)}
+      SELECT (p.bucket_start AT TIME ZONE 'UTC')::date AS day, p.*
+      FROM (${sql.join(parts, sql.fragment` UNION ALL `)}) AS p
     ) AS r
-    GROUP BY GROUPING SETS ((r.day, r.provider, r.model), (r.hour), (r.provider, r.model))
-    ORDER BY 1, r.day, r.provider, r.model, r.hour
+    GROUP BY GROUPING SETS ((r.day, r.provider, r.model), (r.provider, r.model))
+    -- Rows emptied by deletes (a user's rows leaving) are no rows.
+    HAVING sum(r.model_calls) <> 0 OR sum(r.runs_total) <> 0
+    ORDER BY 1, r.day, r.provider, r.model
   `);
-  if (rows.some((row) => row.other_statuses || row.extra_buckets)) {
-    const rollups = createAnalyticsQueries(db);
-    const breakdowns = createAnalyticsBreakdownQueries(db);
-    return {
-      daily: await rollups.dailyTotals(range),
-      hours: await breakdowns.hourOfDayTotals(range),
-      histograms: await breakdowns.latencyHistograms(range),
-    };
-  }
+  const hourRows = await db.any(sql.type(HourRow)`
+    SELECT extract(hour FROM bucket_start AT TIME ZONE 'UTC')::int4 AS hour,
+      sum(input_tokens + cache_read_tokens + cache_write_tokens + output_tokens)::int8 AS total_tokens,
+      ${sumsOf(COUNT_COLUMNS)}, ${statusSums}, ${sumsOf(LATENCY_COLUMNS)}
+    FROM analytics_spans
+    WHERE ${userCondition(range)} AND span_hours = 1 AND provider = '' AND model = ''
+      AND bucket_start >= ${range.from.toISOString()}::timestamptz AND bucket_start < ${range.to.toISOString()}::timestamptz
+    GROUP BY 1
+    HAVING sum(model_calls) <> 0 OR sum(runs_total) <> 0
+    ORDER BY 1
+  `);
   const daily: DailyTotalsRow[] = [];
-  const hours: HourOfDayTotalsRow[] = [];
   const histograms: LatencyHistogram[] = [];
   for (const row of rows) {
-    const { grouping_set: set, day, hour, provider, model, counts, other_statuses: _o, extra_buckets: _e, ...sums } = row;
-    if (set === 0 && day !== null && provider !== null && model !== null) {
-      daily.push({ day, provider, model, ...sums });
-    } else if (set === 1 && hour !== null) {
-      hours.push({
-        hour,
-        total_tokens: sums.total_tokens,
-        model_calls: sums.model_calls,
-        runs_total: sums.runs_total,
-        runs_by_status: sums.runs_by_status,
-        errors: sums.errors,
-        latency_sum_ms: sums.latency_sum_ms,
-        latency_count: sums.latency_count,
+    if (row.grouping_set === 2) {
+      histograms.push({ provider: row.provider, model: row.model, counts: row.counts });
+    } else if (row.day !== null) {
+      const prompt = row.input_tokens + row.cache_read_tokens + row.cache_write_tokens;
+      daily.push({
+        day: row.day,
+        provider: row.provider,
+        model: row.model,
+        input_tokens: row.input_tokens,
+        cache_read_tokens: row.cache_read_tokens,
+        cache_write_tokens: row.cache_write_tokens,
+        output_tokens: row.output_tokens,
+        reasoning_tokens: row.reasoning_tokens,
+        prompt_tokens: prompt,
+        total_tokens: prompt + row.output_tokens,
+        cost: row.cost,
+        ...runFigures(row),
       });
-    } else if (set === 2 && provider !== null && model !== null) {
-      histograms.push({ provider, model, counts });
     }
   }
+  const hours = hourRows.map((row) => ({ hour: row.hour, total_tokens: row.total_tokens, ...runFigures(row) }));
   return { daily, hours, histograms };
 };

@@ -59,13 +59,30 @@ describe('readRollupSummary', () => {
     }
   });
 
-  it('falls back to the generic queries for statuses it does not know', async () => {
-    await db.pool.query(sql.unsafe`
-      INSERT INTO analytics_hourly (bucket_start, user_id, provider, model, runs_total, runs_by_status, latency_buckets)
-      VALUES ('2026-03-01T06:00:00Z', 'user-b', 'local', 'local-echo', 2, '{"paused": 2}', '[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]')`);
-    const range = { from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-03T00:00:00Z'), userId: 'user-b' };
-    const summary = await readRollupSummary(db.pool, range);
-    expect(summary).toEqual(await separately(range));
-    expect(summary.daily.find((row) => row.model === 'local-echo')?.runs_by_status).toEqual({ paused: 2 });
+  it('reads whole days from the day rows and the partial days at the ends from the hours, to the same sums', async () => {
+    // 120 runs every 1,700,000 ms from 2026-03-01: about 2.4 days, so these ranges hold whole days and partial ends.
+    const ranges = [
+      { from: new Date('2026-03-01T05:00:00Z'), to: new Date('2026-03-03T17:00:00Z') },
+      { from: new Date('2026-03-01T00:00:00Z'), to: new Date('2026-03-03T00:00:00Z') },
+      { from: new Date('2026-02-27T00:00:00Z'), to: new Date('2026-03-05T13:00:00Z') },
+      { from: new Date('2026-03-02T23:00:00Z'), to: new Date('2026-03-03T01:00:00Z') },
+    ];
+    for (const userId of ['user-a', 'user-b', null]) {
+      for (const window of ranges) {
+        const range = { ...window, userId };
+        const summary = await readRollupSummary(db.pool, range);
+        expect(summary).toEqual(await separately(range));
+      }
+    }
+  });
+
+  it('follows the hourly rows when they change or leave (a cost recompute, a deleted user)', async () => {
+    const range = { from: new Date('2026-02-28T00:00:00Z'), to: new Date('2026-03-04T00:00:00Z') };
+    await db.pool.query(sql.unsafe`UPDATE analytics_hourly SET cost = cost + 0.0000000007, output_tokens = output_tokens + 3 WHERE user_id = 'user-b'`);
+    await db.pool.query(sql.unsafe`UPDATE analytics_hourly_totals SET cost = cost + 0.0000000007 * 2, output_tokens = output_tokens + 6`);
+    await db.pool.query(sql.unsafe`DELETE FROM analytics_hourly WHERE user_id = 'user-a' AND bucket_start < '2026-03-02T07:00:00Z'`);
+    for (const userId of ['user-a', 'user-b', null]) {
+      expect(await readRollupSummary(db.pool, { ...range, userId })).toEqual(await separately({ ...range, userId }));
+    }
   });
 });
