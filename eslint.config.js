@@ -16,7 +16,10 @@ export default tseslint.config(
   {
     files: ['machines/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ regex: '^(?!xstate$|\\./|\\.\\./machines/).*', message: 'machines/ imports only xstate and sibling files' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^(?!xstate$|\\./|\\.\\./machines/).*', message: 'machines/ imports only xstate and sibling files' }] },
+      ],
     },
   },
   {

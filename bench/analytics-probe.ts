@@ -65,7 +65,9 @@ try {
         }
         samples.sort((a, b) => a - b);
         const at = (p: number) => samples[Math.min(samples.length - 1, Math.ceil(p * samples.length) - 1)] ?? Number.NaN;
-        console.log(`${kind.padEnd(13)} ${label.padEnd(10)} ${period.padEnd(4)} p50 ${at(0.5).toFixed(1).padStart(7)} ms  p95 ${at(0.95).toFixed(1).padStart(7)} ms`);
+        console.log(
+          `${kind.padEnd(13)} ${label.padEnd(10)} ${period.padEnd(4)} p50 ${at(0.5).toFixed(1).padStart(7)} ms  p95 ${at(0.95).toFixed(1).padStart(7)} ms`,
+        );
       }
     }
   }

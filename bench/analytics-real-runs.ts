@@ -34,11 +34,21 @@ const planOf = (index: number): Plan => {
         ],
       };
     case 2:
-      return { workflow: 'chat', provider, model, turns: [{ error: { message: 'overloaded', status: 503 } }, { content: 'Retried answer.', usage: usage(30, 9) }] };
+      return {
+        workflow: 'chat',
+        provider,
+        model,
+        turns: [{ error: { message: 'overloaded', status: 503 } }, { content: 'Retried answer.', usage: usage(30, 9) }],
+      };
     case 3:
       return { workflow: 'chat', provider, model, turns: [{ error: { message: 'bad request', status: 400 } }] };
     default:
-      return { workflow: 'chat', provider, model, turns: [{ content: `Answer number ${index}.`, usage: usage(100 + index * 7, 20 + index, index * 3) }] };
+      return {
+        workflow: 'chat',
+        provider,
+        model,
+        turns: [{ content: `Answer number ${index}.`, usage: usage(100 + index * 7, 20 + index, index * 3) }],
+      };
   }
 };
 

@@ -46,7 +46,12 @@ const range = (column: ReturnType<typeof sql.fragment>, window: ScanWindow) =>
   sql.fragment`${column} >= ${window.from.toISOString()}::timestamptz AND ${column} < ${window.to.toISOString()}::timestamptz`;
 
 /** Runs the scans `parts` names for one scope and window. */
-export const scanFigures = async (db: CommonQueryMethods, scope: ScanScope, window: ScanWindow, parts: readonly ScanPart[]): Promise<Scan> => {
+export const scanFigures = async (
+  db: CommonQueryMethods,
+  scope: ScanScope,
+  window: ScanWindow,
+  parts: readonly ScanPart[],
+): Promise<Scan> => {
   const userId = 'userId' in scope ? scope.userId : null;
   const want = new Set(parts);
   const messages = want.has('messages')
@@ -73,9 +78,13 @@ export const scanFigures = async (db: CommonQueryMethods, scope: ScanScope, wind
         SELECT mc.provider, mc.request_model AS model, count(*)::int8 AS calls, count(mc.error)::int8 AS failed,
           sum(mc.latency_ms)::int8 AS latency_sum,
           ARRAY[${sql.join(
-            [...bounds.map((bound, index) =>
-              sql.fragment`count(*) FILTER (WHERE mc.latency_ms <= ${bound}::int ${index === 0 ? sql.fragment`` : sql.fragment`AND mc.latency_ms > ${bounds[index - 1] ?? 0}::int`})`,
-            ), sql.fragment`count(*) FILTER (WHERE mc.latency_ms > ${bounds.at(-1) ?? 0}::int)`],
+            [
+              ...bounds.map(
+                (bound, index) =>
+                  sql.fragment`count(*) FILTER (WHERE mc.latency_ms <= ${bound}::int ${index === 0 ? sql.fragment`` : sql.fragment`AND mc.latency_ms > ${bounds[index - 1] ?? 0}::int`})`,
+              ),
+              sql.fragment`count(*) FILTER (WHERE mc.latency_ms > ${bounds.at(-1) ?? 0}::int)`,
+            ],
             sql.fragment`, `,
           )}]::int8[] AS buckets
         FROM model_calls mc JOIN workflow_runs r ON r.id = mc.run_id
@@ -265,7 +274,11 @@ const conversationProblems = (c: Checker, body: Body, e: Expected) => {
   c.map('conversations_by_status', body['conversations_by_status'], e.conversationsByStatus, 'count');
   c.eq('total_messages', body['total_messages'], e.messages);
   c.map('messages_by_role', body['messages_by_role'], e.messagesByRole, 'count');
-  c.near('avg_messages_per_conversation', body['avg_messages_per_conversation'], e.messageConversations === 0 ? 0 : e.messages / e.messageConversations);
+  c.near(
+    'avg_messages_per_conversation',
+    body['avg_messages_per_conversation'],
+    e.messageConversations === 0 ? 0 : e.messages / e.messageConversations,
+  );
   c.eq('total_tokens_used', body['total_tokens_used'], e.total);
   c.cost('total_cost', body['total_cost'], e.cost);
   c.map('popular_models', body['popular_models'], e.runsByModel, 'count');

@@ -64,11 +64,16 @@ const CountRow = z.object({ n: z.number() });
 const q = (connection: DatabasePoolConnection, query: ReturnType<typeof sql.unsafe>) => connection.query(query);
 
 const setup = async (c: DatabasePoolConnection, options: SeedOptions): Promise<void> => {
-  await q(c, sql.unsafe`CREATE OR REPLACE FUNCTION pg_temp.h(i bigint, salt int) RETURNS bigint
-    LANGUAGE sql IMMUTABLE AS 'SELECT abs(hashint8extended(i, salt::bigint))'`);
+  await q(
+    c,
+    sql.unsafe`CREATE OR REPLACE FUNCTION pg_temp.h(i bigint, salt int) RETURNS bigint
+    LANGUAGE sql IMMUTABLE AS 'SELECT abs(hashint8extended(i, salt::bigint))'`,
+  );
   // Models: cumulative weight out of 1000, list prices per 1M tokens (src/providers/prices.json).
   await q(c, sql.unsafe`DROP TABLE IF EXISTS pg_temp.bench_models`);
-  await q(c, sql.unsafe`CREATE TEMP TABLE bench_models AS SELECT * FROM (VALUES
+  await q(
+    c,
+    sql.unsafe`CREATE TEMP TABLE bench_models AS SELECT * FROM (VALUES
     (0, 350, 'openai', 'gpt-4o-mini', 'gpt-4o-mini-2024-07-18', 'openai:gpt-4o-mini@2024-07-18', 0.15::numeric, 0.075::numeric, 0.15::numeric, 0.6::numeric, false),
     (1, 500, 'openai', 'gpt-4.1', 'gpt-4.1-2025-04-14', 'openai:gpt-4.1@2025-04-14', 2, 0.5, 2, 8, false),
     (2, 600, 'openai', 'o4-mini', 'o4-mini-2025-04-16', 'openai:o4-mini@2025-04-16', 1.1, 0.275, 1.1, 4.4, true),
@@ -76,7 +81,8 @@ const setup = async (c: DatabasePoolConnection, options: SeedOptions): Promise<v
     (4, 950, 'anthropic', 'claude-haiku-4-5', 'claude-haiku-4-5-20251001', 'anthropic:claude-haiku-4-5@2025-10-15', 1, 0.1, 1.25, 5, false),
     (5, 980, 'local', 'local-echo', 'local-echo', 'local:*@2024-01-01', 0, 0, 0, 0, false),
     (6, 1000, 'openai', 'gpt-4o-audio-preview', 'gpt-4o-audio-preview-2024-12-17', NULL, NULL, NULL, NULL, NULL, false)
-  ) AS m(midx, upto, provider, model, response_model, price_id, p_in, p_cr, p_cw, p_out, reasoning)`);
+  ) AS m(midx, upto, provider, model, response_model, price_id, p_in, p_cr, p_cw, p_out, reasoning)`,
+  );
   const missing = await c.oneFirst(sql.type(CountRow)`
     SELECT count(*)::int8 AS n FROM bench_models b
     WHERE b.price_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM model_prices p WHERE p.id = b.price_id)`);
@@ -84,14 +90,20 @@ const setup = async (c: DatabasePoolConnection, options: SeedOptions): Promise<v
   await q(c, sql.unsafe`DROP TABLE IF EXISTS pg_temp.bench_users`);
   await q(c, sql.unsafe`CREATE TEMP TABLE bench_users (idx int PRIMARY KEY, id text NOT NULL)`);
   await q(c, sql.unsafe`INSERT INTO bench_users VALUES (0, ${options.heavyUserId})`);
-  await q(c, sql.unsafe`
-    INSERT INTO bench_users SELECT g, 'bench-user-' || lpad(g::text, 6, '0') FROM generate_series(1, ${options.users - 1}::int) g`);
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
+    INSERT INTO bench_users SELECT g, 'bench-user-' || lpad(g::text, 6, '0') FROM generate_series(1, ${options.users - 1}::int) g`,
+  );
+  await q(
+    c,
+    sql.unsafe`
     INSERT INTO users (id, email, username, password_hash, created_at, updated_at)
     SELECT id, id || '@bench.example.com', replace(id, '-', '_'), 'not-a-real-hash',
            to_timestamp(${(options.now - (options.days + 1) * 86_400_000) / 1000}::float8),
            to_timestamp(${(options.now - (options.days + 1) * 86_400_000) / 1000}::float8)
-    FROM bench_users WHERE idx > 0`);
+    FROM bench_users WHERE idx > 0`,
+  );
 };
 
 /** One batch: conversations [from, to). */
@@ -101,7 +113,9 @@ const seedBatch = async (c: DatabasePoolConnection, options: SeedOptions, from: 
   const heavyPer1000 = Math.round(options.heavyShare * 1000);
   await q(c, sql.unsafe`DROP TABLE IF EXISTS pg_temp.bench_c, pg_temp.bench_t, pg_temp.bench_mc, pg_temp.bench_tc`);
   // Conversations: owner (the heavy user gets heavyShare), length, model, start, status.
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     CREATE TEMP TABLE bench_c AS
     SELECT g AS c, 'bench-conv-' || g AS id,
       CASE WHEN pg_temp.h(g, 1) % 1000 < ${heavyPer1000}::int THEN 0 ELSE 1 + (pg_temp.h(g, 2) % ${options.users - 1}::int) END AS user_idx,
@@ -109,9 +123,12 @@ const seedBatch = async (c: DatabasePoolConnection, options: SeedOptions, from: 
       (SELECT midx FROM bench_models WHERE upto > pg_temp.h(g, 4) % 1000 ORDER BY upto LIMIT 1) AS midx,
       ${nowMs}::int8 - 7200000 - (pg_temp.h(g, 5) % ${spanMs}::int8) AS start_ms,
       CASE WHEN pg_temp.h(g, 6) % 100 < 90 THEN 'active' WHEN pg_temp.h(g, 6) % 100 < 97 THEN 'archived' ELSE 'deleted' END AS status
-    FROM generate_series(${from}::int8, ${to - 1}::int8) g`);
+    FROM generate_series(${from}::int8, ${to - 1}::int8) g`,
+  );
   // Turns: status, workflow, retry; answered calls, a final failed call, tool calls.
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     CREATE TEMP TABLE bench_t AS
     WITH base AS (
       SELECT cv.c, cv.id AS conversation_id, cv.user_idx, cv.midx, k, cv.c * 32 + k AS i,
@@ -143,9 +160,12 @@ const seedBatch = async (c: DatabasePoolConnection, options: SeedOptions, from: 
     SELECT *,
       CASE WHEN tools THEN CASE WHEN status = 'completed' THEN n_ok - 1 WHEN status = 'failed' AND n_ok = 1 THEN 1 ELSE 0 END ELSE 0 END AS n_tools,
       retry::int + n_ok + term_err::int AS n_calls
-    FROM shape`);
+    FROM shape`,
+  );
   // Model calls (retry error, answered calls with a tool call after the first n_tools, final error).
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     CREATE TEMP TABLE bench_mc AS
     WITH calls AS (
       SELECT t.i, t.midx, t.status, j,
@@ -172,49 +192,76 @@ const seedBatch = async (c: DatabasePoolConnection, options: SeedOptions, from: 
     )
     SELECT *,
       15 + coalesce(sum(latency_ms + tool_ms) OVER (PARTITION BY i ORDER BY j ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS offset_ms
-    FROM lat`);
+    FROM lat`,
+  );
   // Each run inside one UTC hour: a run that would cross the hour ends just before it.
-  await q(c, sql.unsafe`
-    ALTER TABLE bench_t ADD COLUMN dur int, ADD COLUMN t0 int8`);
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
+    ALTER TABLE bench_t ADD COLUMN dur int, ADD COLUMN t0 int8`,
+  );
+  await q(
+    c,
+    sql.unsafe`
     UPDATE bench_t t SET dur = d.dur,
       t0 = CASE WHEN (t.t0_raw + d.dur) / 3600000 <> t.t0_raw / 3600000 THEN (t.t0_raw / 3600000 + 1) * 3600000 - d.dur - 1000 ELSE t.t0_raw END
     FROM (SELECT i, (max(offset_ms + latency_ms + tool_ms) + 10)::int AS dur FROM bench_mc GROUP BY i) d
-    WHERE d.i = t.i`);
-  await q(c, sql.unsafe`ALTER TABLE bench_mc ADD COLUMN in_total int8, ADD COLUMN cache_read int8, ADD COLUMN cache_write int8,
-    ADD COLUMN out_tokens int8, ADD COLUMN reasoning int8, ADD COLUMN cost numeric, ADD COLUMN started_ms int8`);
-  await q(c, sql.unsafe`
+    WHERE d.i = t.i`,
+  );
+  await q(
+    c,
+    sql.unsafe`ALTER TABLE bench_mc ADD COLUMN in_total int8, ADD COLUMN cache_read int8, ADD COLUMN cache_write int8,
+    ADD COLUMN out_tokens int8, ADD COLUMN reasoning int8, ADD COLUMN cost numeric, ADD COLUMN started_ms int8`,
+  );
+  await q(
+    c,
+    sql.unsafe`
     UPDATE bench_mc mc SET
       started_ms = t.t0 + mc.offset_ms,
       in_total = CASE WHEN mc.kind = 'ok' THEN 100 + mc.r % 3000 + mc.ok_index * 250 END,
       out_tokens = CASE WHEN mc.kind = 'ok' THEN 10 + (mc.r / 7) % 700 END
-    FROM bench_t t WHERE t.i = mc.i`);
-  await q(c, sql.unsafe`
+    FROM bench_t t WHERE t.i = mc.i`,
+  );
+  await q(
+    c,
+    sql.unsafe`
     UPDATE bench_mc mc SET
       cache_read = CASE WHEN (mc.r / 11) % 10 < 3 THEN mc.in_total / 2 ELSE 0 END,
       cache_write = CASE WHEN m.provider = 'anthropic' AND (mc.r / 11) % 10 = 9 THEN mc.in_total / 10 ELSE 0 END,
       reasoning = CASE WHEN m.reasoning THEN mc.out_tokens / 3 ELSE 0 END
-    FROM bench_models m WHERE m.midx = mc.midx AND mc.kind = 'ok'`);
-  await q(c, sql.unsafe`
+    FROM bench_models m WHERE m.midx = mc.midx AND mc.kind = 'ok'`,
+  );
+  await q(
+    c,
+    sql.unsafe`
     UPDATE bench_mc mc SET cost =
       ((mc.in_total - mc.cache_read - mc.cache_write) * m.p_in + mc.cache_read * m.p_cr + mc.cache_write * m.p_cw + mc.out_tokens * m.p_out) / 1000000
-    FROM bench_models m WHERE m.midx = mc.midx AND mc.kind = 'ok' AND m.price_id IS NOT NULL`);
+    FROM bench_models m WHERE m.midx = mc.midx AND mc.kind = 'ok' AND m.price_id IS NOT NULL`,
+  );
   // Tool calls: one after each of the first n_tools answered calls.
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     CREATE TEMP TABLE bench_tc AS
     SELECT mc.i, mc.ok_index AS sequence, mc.started_ms + mc.latency_ms AS started_ms, mc.tool_ms,
       CASE WHEN mc.r % 2 = 0 THEN 'calculator' ELSE 'current_time' END AS tool
-    FROM bench_mc mc WHERE mc.tool_ms > 0`);
+    FROM bench_mc mc WHERE mc.tool_ms > 0`,
+  );
 
   // Conversations, with totals equal to the sums over the messages written below.
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     INSERT INTO conversations (id, user_id, title, status, llm_provider, llm_model, message_count, total_tokens, total_cost,
                                last_message_at, created_at, updated_at)
     SELECT cv.id, u.id, 'Bench conversation ' || cv.c, cv.status, m.provider, m.model, 0, 0, 0, NULL,
            to_timestamp((cv.start_ms - 1000) / 1000.0), to_timestamp((cv.start_ms - 1000) / 1000.0)
-    FROM bench_c cv JOIN bench_users u ON u.idx = cv.user_idx JOIN bench_models m ON m.midx = cv.midx`);
+    FROM bench_c cv JOIN bench_users u ON u.idx = cv.user_idx JOIN bench_models m ON m.midx = cv.midx`,
+  );
   // Runs.
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     INSERT INTO workflow_runs (id, user_id, conversation_id, workflow, status, terminal_reason, provider, model, input, output, error,
       input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens, cost, cost_unknown,
       usage_missing, model_call_count, tool_call_count, started_at, finished_at, duration_ms, correlation_id, trace_id,
@@ -236,9 +283,12 @@ const seedBatch = async (c: DatabasePoolConnection, options: SeedOptions, from: 
       SELECT i, sum(in_total) AS in_total, sum(cache_read) AS cache_read, sum(cache_write) AS cache_write,
         sum(out_tokens) AS out_tokens, sum(reasoning) AS reasoning, sum(cost) AS cost
       FROM bench_mc WHERE kind = 'ok' GROUP BY i
-    ) a ON a.i = t.i`);
+    ) a ON a.i = t.i`,
+  );
   // Messages: the user's when the run started, the assistant's (runs with an answered call) when it ended.
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     INSERT INTO messages (id, conversation_id, role, content, sequence_number, prompt_tokens, completion_tokens, total_tokens,
       cached_input_tokens, reasoning_tokens, cost, model_used, provider_used, finish_reason, response_time_ms, run_id,
       correlation_id, tool_calls, extra_metadata, created_at)
@@ -262,8 +312,11 @@ const seedBatch = async (c: DatabasePoolConnection, options: SeedOptions, from: 
         'usage_missing_calls', 0, 'cost_unknown', r.cost_unknown, 'model_calls', s.n_ok),
       to_timestamp((s.t0 + s.dur) / 1000.0)
     FROM seqs s JOIN workflow_runs r ON r.id = 'bench-run-' || s.i JOIN bench_models m ON m.midx = s.midx
-    WHERE s.n_ok > 0`);
-  await q(c, sql.unsafe`
+    WHERE s.n_ok > 0`,
+  );
+  await q(
+    c,
+    sql.unsafe`
     INSERT INTO model_calls (id, run_id, sequence, provider, request_model, response_model, input_tokens, cache_read_tokens,
       cache_write_tokens, output_tokens, reasoning_tokens, cost, price_id, latency_ms, time_to_first_token_ms, finish_reason,
       usage_source, error, started_at, created_at)
@@ -277,15 +330,21 @@ const seedBatch = async (c: DatabasePoolConnection, options: SeedOptions, from: 
       CASE WHEN mc.kind = 'retry' THEN '503 overloaded' WHEN mc.kind = 'error' AND mc.status = 'timedOut' THEN 'model call timed out'
            WHEN mc.kind = 'error' AND mc.status = 'interrupted' THEN 'interrupted' WHEN mc.kind = 'error' THEN '400 bad request' END,
       to_timestamp(mc.started_ms / 1000.0), to_timestamp((mc.started_ms + mc.latency_ms) / 1000.0)
-    FROM bench_mc mc JOIN bench_models m ON m.midx = mc.midx`);
-  await q(c, sql.unsafe`
+    FROM bench_mc mc JOIN bench_models m ON m.midx = mc.midx`,
+  );
+  await q(
+    c,
+    sql.unsafe`
     INSERT INTO tool_calls (id, run_id, sequence, tool, arguments, result_size, duration_ms, error, started_at, created_at)
     SELECT 'bench-tool-' || tc.i || '-' || tc.sequence, 'bench-run-' || tc.i, tc.sequence, tc.tool,
       CASE WHEN tc.tool = 'calculator' THEN '{"expression":"6*7"}'::jsonb ELSE '{}'::jsonb END, 2 + tc.tool_ms % 20, tc.tool_ms, NULL,
       to_timestamp(tc.started_ms / 1000.0), to_timestamp((tc.started_ms + tc.tool_ms) / 1000.0)
-    FROM bench_tc tc`);
+    FROM bench_tc tc`,
+  );
   // Lifecycle events as the run span's events: start, one per answered call (and price_unknown), per tool, per retry, terminal.
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     INSERT INTO events (id, category, type, priority, user_id, conversation_id, run_id, correlation_id, data, created_at)
     SELECT 'bench-ev-' || e.i || '-' || e.n, 'workflow', e.type, e.priority, u.id, t.conversation_id, 'bench-run-' || e.i,
       'bench-corr-' || e.i, e.data || jsonb_build_object('workflow', CASE WHEN t.tools THEN 'chat_with_tools' ELSE 'chat' END),
@@ -313,19 +372,25 @@ const seedBatch = async (c: DatabasePoolConnection, options: SeedOptions, from: 
         CASE WHEN t.status IN ('failed', 'timedOut', 'interrupted', 'budgetExceeded') THEN 'high' ELSE 'normal' END,
         '{}'::jsonb, t.t0 + t.dur
       FROM bench_t t
-    ) e JOIN bench_t t ON t.i = e.i JOIN bench_users u ON u.idx = t.user_idx`);
+    ) e JOIN bench_t t ON t.i = e.i JOIN bench_users u ON u.idx = t.user_idx`,
+  );
   // Conversation totals = sums over their messages.
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     UPDATE conversations cv SET message_count = s.n, total_tokens = s.tokens, total_cost = s.cost, last_message_at = s.last_at, updated_at = s.last_at
     FROM (
       SELECT m.conversation_id, count(*) AS n, coalesce(sum(m.total_tokens), 0) AS tokens, coalesce(sum(m.cost), 0) AS cost, max(m.created_at) AS last_at
       FROM messages m JOIN bench_c b ON b.id = m.conversation_id GROUP BY m.conversation_id
-    ) s WHERE s.conversation_id = cv.id`);
+    ) s WHERE s.conversation_id = cv.id`,
+  );
 };
 
 /** The hourly rollups of every run in the database, by the rules of src/analytics/run-record-rollups.ts. */
 const seedRollups = async (c: DatabasePoolConnection): Promise<void> => {
-  await q(c, sql.unsafe`
+  await q(
+    c,
+    sql.unsafe`
     INSERT INTO analytics_hourly (bucket_start, user_id, provider, model, input_tokens, cache_read_tokens, cache_write_tokens,
       output_tokens, reasoning_tokens, cost, model_calls, runs_total, runs_by_status, errors, latency_sum_ms, latency_count,
       latency_buckets, updated_at)
@@ -367,7 +432,8 @@ const seedRollups = async (c: DatabasePoolConnection): Promise<void> => {
     SELECT s.bucket, s.user_id, s.provider, s.model, s.input_tokens, s.cache_read_tokens, s.cache_write_tokens, s.output_tokens,
       s.reasoning_tokens, s.cost, s.model_calls, s.runs_total, coalesce(st.runs_by_status, '{}'::jsonb), s.errors,
       s.latency_sum_ms, s.latency_count, s.latency_buckets, now()
-    FROM sums s LEFT JOIN statuses st USING (bucket, user_id, provider, model)`);
+    FROM sums s LEFT JOIN statuses st USING (bucket, user_id, provider, model)`,
+  );
 };
 
 const countOf = async (pool: DatabasePool, table: string): Promise<number> =>
@@ -391,18 +457,23 @@ export const seedAnalytics = async (pool: DatabasePool, options: SeedOptions): P
         await seedBatch(tx as unknown as DatabasePoolConnection, options, from, to);
       });
       options.log(
-        `seed: conversations ${to}/${conversations} (${(((performance.now() - batchStart) / 1000)).toFixed(1)} s batch, ${((performance.now() - started) / 1000).toFixed(0)} s total)`,
+        `seed: conversations ${to}/${conversations} (${((performance.now() - batchStart) / 1000).toFixed(1)} s batch, ${((performance.now() - started) / 1000).toFixed(0)} s total)`,
       );
     }
-    await q(connection, sql.unsafe`
+    await q(
+      connection,
+      sql.unsafe`
       UPDATE users u SET total_tokens = s.tokens, total_cost = s.cost
       FROM (SELECT c.user_id, sum(m.total_tokens) AS tokens, coalesce(sum(m.cost), 0) AS cost
             FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.role = 'assistant' GROUP BY c.user_id) s
-      WHERE s.user_id = u.id`);
+      WHERE s.user_id = u.id`,
+    );
     options.log('seed: rollups from the seeded runs');
     await seedRollups(connection);
     // The same rows summed over users, as applyRollups upserts them (migration 0004).
-    await q(connection, sql.unsafe`
+    await q(
+      connection,
+      sql.unsafe`
       INSERT INTO analytics_hourly_totals (bucket_start, provider, model, input_tokens, cache_read_tokens, cache_write_tokens,
         output_tokens, reasoning_tokens, cost, model_calls, runs_total, runs_by_status, errors, latency_sum_ms, latency_count,
         latency_buckets, updated_at)
@@ -428,7 +499,8 @@ export const seedAnalytics = async (pool: DatabasePool, options: SeedOptions): P
           sql.fragment`, `,
         )}) AS latency_buckets
         FROM analytics_hourly GROUP BY 1, 2, 3
-      ) AS lb USING (bucket_start, provider, model)`);
+      ) AS lb USING (bucket_start, provider, model)`,
+    );
     options.log('seed: ANALYZE');
     await q(connection, sql.unsafe`ANALYZE`);
   });

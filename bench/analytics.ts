@@ -132,7 +132,11 @@ const main = async (): Promise<number> => {
       node: process.version,
       database: `PostgreSQL ${serverVersion}`,
     };
-    log(`machine: ${JSON.stringify(machine)}; load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} (the machine may be shared)`);
+    log(
+      `machine: ${JSON.stringify(machine)}; load average ${loadavg()
+        .map((value) => value.toFixed(2))
+        .join(' ')} (the machine may be shared)`,
+    );
     log(`options: ${JSON.stringify({ ...opts, adminUrl: undefined })}`);
     await admin.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])}`);
     cleanups.push(async () => {
@@ -222,7 +226,9 @@ const main = async (): Promise<number> => {
       activityRows: (await rowsOf('activity_rollups')) + (await rowsOf('conversation_activity')),
     };
 
-    const realUsers = [heavy.id, adminUser.id, 'bench-user-000001', 'bench-user-000002'].filter((id) => opts.users > 2 || !id.startsWith('bench-user-000002'));
+    const realUsers = [heavy.id, adminUser.id, 'bench-user-000001', 'bench-user-000002'].filter(
+      (id) => opts.users > 2 || !id.startsWith('bench-user-000002'),
+    );
     const real = await pushRealRuns({
       pool: db.pool,
       services,
@@ -289,14 +295,22 @@ const main = async (): Promise<number> => {
         const path = `/api/v1/monitoring/workflows?window=${window}${scope.query}`;
         const http = await timeIt(() => get(path, scope.token), opts.requests, opts.warmup, opts.routeSeconds);
         rows.push({ route: '/monitoring/workflows', scope: scope.label, window, http, scan: null, agree: null });
-        log(`monitoring/workflows ${scope.label} ${window}: p50 ${http.p50.toFixed(1)} p95 ${http.p95.toFixed(1)} p99 ${http.p99.toFixed(1)} ms (n=${http.n})`);
+        log(
+          `monitoring/workflows ${scope.label} ${window}: p50 ${http.p50.toFixed(1)} p95 ${http.p95.toFixed(1)} p99 ${http.p99.toFixed(1)} ms (n=${http.n})`,
+        );
       }
     }
 
     const fmt = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? '-' : value.toFixed(1));
     console.log('');
-    console.log(`Analytics at volume: ${seed.messages} messages, ${seed.runs} runs, ${seed.modelCalls} model calls, ${seed.rollupRows} hourly rollup rows, ${derived.spanRows} span rows, ${derived.activityRows} activity rows, ${opts.users} users, ${opts.days} days (+${opts.realRuns} real runs)`);
-    console.log(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, ${machine.os}, Node ${machine.node}, ${machine.database}; load average at the end ${loadavg().map((value) => value.toFixed(2)).join(' ')} (shared machine: other jobs may run)`);
+    console.log(
+      `Analytics at volume: ${seed.messages} messages, ${seed.runs} runs, ${seed.modelCalls} model calls, ${seed.rollupRows} hourly rollup rows, ${derived.spanRows} span rows, ${derived.activityRows} activity rows, ${opts.users} users, ${opts.days} days (+${opts.realRuns} real runs)`,
+    );
+    console.log(
+      `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, ${machine.os}, Node ${machine.node}, ${machine.database}; load average at the end ${loadavg()
+        .map((value) => value.toFixed(2))
+        .join(' ')} (shared machine: other jobs may run)`,
+    );
     console.log('');
     const header = ['route', 'scope', 'window', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'scan p50', 'scan p95', 'figures', 'p95<50'];
     const table = rows.map((row) => [
@@ -321,8 +335,12 @@ const main = async (): Promise<number> => {
     const worst = rows.reduce((max, row) => Math.max(max, row.http.p95), 0);
     const missed = rows.filter((row) => !(row.http.p95 < TARGET_P95_MS));
     const agreeAll = rows.every((row) => row.agree !== false);
-    console.log(`n: timed sequential requests after ${opts.warmup} warm-up ones, ${opts.requests} unless the route's ${opts.routeSeconds} s budget ran out first; scans: up to ${opts.scanRuns} runs within ${opts.scanSeconds} s.`);
-    console.log(`Floor (GET /api/v1/auth/me, not an analytics route): p50 ${fmt(floor.p50)} p95 ${fmt(floor.p95)} p99 ${fmt(floor.p99)} ms`);
+    console.log(
+      `n: timed sequential requests after ${opts.warmup} warm-up ones, ${opts.requests} unless the route's ${opts.routeSeconds} s budget ran out first; scans: up to ${opts.scanRuns} runs within ${opts.scanSeconds} s.`,
+    );
+    console.log(
+      `Floor (GET /api/v1/auth/me, not an analytics route): p50 ${fmt(floor.p50)} p95 ${fmt(floor.p95)} p99 ${fmt(floor.p99)} ms`,
+    );
     console.log(`Target: every analytics route p95 < ${TARGET_P95_MS} ms.`);
     console.log(
       missed.length === 0

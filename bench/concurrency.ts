@@ -253,9 +253,7 @@ const main = async (): Promise<boolean> => {
   steady.disable();
   completing.disable();
 
-  const counted = await bench.db.pool.one(sql.type(
-    z.object({ completed_runs: z.number(), assistant_messages: z.number() }),
-  )`
+  const counted = await bench.db.pool.one(sql.type(z.object({ completed_runs: z.number(), assistant_messages: z.number() }))`
     SELECT (SELECT count(*) FROM workflow_runs WHERE status = 'completed' AND id = ANY(${sql.array(measuredIds, 'text')}))::int
              AS completed_runs,
            (SELECT count(*) FROM messages WHERE role = 'assistant' AND total_tokens IS NOT NULL
@@ -273,8 +271,12 @@ const main = async (): Promise<boolean> => {
 
   console.log('');
   console.log('summary');
-  console.log(`  runs: ${runs}; status ${JSON.stringify(Object.fromEntries(statuses))}; durable ${JSON.stringify(Object.fromEntries(durability))}`);
-  console.log(`  database: ${counted.completed_runs} completed run rows, ${counted.assistant_messages} assistant messages with usage; writer ${writer.committed} records in ${writer.transactions} transactions`);
+  console.log(
+    `  runs: ${runs}; status ${JSON.stringify(Object.fromEntries(statuses))}; durable ${JSON.stringify(Object.fromEntries(durability))}`,
+  );
+  console.log(
+    `  database: ${counted.completed_runs} completed run rows, ${counted.assistant_messages} assistant messages with usage; writer ${writer.committed} records in ${writer.transactions} transactions`,
+  );
   console.log(`  streamed chunks seen by onToken: ${tokens}`);
   console.log(
     `  wall: ${round((endedAt - t0) / 1000, 2)} s from first start to all done (start burst ${round((allStartedAt - t0) / 1000, 2)} s, ` +

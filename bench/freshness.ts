@@ -85,7 +85,9 @@ const warmupS = flags.quick ? 1 : nonNegativeNumber('warmup', flags.warmup);
 const latencyMs = nonNegativeNumber('latency-ms', flags['latency-ms']);
 const pollMs = nonNegativeNumber('poll-ms', flags['poll-ms']);
 const flushEnv: Record<string, string> =
-  flags['flush-interval-ms'] === undefined ? {} : { RUN_FLUSH_INTERVAL_MS: String(positiveInt('flush-interval-ms', flags['flush-interval-ms'])) };
+  flags['flush-interval-ms'] === undefined
+    ? {}
+    : { RUN_FLUSH_INTERVAL_MS: String(positiveInt('flush-interval-ms', flags['flush-interval-ms'])) };
 
 type Observer = { stop: () => Promise<void> };
 
@@ -121,7 +123,8 @@ const parseStreamedEvent = (block: string, arrivedAt: number): StreamedEvent | u
   // The stored lifecycle type: `metadata.event_type` in the frontend's shape (whose
   // `type` and `event:` name are dotted, `workflow.started`), else the row's own type.
   const type = stringField(metadata['event_type']) ?? stringField(eventLine?.slice(6).trim()) ?? stringField(body['type']);
-  const runId = stringField(body['run_id']) ?? stringField(metadata['run_id']) ?? stringField(metadata['runId']) ?? stringField(inner['run_id']);
+  const runId =
+    stringField(body['run_id']) ?? stringField(metadata['run_id']) ?? stringField(metadata['runId']) ?? stringField(inner['run_id']);
   const time = body['created_at'] ?? body['timestamp'] ?? metadata['created_at'];
   const at = typeof time === 'number' ? time : typeof time === 'string' ? Date.parse(time) : Number.NaN;
   if (type === undefined || runId === undefined || !Number.isFinite(at)) return undefined;
@@ -380,7 +383,9 @@ runMain(async () => {
   const root = flags['server-root'];
   // A migrates the database; B starts on it afterwards.
   const server = await startServer(env, undefined, root);
-  log(`server A: ${server.baseUrl} (pid ${server.child.pid}), local model ${latencyMs} ms per chunk${root === undefined ? '' : `, code from ${root}`}`);
+  log(
+    `server A: ${server.baseUrl} (pid ${server.child.pid}), local model ${latencyMs} ms per chunk${root === undefined ? '' : `, code from ${root}`}`,
+  );
   const serverB = await startServer(env, undefined, root);
   log(`server B: ${serverB.baseUrl} (pid ${serverB.child.pid}), same database, no load`);
   const user = await registerUser(server.baseUrl, 'fresh');
@@ -410,7 +415,10 @@ runMain(async () => {
   const databaseCpuBefore = await databaseBackendCpu(bench.admin, bench.name);
   log(`measuring: ${rate} runs/s for ${durationS} s`);
   const progress = setInterval(
-    () => log(`  ${load.sent} sent, ${load.ok} answered, ${dbSeen.size} in the database, ${feedSeen.size} on the feed, ${eventsOnB.length} events on B`),
+    () =>
+      log(
+        `  ${load.sent} sent, ${load.ok} answered, ${dbSeen.size} in the database, ${feedSeen.size} on the feed, ${eventsOnB.length} events on B`,
+      ),
     5_000,
   );
   try {
@@ -469,33 +477,46 @@ runMain(async () => {
   const notCompleted = measured.filter((run) => run.status !== 'completed').length;
 
   console.log('');
-  console.log('Freshness: time from a run\'s end (workflow_runs.finished_at, the run span\'s end) to its figures being visible');
+  console.log("Freshness: time from a run's end (workflow_runs.finished_at, the run span's end) to its figures being visible");
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   console.log(`database: ${machine.database}`);
-  console.log(`load: ${rate} runs/s open loop for ${durationS} s (+${warmupS} s warm-up), local model ${latencyMs} ms per chunk${flushEnv['RUN_FLUSH_INTERVAL_MS'] === undefined ? '' : `, RUN_FLUSH_INTERVAL_MS ${flushEnv['RUN_FLUSH_INTERVAL_MS']}`}; ${measured.length} runs measured (${notCompleted} not completed), ${load.ok} of ${load.sent} requests answered 2xx`);
-  console.log(`machine load: 1-min load average ${loadBefore} → ${loadAfter} on ${machine.cores} cores; the server process used ${serverCpu} cores while measured (${cpuPerRun.server_a_ms} ms CPU per run), server B ${serverBCpu} cores, the bench database's backends ${cpuPerRun.database_backends_ms} ms per run`);
-  console.log(`observers: /metrics polled every ${pollMs} ms (period p50 ${resolution.metrics_poll.p50_ms} ms, p99 ${resolution.metrics_poll.p99_ms} ms), database polled every ${pollMs} ms (period p50 ${resolution.database_poll.p50_ms} ms, p99 ${resolution.database_poll.p99_ms} ms), feed pushed over SSE`);
+  console.log(
+    `load: ${rate} runs/s open loop for ${durationS} s (+${warmupS} s warm-up), local model ${latencyMs} ms per chunk${flushEnv['RUN_FLUSH_INTERVAL_MS'] === undefined ? '' : `, RUN_FLUSH_INTERVAL_MS ${flushEnv['RUN_FLUSH_INTERVAL_MS']}`}; ${measured.length} runs measured (${notCompleted} not completed), ${load.ok} of ${load.sent} requests answered 2xx`,
+  );
+  console.log(
+    `machine load: 1-min load average ${loadBefore} → ${loadAfter} on ${machine.cores} cores; the server process used ${serverCpu} cores while measured (${cpuPerRun.server_a_ms} ms CPU per run), server B ${serverBCpu} cores, the bench database's backends ${cpuPerRun.database_backends_ms} ms per run`,
+  );
+  console.log(
+    `observers: /metrics polled every ${pollMs} ms (period p50 ${resolution.metrics_poll.p50_ms} ms, p99 ${resolution.metrics_poll.p99_ms} ms), database polled every ${pollMs} ms (period p50 ${resolution.database_poll.p50_ms} ms, p99 ${resolution.database_poll.p99_ms} ms), feed pushed over SSE`,
+  );
   const line = (name: string, figures: SinkFigures) =>
     `- ${name}: p50 ${figures.p50_ms} ms, p95 ${figures.p95_ms} ms, p99 ${figures.p99_ms} ms, max ${figures.max_ms} ms (min ${figures.min_ms} ms); ${figures.seen} seen, ${figures.missing} never seen`;
   for (const [name, figures] of Object.entries(sinks)) console.log(line(name, figures));
-  console.log('Event delivery: time from a lifecycle transition (the event\'s created_at) to its arrival on GET /api/v1/events/stream');
-  for (const [where, figures] of [['on B (other instance)', eventsB], ['on A (same instance, reference)', eventsA]] as const) {
+  console.log("Event delivery: time from a lifecycle transition (the event's created_at) to its arrival on GET /api/v1/events/stream");
+  for (const [where, figures] of [
+    ['on B (other instance)', eventsB],
+    ['on A (same instance, reference)', eventsA],
+  ] as const) {
     for (const kind of ['started', 'terminal', 'all'] as const) console.log(line(`${where}, ${kind}`, figures[kind]));
   }
   if (eventsB.out_of_order > 0) console.log(`  ${eventsB.out_of_order} runs whose events arrived on B out of order`);
   const problems: string[] = [];
   for (const [name, figures] of Object.entries(sinks)) {
     if (figures.missing > 0) problems.push(`${name}: ${figures.missing} runs never seen`);
-    if (!(figures.p99_ms < TARGET_P99_MS)) problems.push(`${name}: p99 ${figures.p99_ms} ms, target MISSED by ${round(figures.p99_ms - TARGET_P99_MS, 1)} ms`);
+    if (!(figures.p99_ms < TARGET_P99_MS))
+      problems.push(`${name}: p99 ${figures.p99_ms} ms, target MISSED by ${round(figures.p99_ms - TARGET_P99_MS, 1)} ms`);
   }
   for (const [name, figures] of Object.entries({ started: eventsB.started, terminal: eventsB.terminal, all: eventsB.all })) {
     if (figures.missing > 0) problems.push(`events on B, ${name}: ${figures.missing} never seen`);
     if (!(figures.p99_ms < TARGET_EVENTS_P99_MS)) {
-      problems.push(`events on B, ${name}: p99 ${figures.p99_ms} ms, target MISSED by ${round(figures.p99_ms - TARGET_EVENTS_P99_MS, 1)} ms`);
+      problems.push(
+        `events on B, ${name}: p99 ${figures.p99_ms} ms, target MISSED by ${round(figures.p99_ms - TARGET_EVENTS_P99_MS, 1)} ms`,
+      );
     }
   }
   if (measured.length === 0) problems.push('no run was measured');
-  if (load.failed > 0) problems.push(`${load.failed} requests failed (${[...load.statuses].map(([status, n]) => `${status}: ${n}`).join(', ')})`);
+  if (load.failed > 0)
+    problems.push(`${load.failed} requests failed (${[...load.statuses].map(([status, n]) => `${status}: ${n}`).join(', ')})`);
   const met = problems.length === 0;
   console.log(
     `target: p99 < ${TARGET_P99_MS} ms for each sink, events on another instance p99 < ${TARGET_EVENTS_P99_MS} ms: ${met ? 'target met' : problems.join('; ')}`,

@@ -102,7 +102,6 @@ export type RoundFigures = {
   }[];
 };
 
-
 const rowCounts = async (bench: BenchDatabase): Promise<{ conversations: number; running: number }> =>
   (await bench.db.pool.one(sql.unsafe`
     SELECT (SELECT count(*) FROM conversations)::int AS conversations,

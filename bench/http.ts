@@ -77,9 +77,14 @@ const warmupS = flags.quick ? 2 : positiveInt('warmup', flags.warmup);
 const poolSize = positiveInt('pool-size', flags['pool-size']);
 const latencyMs = nonNegativeNumber('latency-ms', flags['latency-ms']);
 const flushEnv: Record<string, string> =
-  flags['flush-interval-ms'] === undefined ? {} : { RUN_FLUSH_INTERVAL_MS: String(positiveInt('flush-interval-ms', flags['flush-interval-ms'])) };
+  flags['flush-interval-ms'] === undefined
+    ? {}
+    : { RUN_FLUSH_INTERVAL_MS: String(positiveInt('flush-interval-ms', flags['flush-interval-ms'])) };
 const statsQuietMs = positiveInt('stats-quiet-ms', flags['stats-quiet-ms'] ?? (flags.quick ? '2000' : '11000'));
-const scenarioNames = (flags.scenarios ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
+const scenarioNames = (flags.scenarios ?? '')
+  .split(',')
+  .map((name) => name.trim())
+  .filter((name) => name !== '');
 
 type Scenario = { readonly name: 'chat' | 'tools'; readonly body: Record<string, unknown> };
 const SCENARIOS: Record<string, Scenario> = {
@@ -298,7 +303,9 @@ runMain(async () => {
     undefined,
     flags['server-root'],
   );
-  log(`server: ${server.baseUrl} (pid ${server.child.pid}), pool size ${poolSize}${flags['server-root'] === undefined ? '' : `, code from ${flags['server-root']}`}`);
+  log(
+    `server: ${server.baseUrl} (pid ${server.child.pid}), pool size ${poolSize}${flags['server-root'] === undefined ? '' : `, code from ${flags['server-root']}`}`,
+  );
   const user = await registerUser(server.baseUrl);
   const wal = await openWalReader(bench.admin, bench.oid, `chatter_bench_${process.pid}`);
   onCleanup(() => wal.release());
@@ -316,10 +323,16 @@ runMain(async () => {
   console.log('HTTP chat throughput (POST /api/v1/workflows/execute/chat, new conversation per request)');
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
   console.log(`database: ${machine.database}`);
-  console.log(`load: ${connections} connections, ${warmupS} s warm-up, ${durationS} s measured, server pool ${poolSize}, local model ${latencyMs} ms per token${flushEnv['RUN_FLUSH_INTERVAL_MS'] === undefined ? '' : `, RUN_FLUSH_INTERVAL_MS ${flushEnv['RUN_FLUSH_INTERVAL_MS']}`}`);
+  console.log(
+    `load: ${connections} connections, ${warmupS} s warm-up, ${durationS} s measured, server pool ${poolSize}, local model ${latencyMs} ms per token${flushEnv['RUN_FLUSH_INTERVAL_MS'] === undefined ? '' : `, RUN_FLUSH_INTERVAL_MS ${flushEnv['RUN_FLUSH_INTERVAL_MS']}`}`,
+  );
   for (const r of results) {
-    console.log(`- ${r.scenario}: ${r.requests_per_s} req/s; latency p50 ${r.latency_ms.p50} ms, p90 ${r.latency_ms.p90} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`);
-    console.log(`    ${r.requests_2xx} 2xx, ${r.non_2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; ${r.runs} runs (${r.runs_completed} completed), ${r.model_calls_per_run} model calls and ${r.tool_calls_per_run} tool calls per run`);
+    console.log(
+      `- ${r.scenario}: ${r.requests_per_s} req/s; latency p50 ${r.latency_ms.p50} ms, p90 ${r.latency_ms.p90} ms, p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`,
+    );
+    console.log(
+      `    ${r.requests_2xx} 2xx, ${r.non_2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts; ${r.runs} runs (${r.runs_completed} completed), ${r.model_calls_per_run} model calls and ${r.tool_calls_per_run} tool calls per run`,
+    );
     console.log(
       `    write transactions: ${r.write_transactions_per_run} per run (${r.write_method === 'wal' ? `${r.wal_write_transactions} in this database's WAL` : `${r.xid_write_transactions} by the server-wide xid counter`}` +
         `, incl. ~${r.heartbeat_transactions_estimate} heartbeat updates); xid counter ${r.xid_write_transactions}` +
@@ -331,7 +344,9 @@ runMain(async () => {
     );
     console.log(
       `    committed transactions (pg_stat_database, read-only ones included: token lookups, budget/history reads, reply read-back): ${r.committed_transactions_per_run} per run` +
-        (statsQuietMs < 11_000 ? ` (approximate: stats waited for only ${statsQuietMs} ms of quiet, backends may report up to 10 s late)` : ''),
+        (statsQuietMs < 11_000
+          ? ` (approximate: stats waited for only ${statsQuietMs} ms of quiet, backends may report up to 10 s late)`
+          : ''),
     );
   }
   console.log(`sanity: ${sanity.checked} conversations checked, ${sanity.mismatched} whose totals differ from their messages' sums`);
@@ -339,16 +354,21 @@ runMain(async () => {
   const problems: string[] = [];
   for (const r of results) {
     if (!(r.write_transactions_per_run <= TARGET_WRITES_PER_RUN)) {
-      problems.push(`${r.scenario}: ${r.write_transactions_per_run} write transactions per run, target MISSED by ${round(r.write_transactions_per_run - TARGET_WRITES_PER_RUN, 3)}`);
+      problems.push(
+        `${r.scenario}: ${r.write_transactions_per_run} write transactions per run, target MISSED by ${round(r.write_transactions_per_run - TARGET_WRITES_PER_RUN, 3)}`,
+      );
     }
     if (r.non_2xx > 0 || r.errors > 0) problems.push(`${r.scenario}: ${r.non_2xx} non-2xx answers, ${r.errors} errors`);
     if (r.runs === 0) problems.push(`${r.scenario}: no run completed`);
   }
   const tools = results.find((r) => r.scenario === 'tools');
-  if (tools !== undefined && !(tools.model_calls_per_run > 1)) problems.push(`tools: ${tools.model_calls_per_run} model calls per run (expected several)`);
+  if (tools !== undefined && !(tools.model_calls_per_run > 1))
+    problems.push(`tools: ${tools.model_calls_per_run} model calls per run (expected several)`);
   if (sanity.mismatched > 0) problems.push(`${sanity.mismatched} conversations with totals that differ from their messages`);
   const met = problems.length === 0;
-  console.log(`target: <= ${TARGET_WRITES_PER_RUN} write transactions per run whatever the model calls, no non-2xx: ${met ? 'target met' : problems.join('; ')}`);
+  console.log(
+    `target: <= ${TARGET_WRITES_PER_RUN} write transactions per run whatever the model calls, no non-2xx: ${met ? 'target met' : problems.join('; ')}`,
+  );
   return {
     met,
     summary: {

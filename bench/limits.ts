@@ -9,7 +9,17 @@ import { createMemoryLimitStore } from '../src/limits/memory-limit-store.js';
 import { createPostgresLimitStore } from '../src/limits/postgres-limit-store.js';
 import { createRedisLimitStore } from '../src/limits/redis-limit-store.js';
 import { StreamLeases } from '../src/limits/stream-leases.js';
-import { createBenchDatabase, DEFAULT_ADMIN_URL, describeMachine, log, onCleanup, percentile, positiveInt, round, runMain } from './http-support.js';
+import {
+  createBenchDatabase,
+  DEFAULT_ADMIN_URL,
+  describeMachine,
+  log,
+  onCleanup,
+  percentile,
+  positiveInt,
+  round,
+  runMain,
+} from './http-support.js';
 
 /**
  * What a shared limit costs per request: the chat rate limiter (two windows, one round
@@ -122,6 +132,14 @@ runMain(async () => {
   log(`target: chat limiter median < ${TARGET_P50_MS} ms on postgres and redis: ${met ? 'met' : 'MISSED'}`);
   return {
     met,
-    summary: { benchmark: 'limits', requests, concurrency, target_p50_ms: TARGET_P50_MS, met, machine: describeMachine(bench.version), ...results },
+    summary: {
+      benchmark: 'limits',
+      requests,
+      concurrency,
+      target_p50_ms: TARGET_P50_MS,
+      met,
+      machine: describeMachine(bench.version),
+      ...results,
+    },
   };
 });

@@ -183,8 +183,12 @@ const main = async (): Promise<boolean> => {
   console.log('summary (medians)');
   console.log(`  bare graph.invoke:          ${round(bareRps)} runs/s, ${round(median(bare.map((r) => r.cpuMsPerRun)), 3)} ms CPU/run`);
   console.log(`  full (beginTurn + run):     ${round(fullRps)} runs/s, ${round(median(full.map((r) => r.cpuMsPerRun)), 3)} ms CPU/run`);
-  console.log(`  full, run only (detail):    ${round(runOnlyRps)} runs/s, ${round(median(runOnly.map((r) => r.cpuMsPerRun)), 3)} ms CPU/run (ratio ${round(runOnlyRps / bareRps, 3)})`);
-  console.log(`  writer: ${writer.committed} records committed in ${writer.transactions} transactions, ${writer.spooled} spooled, ${writer.deadLettered} dead-lettered`);
+  console.log(
+    `  full, run only (detail):    ${round(runOnlyRps)} runs/s, ${round(median(runOnly.map((r) => r.cpuMsPerRun)), 3)} ms CPU/run (ratio ${round(runOnlyRps / bareRps, 3)})`,
+  );
+  console.log(
+    `  writer: ${writer.committed} records committed in ${writer.transactions} transactions, ${writer.spooled} spooled, ${writer.deadLettered} dead-lettered`,
+  );
   console.log(`  ${describeMachine(bench.machine)}`);
   console.log(
     `  target: full >= ${TARGET_RATIO} x bare; ratio ${round(ratio, 3)}: ${met ? 'target met' : `target MISSED by ${round(TARGET_RATIO - ratio, 3)}`}`,

@@ -99,7 +99,20 @@ const countCases = (length: number): Array<{ name: string; kind: 'worst' | 'typi
   {
     name: 'random Unicode',
     kind: 'worst',
-    text: randomText(length, [[0x21, 0x7e], [0xa1, 0x2ff], [0x370, 0x52f], [0x600, 0x6ff], [0x900, 0x97f], [0x3040, 0x30ff], [0xac00, 0xd7a3], [0x10000, 0x10ffff]], 3),
+    text: randomText(
+      length,
+      [
+        [0x21, 0x7e],
+        [0xa1, 0x2ff],
+        [0x370, 0x52f],
+        [0x600, 0x6ff],
+        [0x900, 0x97f],
+        [0x3040, 0x30ff],
+        [0xac00, 0xd7a3],
+        [0x10000, 0x10ffff],
+      ],
+      3,
+    ),
   },
   { name: 'English prose', kind: 'typical', text: run(PROSE, length) },
   { name: 'source code', kind: 'typical', text: run(CODE, length) },
@@ -139,7 +152,9 @@ const measureCounting = (): CountResult[] => {
       tokens,
       cpu_ms: { first: round(times[0] ?? Number.NaN), median: round(percentile(times, 50)), max: round(Math.max(...times)) },
     };
-    log(`count ${name}: ${result.tokens} tokens, first ${result.cpu_ms.first} ms, median ${result.cpu_ms.median} ms, max ${result.cpu_ms.max} ms CPU`);
+    log(
+      `count ${name}: ${result.tokens} tokens, first ${result.cpu_ms.first} ms, median ${result.cpu_ms.median} ms, max ${result.cpu_ms.max} ms CPU`,
+    );
     results.push(result);
   }
   return results;
@@ -155,7 +170,11 @@ const pollHealth = (baseUrl: string): { stop: () => Promise<number[]> } => {
       const started = performance.now();
       const req = request(`${baseUrl}/healthz`, { agent }, (response) => {
         response.resume();
-        response.on('end', () => (response.statusCode === 200 ? resolve(performance.now() - started) : reject(new Error(`/healthz answered ${response.statusCode}`))));
+        response.on('end', () =>
+          response.statusCode === 200
+            ? resolve(performance.now() - started)
+            : reject(new Error(`/healthz answered ${response.statusCode}`)),
+        );
       });
       req.on('error', reject);
       req.end();
@@ -262,10 +281,14 @@ runMain(async () => {
 
   console.log('');
   console.log(`Tokenizer: count() CPU per call and /healthz latency during ${characters.toLocaleString('en')}-character chats`);
-  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}; 1-min load average ${loadBefore} → ${loadAfter}`);
+  console.log(
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}; 1-min load average ${loadBefore} → ${loadAfter}`,
+  );
   console.log(`database: ${machine.database}`);
   for (const r of counting) {
-    console.log(`- count ${r.case} (${r.kind}, ${r.characters} chars, ${r.utf16_units} UTF-16 units): ${r.tokens} tokens; CPU first ${r.cpu_ms.first} ms, median ${r.cpu_ms.median} ms, max ${r.cpu_ms.max} ms`);
+    console.log(
+      `- count ${r.case} (${r.kind}, ${r.characters} chars, ${r.utf16_units} UTF-16 units): ${r.tokens} tokens; CPU first ${r.cpu_ms.first} ms, median ${r.cpu_ms.median} ms, max ${r.cpu_ms.max} ms`,
+    );
   }
   for (const c of chats) {
     console.log(
@@ -278,9 +301,11 @@ runMain(async () => {
   if (!(worstCount.cpu_ms.max < TARGET_COUNT_CPU_MS)) {
     problems.push(`count ${worstCount.case}: ${worstCount.cpu_ms.max} ms CPU in one call, target ${TARGET_COUNT_CPU_MS} ms MISSED`);
   }
-  if (!(worstP99 < TARGET_HEALTHZ_P99_MS)) problems.push(`/healthz p99 ${worstP99} ms during a chat, target ${TARGET_HEALTHZ_P99_MS} ms MISSED`);
+  if (!(worstP99 < TARGET_HEALTHZ_P99_MS))
+    problems.push(`/healthz p99 ${worstP99} ms during a chat, target ${TARGET_HEALTHZ_P99_MS} ms MISSED`);
   for (const c of chats) {
-    if (c.status !== 200 || c.prompt_tokens === null) problems.push(`chat ${c.case}: answered ${c.status} with prompt_tokens ${c.prompt_tokens}`);
+    if (c.status !== 200 || c.prompt_tokens === null)
+      problems.push(`chat ${c.case}: answered ${c.status} with prompt_tokens ${c.prompt_tokens}`);
   }
   const met = problems.length === 0;
   console.log(

@@ -48,11 +48,9 @@ export const budgetBreach = (budget: RunBudget, totals: Pick<Totals, 'usage' | '
 };
 
 // Only called once `budgetWouldBeExceeded` held, so one of the two budgets is broken.
-const exceededBudget = (context: WorkflowRunContext): BudgetReason =>
-  budgetBreach(context.budget, context) ?? 'budget_cost';
+const exceededBudget = (context: WorkflowRunContext): BudgetReason => budgetBreach(context.budget, context) ?? 'budget_cost';
 
-const isBudgetReason = (reason: TerminalReason | null): reason is BudgetReason =>
-  reason === 'budget_tokens' || reason === 'budget_cost';
+const isBudgetReason = (reason: TerminalReason | null): reason is BudgetReason => reason === 'budget_tokens' || reason === 'budget_cost';
 
 /** The budget a run in `budgetExceeded` broke: the refused reservation's, or the one its totals break. */
 const brokenBudget = (context: WorkflowRunContext): BudgetReason =>
@@ -145,8 +143,7 @@ const effects = setup({
   guards: {
     budgetWouldBeExceeded: ({ context, event }) =>
       event.type === 'model.responded' && budgetBreach(context.budget, accountResult(context, event.result)) !== null,
-    canRetry: ({ context, event }) =>
-      event.type === 'model.failed' && event.error.transient && context.retries < context.limits.maxRetries,
+    canRetry: ({ context, event }) => event.type === 'model.failed' && event.error.transient && context.retries < context.limits.maxRetries,
     toolCallLimitReached: ({ context }) => context.toolCalls >= context.limits.toolCallLimit,
   },
 });

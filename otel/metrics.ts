@@ -158,7 +158,7 @@ export type BudgetUse = { readonly cost: number | null; readonly tokens: number 
  */
 export const observeBudgetUse = (meter: Meter, read: () => BudgetUse | undefined): void => {
   const gauge = meter.createObservableGauge(METRIC_BUDGET_MAX_USED, {
-    description: "The largest share of their own budget any user has spent (1 = used up), by budget kind.",
+    description: 'The largest share of their own budget any user has spent (1 = used up), by budget kind.',
   });
   gauge.addCallback((result) => {
     const use = read();

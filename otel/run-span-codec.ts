@@ -120,9 +120,10 @@ export const decodeUsage = (attributes: Attributes): Usage | null => {
   if (cacheRead === undefined || cacheWrite === undefined || reasoning === undefined || reasoning > output) {
     return null;
   }
-  const inputUncached = attributes[semconv.ATTR_UNCACHED_INPUT_TOKENS] === undefined
-    ? input - cacheRead - cacheWrite
-    : countAttribute(attributes, semconv.ATTR_UNCACHED_INPUT_TOKENS);
+  const inputUncached =
+    attributes[semconv.ATTR_UNCACHED_INPUT_TOKENS] === undefined
+      ? input - cacheRead - cacheWrite
+      : countAttribute(attributes, semconv.ATTR_UNCACHED_INPUT_TOKENS);
   if (inputUncached === undefined || inputUncached < 0 || inputUncached + cacheRead + cacheWrite !== input) {
     return null;
   }
@@ -130,8 +131,7 @@ export const decodeUsage = (attributes: Attributes): Usage | null => {
 };
 
 /** The cost attribute; none for an unknown cost (`null`), never 0. */
-export const encodeCost = (costUsd: number | null): Attributes =>
-  costUsd === null ? {} : { [semconv.ATTR_GEN_AI_USAGE_COST]: costUsd };
+export const encodeCost = (costUsd: number | null): Attributes => (costUsd === null ? {} : { [semconv.ATTR_GEN_AI_USAGE_COST]: costUsd });
 
 /** The cost a span carries: a finite non-negative USD amount, else `null` (unknown). */
 export const decodeCost = (attributes: Attributes): number | null => {

@@ -73,7 +73,9 @@ const PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
 /** The OTLP exporter of `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` (else `OTEL_EXPORTER_OTLP_PROTOCOL`, else protobuf). */
 const createOtlpExporter = (): SpanExporter => {
   const variable =
-    getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') === undefined ? 'OTEL_EXPORTER_OTLP_PROTOCOL' : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
+    getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') === undefined
+      ? 'OTEL_EXPORTER_OTLP_PROTOCOL'
+      : 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL';
   const protocol = getStringFromEnv(variable) ?? 'http/protobuf';
   // Each exporter reads its endpoint, headers, timeout, compression and TLS settings
   // (OTEL_EXPORTER_OTLP_[TRACES_]*) from the environment itself.

@@ -17,12 +17,7 @@ import {
 import { createExportSpanProcessors } from './trace-export.js';
 
 export type SamplerName =
-  | 'always_on'
-  | 'always_off'
-  | 'traceidratio'
-  | 'parentbased_always_on'
-  | 'parentbased_always_off'
-  | 'parentbased_traceidratio';
+  'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
 
 /**
  * The sampler the standard `OTEL_TRACES_SAMPLER` names, wrapped so that a span the
@@ -52,9 +47,7 @@ const contextManager = new AsyncLocalStorageContextManager();
 /** What the SDK itself would register when it is disabled (`OTEL_SDK_DISABLED`): context and W3C propagation. */
 const registerContext = (): void => {
   context.setGlobalContextManager(contextManager);
-  propagation.setGlobalPropagator(
-    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
-  );
+  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
 };
 
 const DEFAULT_SERVICE_NAME = 'chatter';

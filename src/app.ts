@@ -62,26 +62,28 @@ export type AppDependencies = {
  * The run-record writer's backlog: records waiting in memory or in the spool. It does
  * not make the instance unready (runs still complete and are kept), it says `degraded`.
  */
-const runRecordsCheck = (services: Services): ReadinessCheck => async () => {
-  const stats = services.writer.stats();
-  const backlog = stats.queued + stats.spooled + stats.unsaved;
-  return {
-    name: 'run_records',
-    // Records that neither the database nor the spool took: new chats would answer 503.
-    healthy: stats.unsaved === 0,
-    details: {
-      status: backlog > 0 || stats.lastError !== null || stats.spoolError !== null ? 'degraded' : 'healthy',
-      queued: stats.queued,
-      spooled: stats.spooled,
-      unsaved: stats.unsaved,
-      committed: stats.committed,
-      dead_lettered: stats.deadLettered,
-      last_error: stats.lastError === null ? null : 'database write failed',
-      spool_error: stats.spoolError === null ? null : 'spool not writable',
-      active_runs: services.runtime.activeCount(),
-    },
+const runRecordsCheck =
+  (services: Services): ReadinessCheck =>
+  async () => {
+    const stats = services.writer.stats();
+    const backlog = stats.queued + stats.spooled + stats.unsaved;
+    return {
+      name: 'run_records',
+      // Records that neither the database nor the spool took: new chats would answer 503.
+      healthy: stats.unsaved === 0,
+      details: {
+        status: backlog > 0 || stats.lastError !== null || stats.spoolError !== null ? 'degraded' : 'healthy',
+        queued: stats.queued,
+        spooled: stats.spooled,
+        unsaved: stats.unsaved,
+        committed: stats.committed,
+        dead_lettered: stats.deadLettered,
+        last_error: stats.lastError === null ? null : 'database write failed',
+        spool_error: stats.spoolError === null ? null : 'spool not writable',
+        active_runs: services.runtime.activeCount(),
+      },
+    };
   };
-};
 
 /** The largest request body accepted; larger ones answer 413. */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -208,7 +210,12 @@ export const buildApp = async (dependencies: AppDependencies): Promise<FastifyIn
     await app.register(metricsRoutes, { metrics: services.metrics });
     await app.register(chatRoutes, { prefix: '/api/v1/workflows', services, limits: config.chatLimits });
     await app.register(executionRoutes, { prefix: '/api/v1/workflows', services });
-    const workflowOptions = { prefix: '/api/v1/workflows', services, limits: config.chatLimits, toolCallLimit: config.runtime.toolCallLimit };
+    const workflowOptions = {
+      prefix: '/api/v1/workflows',
+      services,
+      limits: config.chatLimits,
+      toolCallLimit: config.runtime.toolCallLimit,
+    };
     await app.register(workflowDefinitionRoutes, workflowOptions);
     await app.register(workflowTemplateRoutes, workflowOptions);
     await app.register(monitoringRoutes, { prefix: '/api/v1/monitoring', services });

@@ -15,9 +15,7 @@ const optionalString = z
   .string()
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((value) => value === 'true' || value === '1' || value === 'yes');
 
 const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -62,14 +60,7 @@ const EnvSchema = z.object({
   // Telemetry. The OpenTelemetry SDK reads the standard OTEL_* variables itself
   // (otel/tracing.ts); only those the service must act on are read here.
   OTEL_TRACES_SAMPLER: z
-    .enum([
-      'always_on',
-      'always_off',
-      'traceidratio',
-      'parentbased_always_on',
-      'parentbased_always_off',
-      'parentbased_traceidratio',
-    ])
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
     .default('parentbased_always_on'),
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
   // The standard comma-separated opt-in list; other entries are for other instrumentations.
@@ -105,13 +96,14 @@ const EnvSchema = z.object({
   CORS_ORIGINS: optionalString.pipe(
     z
       .string()
-      .transform((value) => value.split(',').map((origin) => origin.trim()).filter((origin) => origin !== ''))
+      .transform((value) =>
+        value
+          .split(',')
+          .map((origin) => origin.trim())
+          .filter((origin) => origin !== ''),
+      )
       .pipe(
-        z.array(
-          z
-            .string()
-            .regex(/^https?:\/\/[^/*\s]+$/, 'must be comma-separated origins like https://app.example.com (no paths, no *)'),
-        ),
+        z.array(z.string().regex(/^https?:\/\/[^/*\s]+$/, 'must be comma-separated origins like https://app.example.com (no paths, no *)')),
       )
       .optional(),
   ),
@@ -216,12 +208,7 @@ export type Config = {
 };
 
 /** Origins of the usual local frontend dev servers (Vite, Create React App, Next). */
-const DEVELOPMENT_CORS_ORIGINS = [
-  'http://localhost:3000',
-  'http://127.0.0.1:3000',
-  'http://localhost:5173',
-  'http://127.0.0.1:5173',
-];
+const DEVELOPMENT_CORS_ORIGINS = ['http://localhost:3000', 'http://127.0.0.1:3000', 'http://localhost:5173', 'http://127.0.0.1:5173'];
 
 /** A configuration value that cannot be used; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -252,9 +239,7 @@ export const loadConfig = (env: Readonly<Record<string, string | undefined>> = p
   }
   const e = parsed.data;
   if (e.CHATTER_ENV === 'production' && e.JWT_SECRET === undefined) {
-    throw new ConfigError([
-      'JWT_SECRET=(unset): required in production (at least 32 random characters, e.g. `openssl rand -base64 48`)',
-    ]);
+    throw new ConfigError(['JWT_SECRET=(unset): required in production (at least 32 random characters, e.g. `openssl rand -base64 48`)']);
   }
   if (e.RUN_STALE_AFTER_MS <= 2 * e.RUN_HEARTBEAT_INTERVAL_MS) {
     throw new ConfigError([

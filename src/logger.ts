@@ -18,20 +18,20 @@ const boundToTrace = (logger: Logger): boolean => {
 export const createLogger = (config: Pick<Config, 'logLevel'>, destination?: DestinationStream): Logger =>
   pino(
     {
-    level: config.logLevel,
-    base: { service: 'chatter' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    // Every line logged inside a traced request or run names its trace and span (the
-    // active span's; a request's logger is bound to the request span's ids otherwise).
-    mixin: (_merge, _level, logger) => {
-      const span = trace.getActiveSpan();
-      if (span === undefined || boundToTrace(logger)) {
-        return {};
-      }
-      const { traceId, spanId } = span.spanContext();
-      return { trace_id: traceId, span_id: spanId };
-    },
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'password', '*.password'], censor: '[redacted]' },
+      level: config.logLevel,
+      base: { service: 'chatter' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // Every line logged inside a traced request or run names its trace and span (the
+      // active span's; a request's logger is bound to the request span's ids otherwise).
+      mixin: (_merge, _level, logger) => {
+        const span = trace.getActiveSpan();
+        if (span === undefined || boundToTrace(logger)) {
+          return {};
+        }
+        const { traceId, spanId } = span.spanContext();
+        return { trace_id: traceId, span_id: spanId };
+      },
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'password', '*.password'], censor: '[redacted]' },
     },
     destination,
   );

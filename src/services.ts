@@ -176,9 +176,9 @@ export const createServices = async (options: ServicesOptions): Promise<Services
       options.createChatModel ??
       ((request) =>
         providers.createChatModel({
-        provider: request.provider,
-        model: request.model,
-        ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+          provider: request.provider,
+          model: request.model,
+          ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
           ...(request.maxTokens === undefined ? {} : { maxTokens: request.maxTokens }),
           ...(request.topP === undefined ? {} : { topP: request.topP }),
         })),
@@ -245,9 +245,7 @@ export const createServices = async (options: ServicesOptions): Promise<Services
       await telemetry.flushProcessors();
       await writer.shutdown();
       // Shuts the processors down too, then the trace export, whose failure is only logged.
-      await telemetry
-        .shutdown()
-        .catch((error: unknown) => logger.warn({ err: error }, 'trace export did not flush before shutdown'));
+      await telemetry.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'trace export did not flush before shutdown'));
       await metrics.meterProvider.shutdown();
       await notifier.close();
     },

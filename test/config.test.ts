@@ -35,7 +35,9 @@ describe('loadConfig', () => {
     expect(loadConfig({}).telemetry.genAiConventions).toBe('released');
     expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'http' }).telemetry.genAiConventions).toBe('released');
     expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'gen_ai_latest_experimental' }).telemetry.genAiConventions).toBe('latest');
-    expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'http/dup, gen_ai_latest_experimental ,database' }).telemetry.genAiConventions).toBe('latest');
+    expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'http/dup, gen_ai_latest_experimental ,database' }).telemetry.genAiConventions).toBe(
+      'latest',
+    );
     expect(loadConfig({ OTEL_SEMCONV_STABILITY_OPT_IN: 'gen_ai_latest' }).telemetry.genAiConventions).toBe('released');
   });
 

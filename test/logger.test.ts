@@ -74,12 +74,18 @@ describe('log lines', () => {
     for (const index of probes.keys()) {
       const mine = lines.filter((line) => line['correlation_id'] === `probe-${index}`);
       expect(mine.length, probes[index]).toBeGreaterThan(0);
-      expect(mine.filter((line) => (line['level'] as number) >= INFO), probes[index]).toEqual([]);
+      expect(
+        mine.filter((line) => (line['level'] as number) >= INFO),
+        probes[index],
+      ).toEqual([]);
       expect(mine.map((line) => line['msg'])).toContain('request completed');
     }
     for (const id of ['me-corr-7', 'missing-corr-8']) {
       const infoLines = lines.filter((line) => line['correlation_id'] === id && (line['level'] as number) >= INFO);
-      expect(infoLines.map((line) => line['msg']), id).toEqual(['request completed']);
+      expect(
+        infoLines.map((line) => line['msg']),
+        id,
+      ).toEqual(['request completed']);
       expect(infoLines[0]?.['level']).toBe(INFO);
       expect(infoLines[0]?.['req']).toMatchObject({ method: 'GET' });
       expect(infoLines[0]?.['res']).toMatchObject({ statusCode: id === 'me-corr-7' ? 200 : 404 });

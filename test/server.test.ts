@@ -44,8 +44,6 @@ describe('the service process (npm start)', () => {
   }, 90_000);
 
   it('exits with a clear message on a bad configuration value', async () => {
-    await expect(startServerProcess({ DATABASE_POOL_SIZE: 'many' }, { timeoutMs: 15_000 })).rejects.toThrow(
-      /DATABASE_POOL_SIZE="many"/,
-    );
+    await expect(startServerProcess({ DATABASE_POOL_SIZE: 'many' }, { timeoutMs: 15_000 })).rejects.toThrow(/DATABASE_POOL_SIZE="many"/);
   }, 30_000);
 });

@@ -199,10 +199,7 @@ export class MetricsSpanProcessor implements SpanProcessor {
     if (result.costUsd !== null) {
       this.cost.add(result.costUsd, byModel);
     }
-    this.operationDuration.record(
-      spanDurationSeconds(span),
-      failed ? { ...operation, [ATTR_ERROR_TYPE]: spanErrorType(span) } : operation,
-    );
+    this.operationDuration.record(spanDurationSeconds(span), failed ? { ...operation, [ATTR_ERROR_TYPE]: spanErrorType(span) } : operation);
     if (result.timeToFirstChunkMs !== null) {
       this.timeToFirstChunk.record(result.timeToFirstChunkMs / 1000, operation);
     }

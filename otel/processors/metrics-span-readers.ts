@@ -38,8 +38,7 @@ export const spanOperation = (span: { readonly name: string; readonly attributes
 export const isErrorSpan = (span: ReadableSpan): boolean => span.status.code === SpanStatusCode.ERROR;
 
 /** `error.type` of a failed span, `_OTHER` when it names none. */
-export const spanErrorType = (span: ReadableSpan): string =>
-  stringAttribute(span.attributes, ATTR_ERROR_TYPE) ?? ERROR_TYPE_OTHER;
+export const spanErrorType = (span: ReadableSpan): string => stringAttribute(span.attributes, ATTR_ERROR_TYPE) ?? ERROR_TYPE_OTHER;
 
 const hrTimeToSeconds = (time: HrTime): number => time[0] + time[1] / 1e9;
 

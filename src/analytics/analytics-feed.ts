@@ -3,7 +3,6 @@ import type { RunCompletedEvent } from '../../otel/processors/analytics-span-pro
 
 export type { RunCompletedEvent } from '../../otel/processors/analytics-span-processor.js';
 
-
 export type AnalyticsFeedEvent = RunCompletedEvent;
 
 /** Whose events a subscriber receives: one user's, or everyone's (admins). */

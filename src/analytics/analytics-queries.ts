@@ -71,8 +71,7 @@ const rangeCondition = (range: AnalyticsRange, filter: { provider?: string; mode
  * user the same figures already summed over users (analytics_hourly_totals, kept equal
  * to the sums of analytics_hourly in the same transactions: migration 0004).
  */
-const sourceOf = (range: AnalyticsRange) =>
-  sql.identifier([range.userId === null ? 'analytics_hourly_totals' : 'analytics_hourly']);
+const sourceOf = (range: AnalyticsRange) => sql.identifier([range.userId === null ? 'analytics_hourly_totals' : 'analytics_hourly']);
 
 /**
  * The run statuses a rollup row can count (workflow_runs.status). Summing their keys of

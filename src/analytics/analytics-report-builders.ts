@@ -147,8 +147,7 @@ const percentilesOf = (counts: readonly number[]): Percentiles => ({
   p99: percentileFromBuckets(counts, 0.99) ?? 0,
 });
 
-const perMinute = (amount: number, window: AnalyticsWindow): number =>
-  window.elapsedMs <= 0 ? 0 : amount / (window.elapsedMs / 60_000);
+const perMinute = (amount: number, window: AnalyticsWindow): number => (window.elapsedMs <= 0 ? 0 : amount / (window.elapsedMs / 60_000));
 
 /** The hour of the day with the most requests (then the most tokens, then the earliest); 0 without data. */
 const peakHour = (hours: readonly HourOfDayTotalsRow[]): number => {

@@ -30,7 +30,11 @@ const TOKEN_COLUMNS = ['input_tokens', 'cache_read_tokens', 'cache_write_tokens'
 const COUNT_COLUMNS = ['model_calls', 'runs_total'] as const;
 const LATENCY_COLUMNS = ['errors', 'latency_sum_ms', 'latency_count'] as const;
 
-const ids = (names: readonly string[]) => sql.join(names.map((name) => sql.identifier([name])), sql.fragment`, `);
+const ids = (names: readonly string[]) =>
+  sql.join(
+    names.map((name) => sql.identifier([name])),
+    sql.fragment`, `,
+  );
 
 /** An analytics_spans row's figures, in the column order every branch below selects. */
 const spanColumns = sql.fragment`${ids(TOKEN_COLUMNS)}, cost, ${ids(COUNT_COLUMNS)}, ${ids(STATUS_COLUMNS.map(([, column]) => column))},
@@ -39,22 +43,31 @@ const spanColumns = sql.fragment`${ids(TOKEN_COLUMNS)}, cost, ${ids(COUNT_COLUMN
 /** The same figures from an analytics_hourly(_totals) row (its jsonb spelled out). */
 const hourlyColumns = sql.fragment`${ids(TOKEN_COLUMNS)}, cost, ${ids(COUNT_COLUMNS)},
   ${sql.join(
-    STATUS_COLUMNS.map(([status, column]) => sql.fragment`coalesce((runs_by_status ->> ${status}::text)::int8, 0) AS ${sql.identifier([column])}`),
+    STATUS_COLUMNS.map(
+      ([status, column]) => sql.fragment`coalesce((runs_by_status ->> ${status}::text)::int8, 0) AS ${sql.identifier([column])}`,
+    ),
     sql.fragment`, `,
   )},
   ${ids(LATENCY_COLUMNS)},
   ${sql.join(
-    BUCKET_COLUMNS.map((column, index) => sql.fragment`coalesce((latency_buckets ->> ${index}::int)::int8, 0) AS ${sql.identifier([column])}`),
+    BUCKET_COLUMNS.map(
+      (column, index) => sql.fragment`coalesce((latency_buckets ->> ${index}::int)::int8, 0) AS ${sql.identifier([column])}`,
+    ),
     sql.fragment`, `,
   )}`;
 
 const sumsOf = (names: readonly string[]) =>
-  sql.join(names.map((name) => sql.fragment`sum(${sql.identifier([name])})::int8 AS ${sql.identifier([name])}`), sql.fragment`, `);
+  sql.join(
+    names.map((name) => sql.fragment`sum(${sql.identifier([name])})::int8 AS ${sql.identifier([name])}`),
+    sql.fragment`, `,
+  );
 
 const statusSums = sumsOf(STATUS_COLUMNS.map(([, column]) => column));
 
 const count = z.number().int().nonnegative();
-const StatusCounts = z.object(Object.fromEntries(STATUS_COLUMNS.map(([, column]) => [column, count])) as Record<(typeof STATUS_COLUMNS)[number][1], typeof count>);
+const StatusCounts = z.object(
+  Object.fromEntries(STATUS_COLUMNS.map(([, column]) => [column, count])) as Record<(typeof STATUS_COLUMNS)[number][1], typeof count>,
+);
 const SummaryRow = StatusCounts.extend({
   /** 0: day × provider × model; 2: provider × model. */
   grouping_set: z.number().int(),

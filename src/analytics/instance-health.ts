@@ -11,7 +11,12 @@ export type InstanceFigures = {
   readonly avg_cpu_usage: number;
   /** Resident memory as a share of the memory the process may use (its cgroup limit, or the host's). */
   readonly avg_memory_usage: number;
-  readonly memory: { readonly rss_bytes: number; readonly heap_used_bytes: number; readonly heap_total_bytes: number; readonly limit_bytes: number };
+  readonly memory: {
+    readonly rss_bytes: number;
+    readonly heap_used_bytes: number;
+    readonly heap_total_bytes: number;
+    readonly limit_bytes: number;
+  };
   readonly event_loop: {
     readonly delay_p50_ms: number;
     readonly delay_p99_ms: number;
@@ -90,7 +95,12 @@ export class InstanceHealth {
     return {
       reachable,
       latency_ms: reachable ? latency : null,
-      pool: { size: this.#pool.configuration.maxPoolSize ?? 0, acquired: state.acquiredConnections, idle: state.idleConnections, waiting: state.waitingClients },
+      pool: {
+        size: this.#pool.configuration.maxPoolSize ?? 0,
+        acquired: state.acquiredConnections,
+        idle: state.idleConnections,
+        waiting: state.waitingClients,
+      },
     };
   }
 

@@ -9,7 +9,16 @@
  * migration of the existing rows.
  */
 export const LATENCY_BOUNDS_MS: readonly number[] = Object.freeze([
-  100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, Number.POSITIVE_INFINITY,
+  100,
+  250,
+  500,
+  1000,
+  2500,
+  5000,
+  10000,
+  30000,
+  60000,
+  Number.POSITIVE_INFINITY,
 ]);
 
 /** The index of the bucket a latency falls in (upper bound inclusive, like Prometheus `le`). */
@@ -19,8 +28,7 @@ export const latencyBucketIndex = (latencyMs: number, bounds: readonly number[] 
 };
 
 /** An all-zero count array for `bounds`. */
-export const emptyLatencyBuckets = (bounds: readonly number[] = LATENCY_BOUNDS_MS): number[] =>
-  bounds.map(() => 0);
+export const emptyLatencyBuckets = (bounds: readonly number[] = LATENCY_BOUNDS_MS): number[] => bounds.map(() => 0);
 
 /**
  * Estimates the q-quantile (0 ≤ q ≤ 1) of the latencies counted in `counts`, the way

@@ -127,7 +127,10 @@ export class RegisterThrottle {
   }
 
   /** Counts the attempt; a refused one is not counted and says which limit refused it. */
-  public async attempt(ip: string, email: string): Promise<{ blocked: false } | { blocked: true; scope: 'ip' | 'email'; retryAfterMs: number }> {
+  public async attempt(
+    ip: string,
+    email: string,
+  ): Promise<{ blocked: false } | { blocked: true; scope: 'ip' | 'email'; retryAfterMs: number }> {
     const { store, maxPerIp, maxPerEmail, windowMs } = this.#options;
     const event = { id: ulid(), at: this.#now() };
     const windows = [
@@ -135,7 +138,12 @@ export class RegisterThrottle {
       { key: `register:email:${email.normalize('NFKC').toLowerCase()}`, windowMs, limit: maxPerEmail },
     ];
     const [byIp, byEmail] = await store.hit(windows, event);
-    const over = byIp !== undefined && byIp.retryAfterMs > 0 ? ('ip' as const) : byEmail !== undefined && byEmail.retryAfterMs > 0 ? ('email' as const) : null;
+    const over =
+      byIp !== undefined && byIp.retryAfterMs > 0
+        ? ('ip' as const)
+        : byEmail !== undefined && byEmail.retryAfterMs > 0
+          ? ('email' as const)
+          : null;
     if (over === null) return { blocked: false };
     await store.unhit(
       windows.map((window) => window.key),

@@ -34,7 +34,10 @@ const isCommon = (lowered: string): boolean => {
  * The first rule the password breaks, or null when it is acceptable. `username` and
  * `email` are the account's (the email's local part is what people reuse).
  */
-export const checkPassword = (password: string, account: { readonly username: string; readonly email: string }): PasswordViolation | null => {
+export const checkPassword = (
+  password: string,
+  account: { readonly username: string; readonly email: string },
+): PasswordViolation | null => {
   const normalised = password.normalize('NFKC');
   if (codePoints(normalised) < MIN_PASSWORD_LENGTH) {
     return { rule: 'too_short', message: `Password must be at least ${MIN_PASSWORD_LENGTH} characters long` };

@@ -50,7 +50,12 @@ const parseHash = (stored: string): ParsedHash | null => {
   const [, n, r, p, salt, key] = parts as [string, string, string, string, string, string];
   const parameters = { N: Number(n), r: Number(r), p: Number(p) };
   // Bounds keep a corrupted or hostile row from asking for gigabytes of memory.
-  if (!isPowerOfTwo(parameters.N) || parameters.N > 2 ** 20 || !(parameters.r >= 1 && parameters.r <= 32) || !(parameters.p >= 1 && parameters.p <= 16)) {
+  if (
+    !isPowerOfTwo(parameters.N) ||
+    parameters.N > 2 ** 20 ||
+    !(parameters.r >= 1 && parameters.r <= 32) ||
+    !(parameters.p >= 1 && parameters.p <= 16)
+  ) {
     return null;
   }
   const saltBytes = Buffer.from(salt, 'base64url');

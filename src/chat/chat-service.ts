@@ -241,9 +241,11 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
   const run = async (asked: ChatTurnRequest): Promise<ChatTurnResult> => {
     const requestedId = asked.conversationId ?? undefined;
     const existing =
-      requestedId === undefined ? undefined : await conversations.findById(requestedId).catch((error: unknown) => {
-        throw unavailable(error);
-      });
+      requestedId === undefined
+        ? undefined
+        : await conversations.findById(requestedId).catch((error: unknown) => {
+            throw unavailable(error);
+          });
     // A user's workflow (404/422 here: nothing is saved); its model nodes' settings come after the request's.
     const chosen = asked.workflow === undefined ? undefined : await workflows.resolve(asked.userId, asked.workflow, ['workflow_config']);
     const { request, settings } = await withSettings(
@@ -279,7 +281,11 @@ export const createChatService = ({ pool, runtime, records, providers, instanceI
     /** As the user's message left it: counted, not yet the reply. */
     let conversation: ConversationRow;
     try {
-      ({ userMessageId, sequenceNumber: userSequence, conversation } = await beginTurn(pool, {
+      ({
+        userMessageId,
+        sequenceNumber: userSequence,
+        conversation,
+      } = await beginTurn(pool, {
         conversationId,
         newConversation: found === null ? newConversationFor(request, settings.profileId) : undefined,
         profileId: settings.profileId,

@@ -85,11 +85,18 @@ export const createTurnSettingsResolver = (pool: DatabasePool) => {
         throw new HttpError(404, 'Prompt not found', 'prompt_not_found');
       }
       const { text, issues } = renderTemplate(
-        { content: prompt.content, format: prompt.template_format, variables: prompt.variables, requiredVariables: prompt.required_variables },
+        {
+          content: prompt.content,
+          format: prompt.template_format,
+          variables: prompt.variables,
+          requiredVariables: prompt.required_variables,
+        },
         choices.promptVariables ?? {},
       );
       if (issues.length > 0) {
-        throw new RequestValidationError(issues.map((issue) => ({ loc: ['body', 'prompt_variables', issue.field], msg: issue.message, type: issue.type })));
+        throw new RequestValidationError(
+          issues.map((issue) => ({ loc: ['body', 'prompt_variables', issue.field], msg: issue.message, type: issue.type })),
+        );
       }
       rendered = text;
     }

@@ -44,7 +44,10 @@ const isAlive = (pid: number): boolean => {
 /** What the process is, where the system says (Linux `/proc`); undefined elsewhere. */
 const commandOf = (pid: number): string | undefined => {
   try {
-    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((part) => part !== '').join(' ');
+    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((part) => part !== '')
+      .join(' ');
     return command === '' ? undefined : command.length > 200 ? `${command.slice(0, 200)}…` : command;
   } catch {
     return undefined;

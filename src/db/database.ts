@@ -61,7 +61,19 @@ export class StatementNoAnswerError extends Error {
   }
 }
 
-const QUERY_METHODS = ['any', 'anyFirst', 'exists', 'many', 'manyFirst', 'maybeOne', 'maybeOneFirst', 'one', 'oneFirst', 'query', 'transaction'] as const;
+const QUERY_METHODS = [
+  'any',
+  'anyFirst',
+  'exists',
+  'many',
+  'manyFirst',
+  'maybeOne',
+  'maybeOneFirst',
+  'one',
+  'oneFirst',
+  'query',
+  'transaction',
+] as const;
 
 /** Beyond the server's own statement_timeout: the time for its error to come back. */
 const STATEMENT_ANSWER_SLACK_MS = 1_000;

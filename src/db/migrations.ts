@@ -82,16 +82,11 @@ const ensureTable = async (connection: DatabaseTransactionConnection): Promise<v
  *
  * @throws MigrationError when an applied migration's file changed or disappeared.
  */
-export const migrate = async (
-  pool: DatabasePool,
-  migrations: readonly Migration[],
-): Promise<MigrationReport> =>
+export const migrate = async (pool: DatabasePool, migrations: readonly Migration[]): Promise<MigrationReport> =>
   pool.transaction(async (connection) => {
     await connection.query(sql.unsafe`SELECT pg_advisory_xact_lock(872364001)`);
     await ensureTable(connection);
-    const applied = await connection.any(
-      sql.type(AppliedSchema)`SELECT version, name, checksum FROM schema_migrations ORDER BY version`,
-    );
+    const applied = await connection.any(sql.type(AppliedSchema)`SELECT version, name, checksum FROM schema_migrations ORDER BY version`);
     const byVersion = new Map(migrations.map((migration) => [migration.version, migration]));
     for (const row of applied) {
       const file = byVersion.get(row.version);

@@ -37,12 +37,7 @@ export class EventStreamHub {
   private unlisten: Promise<() => void> | undefined;
   private stopReconnect: (() => void) | undefined;
 
-  public constructor(options: {
-    repository: EventsRepository;
-    logger: FastifyBaseLogger;
-    notifier?: Notifier;
-    pollIntervalMs?: number;
-  }) {
+  public constructor(options: { repository: EventsRepository; logger: FastifyBaseLogger; notifier?: Notifier; pollIntervalMs?: number }) {
     this.repository = options.repository;
     this.logger = options.logger;
     this.notifier = options.notifier;

@@ -26,7 +26,13 @@ const terminalReason = (row: EventRow): string | undefined => {
 /** A run that ended in an error status (analytics' ERROR_RUN_STATUSES): `workflow.failed` with our status. */
 const failed = (status: string, message: string): Mapping => ({
   type: 'workflow.failed',
-  data: (row) => ({ ...workflowId(row), status, failed_at: row.created_at, error_message: terminalReason(row) ?? message, error_code: status }),
+  data: (row) => ({
+    ...workflowId(row),
+    status,
+    failed_at: row.created_at,
+    error_message: terminalReason(row) ?? message,
+    error_code: status,
+  }),
 });
 
 /** A step of a running run: the frontend's `workflow.status` with the step it reached. */
@@ -46,7 +52,10 @@ const text = (value: unknown, fallback: string): string => (typeof value === 'st
 /** The frontend's names for the stored run lifecycle types (category `workflow`). */
 const WORKFLOW_EVENTS: Readonly<Record<string, Mapping>> = {
   workflow_started: { type: 'workflow.started', data: (row) => ({ ...workflowId(row), started_at: row.created_at }) },
-  workflow_completed: { type: 'workflow.completed', data: (row) => ({ ...workflowId(row), status: 'completed', completed_at: row.created_at }) },
+  workflow_completed: {
+    type: 'workflow.completed',
+    data: (row) => ({ ...workflowId(row), status: 'completed', completed_at: row.created_at }),
+  },
   workflow_failed: failed('failed', 'The run failed'),
   workflow_timed_out: failed('timedOut', 'The run timed out'),
   budget_exceeded: failed('budgetExceeded', 'A budget was used up'),
@@ -59,8 +68,14 @@ const WORKFLOW_EVENTS: Readonly<Record<string, Mapping>> = {
   model_response: step('model_response'),
   tool_called: step('tool_called'),
   retry_scheduled: step('retry_scheduled'),
-  usage_missing: alert('warning', (row) => `A model call of ${text(row.data['gen_ai.request.model'], 'the run')} reported no usage: it is not counted`),
-  price_unknown: alert('warning', (row) => `No price is known for ${text(row.data['gen_ai.response.model'], 'the model')}: the run's cost is unknown`),
+  usage_missing: alert(
+    'warning',
+    (row) => `A model call of ${text(row.data['gen_ai.request.model'], 'the run')} reported no usage: it is not counted`,
+  ),
+  price_unknown: alert(
+    'warning',
+    (row) => `No price is known for ${text(row.data['gen_ai.response.model'], 'the model')}: the run's cost is unknown`,
+  ),
   run_record_rejected: alert('error', () => 'The database refused the run’s record: it was dead-lettered'),
 };
 
@@ -76,8 +91,7 @@ const SYSTEM_EVENTS: Readonly<Record<string, Mapping>> = {
 const mappingOf = (row: Pick<EventRow, 'category' | 'type'>): Mapping | undefined =>
   row.category === 'workflow' ? WORKFLOW_EVENTS[row.type] : row.category === 'system' ? SYSTEM_EVENTS[row.type] : undefined;
 
-export const frontendTypeOf = (row: Pick<EventRow, 'category' | 'type'>): string =>
-  mappingOf(row)?.type ?? `${row.category}.${row.type}`;
+export const frontendTypeOf = (row: Pick<EventRow, 'category' | 'type'>): string => mappingOf(row)?.type ?? `${row.category}.${row.type}`;
 
 /**
  * A stored event in the frontend's shape. `data` keeps the stored data and adds the

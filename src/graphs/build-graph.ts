@@ -84,7 +84,10 @@ function compileDefinition(definition: GraphDefinition, tools: ToolRegistry, too
     switch (node.type) {
       case 'model': {
         const nodeId = node.id;
-        builder.addNode(nodeId, createModelNodeWith(node.config ?? {}, (runConfig) => modelCallOf(nodeId, runConfig)));
+        builder.addNode(
+          nodeId,
+          createModelNodeWith(node.config ?? {}, (runConfig) => modelCallOf(nodeId, runConfig)),
+        );
         break;
       }
       case 'tools':

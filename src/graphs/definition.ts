@@ -73,7 +73,9 @@ const CONFIG_SCHEMAS = {
   conditional: ConditionalNodeConfigSchema.optional(),
 } satisfies Record<NodeType, z.ZodType>;
 
-const Identifier = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'must start with a letter and hold only letters, digits, "_" or "-" (at most 64)');
+const Identifier = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'must start with a letter and hold only letters, digits, "_" or "-" (at most 64)');
 
 /** The shape of a definition; the cross-references are checked by `validateGraphDefinition`. */
 export const GraphDefinitionShapeSchema = z.strictObject({

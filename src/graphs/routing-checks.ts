@@ -1,11 +1,4 @@
-import {
-  type Condition,
-  type RoutingFacts,
-  describeFacts,
-  evaluateCondition,
-  parseCondition,
-  situations,
-} from './conditions.js';
+import { type Condition, type RoutingFacts, describeFacts, evaluateCondition, parseCondition, situations } from './conditions.js';
 import { END as END_NODE, START as START_NODE } from '@langchain/langgraph';
 import type { GraphDefinition } from './definition.js';
 
@@ -117,8 +110,7 @@ export function checkRouting(definition: GraphDefinition, nodeIds: ReadonlySet<s
  */
 function checkLoops(definition: GraphDefinition, edges: readonly ParsedEdge[], toolsNodeIds: ReadonlySet<string>): string[] {
   const problems: string[] = [];
-  const next = (id: string): string[] =>
-    edges.filter((edge) => edge.from === id && !toolsNodeIds.has(edge.to)).map((edge) => edge.to);
+  const next = (id: string): string[] => edges.filter((edge) => edge.from === id && !toolsNodeIds.has(edge.to)).map((edge) => edge.to);
   const reported = new Set<string>();
   for (const node of definition.nodes) {
     if (toolsNodeIds.has(node.id) || reported.has(node.id)) continue;
@@ -155,7 +147,8 @@ function checkReachability(definition: GraphDefinition, edges: readonly ParsedEd
   const problems: string[] = [];
   const reached = walk(definition.entry, (id) => edges.filter((edge) => edge.from === id).map((edge) => edge.to));
   for (const node of definition.nodes) {
-    if (!reached.has(node.id)) problems.push(`node ${JSON.stringify(node.id)}: is unreachable from the entry node ${JSON.stringify(definition.entry)}`);
+    if (!reached.has(node.id))
+      problems.push(`node ${JSON.stringify(node.id)}: is unreachable from the entry node ${JSON.stringify(definition.entry)}`);
   }
   const reachesEnd = walk(END_NODE, (id) => edges.filter((edge) => edge.to === id).map((edge) => edge.from));
   for (const node of definition.nodes) {

@@ -58,9 +58,9 @@ export function createToolsNode({ tools, toolCallLimit }: ToolsNodeOptions) {
     if (calls.length === 0) return {};
     const budget = Math.max(0, toolCallLimit - state.toolCallCount);
     const runnable = calls.slice(0, budget);
-    const refused = calls.slice(budget).map((call) =>
-      errorMessage(call, `not run: this run reached its limit of ${toolCallLimit} tool calls; answer with what you have`),
-    );
+    const refused = calls
+      .slice(budget)
+      .map((call) => errorMessage(call, `not run: this run reached its limit of ${toolCallLimit} tool calls; answer with what you have`));
     // One after another: each tool call is a step of the run's machine (callingTool),
     // and its span and events must not interleave with another call's.
     const results = [];

@@ -31,8 +31,7 @@ export const registerApiDocs = async (app: FastifyInstance, options: { upgradeIn
     // Swagger UI's own CSP, with hashes of its inline code; without HTTPS (development)
     // `upgrade-insecure-requests` would send its assets to an https:// that is not there.
     staticCSP: true,
-    transformStaticCSP: (header) =>
-      options.upgradeInsecureRequests ? header : header.replace(/\s*upgrade-insecure-requests;?/, ''),
+    transformStaticCSP: (header) => (options.upgradeInsecureRequests ? header : header.replace(/\s*upgrade-insecure-requests;?/, '')),
     uiConfig: { deepLinking: true, validatorUrl: null },
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

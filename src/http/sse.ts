@@ -122,8 +122,7 @@ export const openEventStream = (reply: FastifyReply, options: EventStreamOptions
       return write(`${text}${dataLines(data)}\n`);
     },
     comment: (text) => write(`: ${text.replace(/\r\n|\r|\n/g, ' ')}\n\n`),
-    drained: () =>
-      closed || !raw.writableNeedDrain ? Promise.resolve() : new Promise<void>((resolve) => waiting.add(resolve)),
+    drained: () => (closed || !raw.writableNeedDrain ? Promise.resolve() : new Promise<void>((resolve) => waiting.add(resolve))),
     close: () => close('ended'),
     closed: () => closed,
   };

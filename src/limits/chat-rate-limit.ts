@@ -7,8 +7,7 @@ const HOUR = 3_600_000;
 export type ChatLimits = { readonly chatPerMinute: number; readonly streamingPerMinute: number; readonly perHour: number };
 
 export type ChatRateVerdict =
-  | { readonly allowed: true; readonly headers: Record<string, string> }
-  | { readonly allowed: false; readonly retryAfterSeconds: number };
+  { readonly allowed: true; readonly headers: Record<string, string> } | { readonly allowed: false; readonly retryAfterSeconds: number };
 
 /**
  * Per-user chat limits (per minute, plain and streaming apart, and per hour for both),

@@ -70,8 +70,7 @@ export const windowState = (times: readonly number[], spec: WindowSpec, at: numb
   }
   const previousAt = others.length === 0 ? null : Math.max(...others);
   // Others in the window besides this event: past the limit when they fill it.
-  const retryAfterMs =
-    others.length >= spec.limit ? Math.max(1, (others[others.length - spec.limit] ?? at) + spec.windowMs - at) : 0;
+  const retryAfterMs = others.length >= spec.limit ? Math.max(1, (others[others.length - spec.limit] ?? at) + spec.windowMs - at) : 0;
   return { count, previousAt, retryAfterMs };
 };
 

@@ -37,9 +37,18 @@ export const createPostgresLimitStore = (options: { pool: DatabasePool; now?: ()
       const rows = await pool.any(sql.type(HitsRow)`
         INSERT INTO limit_windows AS w (key, hits, window_ms, keep, expires_at_ms)
         SELECT t.key, ARRAY[${event.at}::int8], t.window_ms, t.keep, ${event.at}::int8 + t.window_ms
-        FROM unnest(${sql.array(unique.map((spec) => spec.key), 'text')}::text[],
-                    ${sql.array(unique.map((spec) => spec.windowMs), 'int8')}::int8[],
-                    ${sql.array(unique.map((spec) => spec.limit + 1), 'int4')}::int4[]) AS t(key, window_ms, keep)
+        FROM unnest(${sql.array(
+          unique.map((spec) => spec.key),
+          'text',
+        )}::text[],
+                    ${sql.array(
+                      unique.map((spec) => spec.windowMs),
+                      'int8',
+                    )}::int8[],
+                    ${sql.array(
+                      unique.map((spec) => spec.limit + 1),
+                      'int4',
+                    )}::int4[]) AS t(key, window_ms, keep)
         ORDER BY t.key
         ON CONFLICT (key) DO UPDATE SET
           hits = (SELECT COALESCE(array_agg(h ORDER BY h), '{}'::int8[])
@@ -90,7 +99,10 @@ export const createPostgresLimitStore = (options: { pool: DatabasePool; now?: ()
       if (leases.length === 0) return;
       await pool.query(sql.unsafe`
         UPDATE limit_leases SET expires_at_ms = ${until}
-        WHERE id = ANY(${sql.array(leases.map((lease) => lease.id), 'text')})`);
+        WHERE id = ANY(${sql.array(
+          leases.map((lease) => lease.id),
+          'text',
+        )})`);
     },
 
     releaseLease: async (_key, id) => {

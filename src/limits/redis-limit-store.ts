@@ -62,13 +62,7 @@ export const createRedisLimitStore = (options: { url: string; keyPrefix: string 
     kind: 'redis',
     hit: async (specs, event) => {
       const args = specs.flatMap((spec) => [spec.windowMs, spec.limit + 1]);
-      const result = await redis.chatterLimitHit(
-        specs.length,
-        ...specs.map((spec) => prefixed(spec.key)),
-        event.at,
-        event.id,
-        ...args,
-      );
+      const result = await redis.chatterLimitHit(specs.length, ...specs.map((spec) => prefixed(spec.key)), event.at, event.id, ...args);
       return specs.map((spec, index) => windowState((result[index] ?? []).map(Number), spec, event.at, true));
     },
     unhit: async (keys, event) => {
@@ -79,12 +73,7 @@ export const createRedisLimitStore = (options: { url: string; keyPrefix: string 
     },
     peek: async (spec, at) => {
       const scores = await redis.zrangebyscore(prefixed(spec.key), `(${at - spec.windowMs}`, '+inf', 'WITHSCORES');
-      return windowState(
-        scores.filter((_, index) => index % 2 === 1).map(Number),
-        spec,
-        at,
-        false,
-      );
+      return windowState(scores.filter((_, index) => index % 2 === 1).map(Number), spec, at, false);
     },
     reset: async (keys) => {
       if (keys.length === 0) return;

@@ -32,10 +32,13 @@ export class StreamLeases {
     this.#ttlMs = options.ttlMs ?? 30_000;
     this.#now = options.now ?? Date.now;
     const onError = options.onError ?? (() => {});
-    this.#heartbeat = setInterval(() => {
-      if (this.#held.size === 0) return;
-      this.#store.renewLeases([...this.#held.values()], this.#now() + this.#ttlMs).catch(onError);
-    }, options.heartbeatMs ?? Math.floor(this.#ttlMs / 3));
+    this.#heartbeat = setInterval(
+      () => {
+        if (this.#held.size === 0) return;
+        this.#store.renewLeases([...this.#held.values()], this.#now() + this.#ttlMs).catch(onError);
+      },
+      options.heartbeatMs ?? Math.floor(this.#ttlMs / 3),
+    );
     this.#heartbeat.unref();
   }
 

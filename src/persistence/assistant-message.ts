@@ -66,9 +66,7 @@ export const assistantMessageOf = (record: RunRecord): AssistantMessage => {
     rating_count: 0,
     created_at: new Date(record.finishedAt).toISOString(),
     tool_calls:
-      record.toolCalls.length === 0
-        ? null
-        : record.toolCalls.map((t) => ({ tool: t.tool, arguments: t.arguments, ok: t.error === null })),
+      record.toolCalls.length === 0 ? null : record.toolCalls.map((t) => ({ tool: t.tool, arguments: t.arguments, ok: t.error === null })),
     extra_metadata: {
       run_status: record.status,
       terminal_reason: record.terminalReason,

@@ -27,7 +27,6 @@ export type Settlement =
   | { readonly durability: 'database'; readonly record: RunRecord; readonly reply: CommittedReply | null }
   | { readonly durability: 'spool' | 'rejected' | 'unsaved'; readonly record: RunRecord; readonly reply: null };
 
-
 export type RunRecordWriterOptions = {
   readonly pool: DatabasePool;
   /** Announces committed event rows to every instance's event streams. */
@@ -290,9 +289,7 @@ export class RunRecordWriter implements RunRecordSink {
   private settle(records: readonly RunRecord[], durability: Durability, replies?: ReadonlyMap<string, CommittedReply>): void {
     for (const record of records) {
       const settlement: Settlement =
-        durability === 'database'
-          ? { durability, record, reply: replies?.get(record.runId) ?? null }
-          : { durability, record, reply: null };
+        durability === 'database' ? { durability, record, reply: replies?.get(record.runId) ?? null } : { durability, record, reply: null };
       this.settled.set(record.runId, settlement);
       for (const waiter of this.waiters.get(record.runId) ?? []) {
         waiter.resolve(durability);
@@ -346,7 +343,10 @@ export class RunRecordWriter implements RunRecordSink {
     return progress;
   }
 
-  private async transaction(records: readonly RunRecord[], progress: readonly RunProgress[] = []): Promise<ReadonlyMap<string, CommittedReply>> {
+  private async transaction(
+    records: readonly RunRecord[],
+    progress: readonly RunProgress[] = [],
+  ): Promise<ReadonlyMap<string, CommittedReply>> {
     this.transactions += 1;
     const work = async (tx: DatabaseTransactionConnection, notify?: (channel: string, payload: string) => void) => {
       const progressSeq = await applyRunProgress(tx, progress);

@@ -40,12 +40,28 @@ const UNAPPLIED_SETTINGS: readonly UnappliedSetting[] = [
     accepts: only(true, null),
     msg: "content_filter_enabled: the providers' own content filtering always applies and cannot be turned off here",
   },
-  { field: 'memory_strategy', accepts: unset, msg: 'memory_strategy: the history sent is the newest that fits context_window (memory_enabled: false sends none)' },
-  { field: 'tool_choice', accepts: only(null, 'auto'), msg: "tool_choice: the model chooses among the offered tools ('auto'); narrow them with available_tools" },
-  { field: 'stream_response', accepts: only(true, null), msg: 'stream_response: each request chooses streaming by its endpoint (/execute/chat or /execute/chat/streaming)' },
+  {
+    field: 'memory_strategy',
+    accepts: unset,
+    msg: 'memory_strategy: the history sent is the newest that fits context_window (memory_enabled: false sends none)',
+  },
+  {
+    field: 'tool_choice',
+    accepts: only(null, 'auto'),
+    msg: "tool_choice: the model chooses among the offered tools ('auto'); narrow them with available_tools",
+  },
+  {
+    field: 'stream_response',
+    accepts: only(true, null),
+    msg: 'stream_response: each request chooses streaming by its endpoint (/execute/chat or /execute/chat/streaming)',
+  },
   { field: 'enable_retrieval', accepts: only(false, null), msg: `enable_retrieval: ${NO_RETRIEVAL}` },
   { field: 'retrieval_limit', accepts: only(5, null), msg: `retrieval_limit: ${NO_RETRIEVAL} (only the default, 5, is stored)` },
-  { field: 'retrieval_score_threshold', accepts: only(0.7, null), msg: `retrieval_score_threshold: ${NO_RETRIEVAL} (only the default, 0.7, is stored)` },
+  {
+    field: 'retrieval_score_threshold',
+    accepts: only(0.7, null),
+    msg: `retrieval_score_threshold: ${NO_RETRIEVAL} (only the default, 0.7, is stored)`,
+  },
   { field: 'embedding_provider', accepts: unset, msg: `embedding_provider: ${NO_RETRIEVAL}, so no embeddings` },
   { field: 'embedding_model', accepts: unset, msg: `embedding_model: ${NO_RETRIEVAL}, so no embeddings` },
 ];

@@ -50,7 +50,9 @@ export const describeProviders = (options: {
 }) => {
   const { providers, priceRows, prices, at } = options;
   const entries = providers.map((provider) => {
-    const named = priceRows.filter((row) => row.provider === provider.name && !row.modelPattern.includes('*')).map((row) => row.modelPattern);
+    const named = priceRows
+      .filter((row) => row.provider === provider.name && !row.modelPattern.includes('*'))
+      .map((row) => row.modelPattern);
     const models = [...new Set([provider.defaultModel, ...named.sort()])].map((model) => ({
       name: model,
       is_default: model === provider.defaultModel,

@@ -49,7 +49,12 @@ const parseFString = (content: string): Parsed => {
       }
       const name = content.slice(index + 1, end);
       if (!IDENTIFIER.test(name)) {
-        issues.push(contentIssue(`placeholder "{${name}}" is not a variable name (letters, digits and _; "{{" for a literal brace)`, 'prompt_template.syntax'));
+        issues.push(
+          contentIssue(
+            `placeholder "{${name}}" is not a variable name (letters, digits and _; "{{" for a literal brace)`,
+            'prompt_template.syntax',
+          ),
+        );
       }
       parts.push({ text }, { variable: name });
       text = '';
@@ -68,7 +73,12 @@ const parseDoubleBrace = (content: string, format: 'mustache' | 'jinja2'): Parse
   const parts: Part[] = [];
   const issues: TemplateIssue[] = [];
   if (format === 'jinja2' && /\{%|\{#/.test(content)) {
-    issues.push(contentIssue('only {{ variable }} substitution is supported in jinja2 templates (no {% %} blocks or {# #} comments)', 'prompt_template.unsupported'));
+    issues.push(
+      contentIssue(
+        'only {{ variable }} substitution is supported in jinja2 templates (no {% %} blocks or {# #} comments)',
+        'prompt_template.unsupported',
+      ),
+    );
   }
   let from = 0;
   for (let start = content.indexOf('{{'); start !== -1; start = content.indexOf('{{', from)) {
@@ -80,7 +90,10 @@ const parseDoubleBrace = (content: string, format: 'mustache' | 'jinja2'): Parse
     const name = content.slice(start + 2, end).trim();
     if (!IDENTIFIER.test(name)) {
       issues.push(
-        contentIssue(`"{{${content.slice(start + 2, end)}}}" is not a variable: only {{ name }} substitution is supported`, 'prompt_template.unsupported'),
+        contentIssue(
+          `"{{${content.slice(start + 2, end)}}}" is not a variable: only {{ name }} substitution is supported`,
+          'prompt_template.unsupported',
+        ),
       );
     }
     parts.push({ text: content.slice(from, start) }, { variable: name });
@@ -118,7 +131,13 @@ export const checkTemplate = (declaration: TemplateDeclaration): { variables: st
   if (!isTemplateFormat(format)) {
     return {
       variables: [],
-      issues: [{ field: 'template_format', message: `template_format must be one of ${TEMPLATE_FORMATS.join(', ')}`, type: 'prompt_template.format' }],
+      issues: [
+        {
+          field: 'template_format',
+          message: `template_format must be one of ${TEMPLATE_FORMATS.join(', ')}`,
+          type: 'prompt_template.format',
+        },
+      ],
     };
   }
   const parsed = parse(content, format);
@@ -127,24 +146,44 @@ export const checkTemplate = (declaration: TemplateDeclaration): { variables: st
   const variables = declaration.variables === null ? used : [...declaration.variables];
   for (const name of variables) {
     if (!IDENTIFIER.test(name)) {
-      issues.push({ field: 'variables', message: `variable "${name}" is not a valid name (letters, digits and _)`, type: 'prompt_template.variable_name', variable: name });
+      issues.push({
+        field: 'variables',
+        message: `variable "${name}" is not a valid name (letters, digits and _)`,
+        type: 'prompt_template.variable_name',
+        variable: name,
+      });
     }
   }
   if (new Set(variables).size !== variables.length) {
     const duplicate = variables.find((name, index) => variables.indexOf(name) !== index) ?? '';
-    issues.push({ field: 'variables', message: `variable "${duplicate}" is declared twice`, type: 'prompt_template.duplicate_variable', variable: duplicate });
+    issues.push({
+      field: 'variables',
+      message: `variable "${duplicate}" is declared twice`,
+      type: 'prompt_template.duplicate_variable',
+      variable: duplicate,
+    });
   }
   if (declaration.variables !== null && parsed.issues.length === 0) {
     for (const name of used.filter((used) => !variables.includes(used))) {
       issues.push(contentIssue(`the template uses "${name}", which is not in variables`, 'prompt_template.undeclared_variable', name));
     }
     for (const name of variables.filter((declared) => IDENTIFIER.test(declared) && !used.includes(declared))) {
-      issues.push({ field: 'variables', message: `variable "${name}" is declared but the template never uses it`, type: 'prompt_template.unused_variable', variable: name });
+      issues.push({
+        field: 'variables',
+        message: `variable "${name}" is declared but the template never uses it`,
+        type: 'prompt_template.unused_variable',
+        variable: name,
+      });
     }
   }
   for (const name of declaration.requiredVariables ?? []) {
     if (!variables.includes(name)) {
-      issues.push({ field: 'required_variables', message: `required variable "${name}" is not one of the template's variables`, type: 'prompt_template.unknown_required_variable', variable: name });
+      issues.push({
+        field: 'required_variables',
+        message: `required variable "${name}" is not one of the template's variables`,
+        type: 'prompt_template.unknown_required_variable',
+        variable: name,
+      });
     }
   }
   return { variables, issues };

@@ -169,7 +169,8 @@ class RankTable implements BytePairMerger {
     const end = work.next[middle] as number;
     const left = work.partRank[start] as number;
     const right = work.partRank[middle] as number;
-    const hash = (Math.imul(this.hashes[left] as number, this.power[this.size[right] as number] as number) + (this.hashes[right] as number)) | 0;
+    const hash =
+      (Math.imul(this.hashes[left] as number, this.power[this.size[right] as number] as number) + (this.hashes[right] as number)) | 0;
     return this.find(bytes, start, end - start, hash);
   }
 

@@ -55,7 +55,8 @@ const TRANSIENT_BODY_TYPES = new Set([
 // Stream cut or connection loss, as the message is all some layers keep: undici's
 // "terminated" when a response body stops mid-way, Node's "socket hang up", the SDKs'
 // "Connection error." / "Request timed out.".
-const TRANSIENT_MESSAGE = /^(terminated|socket hang up|fetch failed|other side closed|premature close|connection error\.?|request timed out\.?)$|\b(ECONNRESET|ETIMEDOUT|ECONNREFUSED|socket hang up)\b/i;
+const TRANSIENT_MESSAGE =
+  /^(terminated|socket hang up|fetch failed|other side closed|premature close|connection error\.?|request timed out\.?)$|\b(ECONNRESET|ETIMEDOUT|ECONNREFUSED|socket hang up)\b/i;
 
 // The shapes an abort takes on this stack: DOM AbortError (fetch, our models),
 // LangChain's ModelAbortError, the SDKs' APIUserAbortError, and the bare
@@ -173,10 +174,7 @@ export function classifyProviderError(error: unknown, options: ClassifyOptions =
 
   if (
     links.some(
-      (link) =>
-        ABORT_NAMES.has(link.name ?? '') ||
-        ABORT_NAMES.has(link.constructorName ?? '') ||
-        ABORT_MESSAGE.test(link.message ?? ''),
+      (link) => ABORT_NAMES.has(link.name ?? '') || ABORT_NAMES.has(link.constructorName ?? '') || ABORT_MESSAGE.test(link.message ?? ''),
     )
   ) {
     return { transient: false, message, aborted: true };
@@ -184,8 +182,7 @@ export function classifyProviderError(error: unknown, options: ClassifyOptions =
 
   const status = links.find((link) => link.status !== undefined)?.status;
   const headers = links.find((link) => link.headers !== undefined)?.headers;
-  const retryAfterMs =
-    parseRetryAfterMs(headers, now) ?? links.find((link) => link.retryAfterMs !== undefined)?.retryAfterMs;
+  const retryAfterMs = parseRetryAfterMs(headers, now) ?? links.find((link) => link.retryAfterMs !== undefined)?.retryAfterMs;
   const result = (transient: boolean): ProviderErrorClassification => ({
     transient,
     message,

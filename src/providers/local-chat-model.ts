@@ -121,7 +121,7 @@ function skip(text: string, index: number, skipped: string, spaces = true): numb
  * nested quantifiers here backtracked quadratically).
  */
 function findArithmetic(text: string): string | undefined {
-  for (let index = 0; index < text.length; ) {
+  for (let index = 0; index < text.length;) {
     // Jump to the next digit natively (a one-character class: no backtracking).
     DIGIT.lastIndex = index;
     const digit = DIGIT.exec(text);
@@ -288,8 +288,7 @@ export class LocalChatModel extends BaseChatModel<LocalChatModelCallOptions> {
     const full = this.reply(messages, tools);
     const { content, toolCalls, cut } = this.limited(full, options.maxTokens);
     const promptTokens = messages.reduce((sum, message) => sum + this.messageTokens(message), 0);
-    const completionTokens =
-      this.tokens.count(content) + toolCalls.reduce((sum, call) => sum + this.toolCallTokens(call), 0);
+    const completionTokens = this.tokens.count(content) + toolCalls.reduce((sum, call) => sum + this.toolCallTokens(call), 0);
     return {
       chunks: this.tokens.split(content),
       toolCalls,

@@ -65,7 +65,9 @@ export class OpenAIChatModel extends ChatOpenAICompletions {
     return 'OpenAIChatModel';
   }
 
-  override invocationParams(...args: Parameters<ChatOpenAICompletions['invocationParams']>): ReturnType<ChatOpenAICompletions['invocationParams']> {
+  override invocationParams(
+    ...args: Parameters<ChatOpenAICompletions['invocationParams']>
+  ): ReturnType<ChatOpenAICompletions['invocationParams']> {
     const params = super.invocationParams(...args);
     const cap = (args[0] as MaxTokensOption | undefined)?.maxTokens;
     if (typeof cap === 'number') {
@@ -76,7 +78,11 @@ export class OpenAIChatModel extends ChatOpenAICompletions {
     return params;
   }
 
-  override async _generate(messages: BaseMessage[], options: this['ParsedCallOptions'], runManager?: CallbackManagerForLLMRun): Promise<ChatResult> {
+  override async _generate(
+    messages: BaseMessage[],
+    options: this['ParsedCallOptions'],
+    runManager?: CallbackManagerForLLMRun,
+  ): Promise<ChatResult> {
     const result = await super._generate(messages, options, runManager);
     if (this.streaming) return result; // a streamed completion: built from the stream's own usage chunk
     for (const generation of result.generations) {

@@ -100,12 +100,7 @@ function matches(pattern: string, model: string): boolean {
  * prefix before the first `*`; an exact name beats a glob with the same prefix), then
  * the latest `validFrom`. Returns `null` when no row matches (→ `price_unknown`).
  */
-export function findPrice(
-  prices: PriceList | readonly PriceRow[],
-  provider: string,
-  model: string,
-  at: Date,
-): PriceRow | null {
+export function findPrice(prices: PriceList | readonly PriceRow[], provider: string, model: string, at: Date): PriceRow | null {
   const rows = 'prices' in prices ? prices.prices : prices;
   const time = at.getTime();
   let best: { row: PriceRow; specificity: Specificity; validFrom: number } | null = null;

@@ -23,9 +23,7 @@ export const DEFAULT_MODELS: Readonly<Record<ProviderName, string>> = Object.fre
 const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 const ANTHROPIC_DEFAULT_BASE_URL = 'https://api.anthropic.com';
 
-const credentials = z
-  .object({ apiKey: z.string().min(1).optional(), baseUrl: z.url().optional() })
-  .default({});
+const credentials = z.object({ apiKey: z.string().min(1).optional(), baseUrl: z.url().optional() }).default({});
 
 /** Validates {@link ProviderRegistryOptions}. */
 export const ProviderRegistryOptionsSchema = z.object({
@@ -115,8 +113,7 @@ function isProvider(name: string): name is ProviderName {
 export function createProviderRegistry(options: ProviderRegistryOptions): ProviderRegistry {
   const config = ProviderRegistryOptionsSchema.parse(options);
 
-  const isConfigured = (provider: ProviderName): boolean =>
-    provider === 'local' || config[provider].apiKey !== undefined;
+  const isConfigured = (provider: ProviderName): boolean => provider === 'local' || config[provider].apiKey !== undefined;
 
   const resolve = (provider?: string, model?: string): ResolvedModel => {
     const name = provider === undefined || provider === '' ? config.defaultProvider : provider;

@@ -136,7 +136,7 @@ function pieceTokens(piece: string): number {
 function unitOffsets(piece: string, byteLength: number): Int32Array {
   const offsets = new Int32Array(byteLength + 1).fill(-1);
   let bytes = 0;
-  for (let unit = 0; unit < piece.length; ) {
+  for (let unit = 0; unit < piece.length;) {
     offsets[bytes] = unit;
     const code = piece.codePointAt(unit) as number;
     // A lone surrogate is encoded as U+FFFD: three bytes, one unit.

@@ -24,9 +24,7 @@ export const createBudgetReservationsRepository = (pool: DatabasePool): BudgetRe
         ${request.id}, ${request.runId}, ${request.userId}, ${request.conversationId},
         ${request.scope.conversation}, ${request.provider}, ${request.inputTokens}, ${request.maxOutputTokens},
         ${request.price?.inputUnits ?? null}, ${request.price?.outputUnits ?? null}, ${MIN_OUTPUT_TOKENS})`);
-    return row.granted
-      ? { granted: true, maxOutputTokens: row.output_tokens }
-      : { granted: false, reason: row.reason ?? 'budget_tokens' };
+    return row.granted ? { granted: true, maxOutputTokens: row.output_tokens } : { granted: false, reason: row.reason ?? 'budget_tokens' };
   },
   settle: async (id, tokens, costUsd) => {
     await pool.query(sql.unsafe`
@@ -43,10 +41,7 @@ export const createBudgetReservationsRepository = (pool: DatabasePool): BudgetRe
  * transaction: their usage moves into the totals at the same commit, so spent
  * (totals + reservations) never counts a call twice or not at all.
  */
-export const releaseRunReservations = async (
-  tx: DatabaseTransactionConnection,
-  runIds: readonly string[],
-): Promise<void> => {
+export const releaseRunReservations = async (tx: DatabaseTransactionConnection, runIds: readonly string[]): Promise<void> => {
   if (runIds.length === 0) {
     return;
   }
@@ -150,8 +145,7 @@ export const budgetStanding = async (
   conversation: ConversationBudget | null,
   user?: BudgetView,
 ): Promise<BudgetStanding> => {
-  const conversationBudgeted =
-    conversation !== null && (conversation.token_budget !== null || conversation.cost_budget_usd !== null);
+  const conversationBudgeted = conversation !== null && (conversation.token_budget !== null || conversation.cost_budget_usd !== null);
   const c = conversationBudgeted ? conversation : null;
   if (user !== undefined && c === null) {
     return standingOf(user, null, { tokens: 0, cost: 0 });

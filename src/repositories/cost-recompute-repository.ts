@@ -179,7 +179,9 @@ const propagateToRuns = async (tx: DatabaseTransactionConnection, runIds: readon
   const byUser = new Map<string, bigint>();
   for (const message of messages) {
     // A conversation or user total counts a message without a cost as 0 (the writer's rule).
-    const delta = (message.new_cost === null ? 0n : decimalToUnits(message.new_cost)) - (message.old_cost === null ? 0n : decimalToUnits(message.old_cost));
+    const delta =
+      (message.new_cost === null ? 0n : decimalToUnits(message.new_cost)) -
+      (message.old_cost === null ? 0n : decimalToUnits(message.old_cost));
     addTo(byConversation, message.conversation_id, delta);
     addTo(byUser, message.user_id, delta);
   }
@@ -187,7 +189,10 @@ const propagateToRuns = async (tx: DatabaseTransactionConnection, runIds: readon
   const users = [...byUser].filter(([, delta]) => delta !== 0n).sort(([a], [b]) => compareText(a, b));
   if (conversations.length > 0) {
     await tx.query(sql.unsafe`
-      SELECT id FROM conversations WHERE id = ANY(${sql.array(conversations.map(([id]) => id), 'text')})
+      SELECT id FROM conversations WHERE id = ANY(${sql.array(
+        conversations.map(([id]) => id),
+        'text',
+      )})
       ORDER BY id FOR UPDATE`);
   }
   if (messages.length > 0) {
@@ -196,7 +201,10 @@ const propagateToRuns = async (tx: DatabaseTransactionConnection, runIds: readon
       SET cost = r.cost,
           extra_metadata = jsonb_set(coalesce(m.extra_metadata, '{}'::jsonb), '{cost_unknown}', to_jsonb(r.cost_unknown))
       FROM workflow_runs r
-      WHERE m.id = ANY(${sql.array(messages.map((message) => message.id), 'text')}) AND r.id = m.run_id`);
+      WHERE m.id = ANY(${sql.array(
+        messages.map((message) => message.id),
+        'text',
+      )}) AND r.id = m.run_id`);
   }
   if (conversations.length > 0) {
     await tx.query(sql.unsafe`

@@ -66,8 +66,7 @@ const conditions = (filter: EventFilter): FragmentSqlToken[] => {
   return parts;
 };
 
-const where = (parts: readonly FragmentSqlToken[]) =>
-  parts.length === 0 ? sql.fragment`TRUE` : sql.join(parts, sql.fragment` AND `);
+const where = (parts: readonly FragmentSqlToken[]) => (parts.length === 0 ? sql.fragment`TRUE` : sql.join(parts, sql.fragment` AND `));
 
 /** Tells whether an event passes a filter (the live stream filters in memory). */
 export const matchesFilter = (event: EventRow, filter: EventFilter): boolean =>

@@ -40,10 +40,7 @@ export type MessagesRepository = ReturnType<typeof createMessagesRepository>;
  */
 export const createMessagesRepository = (pool: DatabasePool) => ({
   /** One page, oldest first; without a page, all of them. */
-  listByConversation: async (
-    conversationId: string,
-    page?: { limit: number; offset: number },
-  ): Promise<readonly MessageRow[]> =>
+  listByConversation: async (conversationId: string, page?: { limit: number; offset: number }): Promise<readonly MessageRow[]> =>
     pool.any(sql.type(MessageRow)`
       SELECT ${messageColumns} FROM messages WHERE conversation_id = ${conversationId}
       ORDER BY sequence_number ASC
@@ -54,7 +51,12 @@ export const createMessagesRepository = (pool: DatabasePool) => ({
    * so that concurrent ratings all count: `rating` becomes the average of all ratings
    * given, `rating_count` their number. Null when there is no such message for the user.
    */
-  rate: async (conversationId: string, messageId: string, userId: string, rating: number): Promise<{ rating: number; rating_count: number } | null> =>
+  rate: async (
+    conversationId: string,
+    messageId: string,
+    userId: string,
+    rating: number,
+  ): Promise<{ rating: number; rating_count: number } | null> =>
     pool.maybeOne(sql.type(z.object({ rating: z.number(), rating_count: z.number().int() }))`
       UPDATE messages m
       SET rating = (COALESCE(m.rating, 0) * m.rating_count + ${rating}) / (m.rating_count + 1),

@@ -46,9 +46,7 @@ export const syncShippedPrices = async (pool: DatabasePool, prices: readonly Pri
 };
 
 /** Every price row that is not retired, split into shipped and operator rows (on the pool or in a transaction). */
-export const loadPrices = async (
-  pool: CommonQueryMethods,
-): Promise<{ shipped: PriceRow[]; operator: PriceRow[] }> => {
+export const loadPrices = async (pool: CommonQueryMethods): Promise<{ shipped: PriceRow[]; operator: PriceRow[] }> => {
   const rows = await pool.any(sql.type(PriceDbRow)`
     SELECT id, provider, model_pattern, valid_from, input_per_mtok, cache_read_per_mtok,
            cache_write_per_mtok, output_per_mtok, source
@@ -121,7 +119,8 @@ const UNIQUE_VIOLATION = '23505';
 
 const isUniqueViolation = (error: unknown): boolean => {
   for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth += 1) {
-    if (current instanceof UniqueIntegrityConstraintViolationError || (current as { code?: unknown }).code === UNIQUE_VIOLATION) return true;
+    if (current instanceof UniqueIntegrityConstraintViolationError || (current as { code?: unknown }).code === UNIQUE_VIOLATION)
+      return true;
   }
   return false;
 };

@@ -69,7 +69,17 @@ const selectPrompts = sql.fragment`
     FROM workflow_runs r WHERE r.input ? 'prompt_id' AND r.input ->> 'prompt_id' = p.id
   ) u ON true`;
 
-export const PROMPT_SORT_COLUMNS = ['created_at', 'updated_at', 'name', 'prompt_type', 'category', 'version', 'usage_count', 'last_used_at', 'total_cost'] as const;
+export const PROMPT_SORT_COLUMNS = [
+  'created_at',
+  'updated_at',
+  'name',
+  'prompt_type',
+  'category',
+  'version',
+  'usage_count',
+  'last_used_at',
+  'total_cost',
+] as const;
 export type PromptSortColumn = (typeof PROMPT_SORT_COLUMNS)[number];
 
 export type PromptFilter = {
@@ -148,7 +158,9 @@ export const createPromptsRepository = (pool: DatabasePool) => {
       prepare: (row: PromptRow) => { changes: Readonly<Record<string, unknown>>; derived: PromptDerived },
     ): Promise<PromptRow | null> => {
       const changed = await pool.transaction(async (tx) => {
-        const row = (await tx.maybeOne(sql.type(PromptRow)`${selectPrompts} WHERE p.id = ${id} AND p.owner_id = ${ownerId} FOR UPDATE OF p`)) as PromptRow | null;
+        const row = (await tx.maybeOne(
+          sql.type(PromptRow)`${selectPrompts} WHERE p.id = ${id} AND p.owner_id = ${ownerId} FOR UPDATE OF p`,
+        )) as PromptRow | null;
         if (row === null) {
           return false;
         }

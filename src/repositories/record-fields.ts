@@ -66,7 +66,9 @@ export const responseProperties = (fields: readonly FieldSpec[]) =>
   Object.fromEntries(
     fields.map((field) => [
       field.name,
-      field.nullable ? { ...orNull(responseSchemaOf(field)), description: field.description } : { ...responseSchemaOf(field), description: field.description },
+      field.nullable
+        ? { ...orNull(responseSchemaOf(field)), description: field.description }
+        : { ...responseSchemaOf(field), description: field.description },
     ]),
   );
 

@@ -76,7 +76,13 @@ export const usageOfCallRow = (row: CallRowTokens): Usage | null => {
   }
   const cacheRead = row.cache_read_tokens ?? 0;
   const cacheWrite = row.cache_write_tokens ?? 0;
-  return { inputUncached: row.input_tokens - cacheRead - cacheWrite, cacheRead, cacheWrite, output: row.output_tokens, reasoning: row.reasoning_tokens ?? 0 };
+  return {
+    inputUncached: row.input_tokens - cacheRead - cacheWrite,
+    cacheRead,
+    cacheWrite,
+    output: row.output_tokens,
+    reasoning: row.reasoning_tokens ?? 0,
+  };
 };
 
 const modelCallValues = (runId: string, c: ModelCallRecord) => sql.fragment`(
@@ -116,7 +122,13 @@ const upsertModelCalls = async (
 };
 
 type Children = {
-  readonly runs: readonly { readonly runId: string; readonly userId: string; readonly conversationId: string | null; readonly correlationId: string; readonly workflow: string }[];
+  readonly runs: readonly {
+    readonly runId: string;
+    readonly userId: string;
+    readonly conversationId: string | null;
+    readonly correlationId: string;
+    readonly workflow: string;
+  }[];
   readonly modelCalls: readonly { runId: string; call: ModelCallRecord }[];
   readonly toolCalls: readonly { runId: string; call: RunRecord['toolCalls'][number] }[];
   readonly events: readonly { runId: string; event: RunRecord['events'][number] }[];
@@ -183,7 +195,6 @@ const childrenOfRecords = (records: readonly RunRecord[]): Children => ({
  * Returns the highest event sequence number inserted.
  */
 export const applyRunProgress = async (tx: DatabaseTransactionConnection, reported: readonly RunProgress[]): Promise<number | null> => {
-
   if (reported.length === 0) {
     return null;
   }
@@ -192,7 +203,10 @@ export const applyRunProgress = async (tx: DatabaseTransactionConnection, report
   const live = new Set(
     await tx.anyFirst(sql.type(z.object({ id: z.string() }))`
       SELECT id FROM workflow_runs
-      WHERE id = ANY(${sql.array(reported.map((p) => p.runId), 'text')}) AND status = 'running'
+      WHERE id = ANY(${sql.array(
+        reported.map((p) => p.runId),
+        'text',
+      )}) AND status = 'running'
       ORDER BY id FOR SHARE`),
   );
   const progress = reported.filter((p) => live.has(p.runId));
@@ -285,7 +299,10 @@ const insertMessagesOfDistinctConversations = async (
             last_message_at = v.at,
             updated_at = now()
         FROM (VALUES ${sql.join(
-          chunk.map((r) => sql.fragment`(${r.conversationId}::text, ${totalTokens(r.usage)}::bigint, ${runCostOf(r) ?? 0}::numeric, ${ts(r.finishedAt)})`),
+          chunk.map(
+            (r) =>
+              sql.fragment`(${r.conversationId}::text, ${totalTokens(r.usage)}::bigint, ${runCostOf(r) ?? 0}::numeric, ${ts(r.finishedAt)})`,
+          ),
           sql.fragment`, `,
         )}) AS v(id, tokens, cost, at)
         WHERE c.id = v.id
@@ -360,10 +377,7 @@ export type AppliedRunRecords = {
  * Writes finished runs' records in the caller's transaction, each at most once: a run
  * id already in `applied_runs` is skipped, so replays (spool, retries) change nothing.
  */
-export const applyRunRecords = async (
-  tx: DatabaseTransactionConnection,
-  records: readonly RunRecord[],
-): Promise<AppliedRunRecords> => {
+export const applyRunRecords = async (tx: DatabaseTransactionConnection, records: readonly RunRecord[]): Promise<AppliedRunRecords> => {
   const replies = new Map<string, CommittedReply>();
   if (records.length === 0) {
     return { applied: [], replies, maxEventSeq: null };
@@ -386,7 +400,10 @@ export const applyRunRecords = async (
   }
   // A record ends its run's reservations, written now or already (a replay, a run the
   // orphan sweep took over): its usage is in the totals from this commit on.
-  await releaseRunReservations(tx, records.map((record) => record.runId));
+  await releaseRunReservations(
+    tx,
+    records.map((record) => record.runId),
+  );
   if (batch.length === 0) {
     return { applied: [], replies, maxEventSeq: null };
   }

@@ -80,15 +80,13 @@ const recordOfOrphan = (run: ClaimedRun, calls: readonly RecordedCall[], tools: 
   const events: EventRecord[] = [
     ...missing
       .filter((call) => call.error === 'interrupted')
-      .map(
-        (call): EventRecord => ({
-          id: `mis_${run.id}_${call.sequence}`,
-          type: 'usage_missing',
-          priority: 'high',
-          data: { 'gen_ai.provider.name': call.provider, 'gen_ai.request.model': call.requestModel, reason: 'interrupted' },
-          at: endedAt,
-        }),
-      ),
+      .map((call): EventRecord => ({
+        id: `mis_${run.id}_${call.sequence}`,
+        type: 'usage_missing',
+        priority: 'high',
+        data: { 'gen_ai.provider.name': call.provider, 'gen_ai.request.model': call.requestModel, reason: 'interrupted' },
+        at: endedAt,
+      })),
     {
       id: `int_${run.id}`,
       type: 'workflow_interrupted',

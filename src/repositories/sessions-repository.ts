@@ -31,12 +31,7 @@ export type SessionsRepository = ReturnType<typeof createSessionsRepository>;
 
 export const createSessionsRepository = (pool: DatabasePool) => ({
   /** Stores a new refresh token; a new session when `familyId` is omitted. Returns the family id. */
-  issueRefreshToken: async (input: {
-    userId: string;
-    tokenHash: string;
-    ttlSeconds: number;
-    familyId?: string;
-  }): Promise<string> => {
+  issueRefreshToken: async (input: { userId: string; tokenHash: string; ttlSeconds: number; familyId?: string }): Promise<string> => {
     const id = ulid();
     const familyId = input.familyId ?? id;
     await pool.query(sql.unsafe`

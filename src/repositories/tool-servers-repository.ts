@@ -177,10 +177,7 @@ export const createToolServersRepository = (pool: DatabasePool) => ({
    * One health check's outcome. An older check than the one stored is ignored (checks of
    * several instances may finish out of order); updated_at is left alone (it versions the configuration).
    */
-  recordHealth: async (
-    serverId: string,
-    health: { ok: boolean; latencyMs: number; error: string | null; at: Date },
-  ): Promise<void> => {
+  recordHealth: async (serverId: string, health: { ok: boolean; latencyMs: number; error: string | null; at: Date }): Promise<void> => {
     const at = health.at.toISOString();
     await pool.query(sql.unsafe`
       UPDATE tool_servers SET

@@ -98,7 +98,8 @@ export const beginTurn = async (pool: DatabasePool, turn: BeginTurnInput): Promi
   // (messages.run_id references it; foreign keys are checked at the statement's end).
   const userMessageId = ulid();
   const row = await pool
-    .maybeOne(sql.type(BegunTurnRow)`
+    .maybeOne(
+      sql.type(BegunTurnRow)`
       WITH conversation AS (${conversation}),
       run AS (
         INSERT INTO workflow_runs (id, user_id, conversation_id, workflow, status, provider, model, input,
@@ -118,7 +119,8 @@ export const beginTurn = async (pool: DatabasePool, turn: BeginTurnInput): Promi
         RETURNING sequence_number, created_at
       )
       SELECT conversation.*, message.sequence_number AS user_sequence_number, message.created_at AS user_created_at
-      FROM conversation, message`)
+      FROM conversation, message`,
+    )
     .catch((error: unknown) => {
       if (
         error instanceof UniqueIntegrityConstraintViolationError &&

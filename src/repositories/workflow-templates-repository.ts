@@ -46,7 +46,10 @@ export type WorkflowTemplateFields = {
 
 /** The catalogue fields an update may change (the graph of a template is fixed: import a new one). */
 export type WorkflowTemplateChanges = Partial<
-  Pick<WorkflowTemplateFields, 'name' | 'description' | 'category' | 'default_params' | 'required_tools' | 'required_retrievers' | 'tags' | 'is_public'>
+  Pick<
+    WorkflowTemplateFields,
+    'name' | 'description' | 'category' | 'default_params' | 'required_tools' | 'required_retrievers' | 'tags' | 'is_public'
+  >
 >;
 
 const selectTemplates = sql.fragment`
@@ -63,8 +66,7 @@ const selectTemplates = sql.fragment`
 
 const jsonOrNull = (value: unknown) => (value === null || value === undefined ? null : sql.jsonb(value as never));
 /** An update's value for a column: absent keeps it, null clears it. */
-const setJson = (column: string, value: unknown) =>
-  value === undefined ? sql.identifier([column]) : jsonOrNull(value);
+const setJson = (column: string, value: unknown) => (value === undefined ? sql.identifier([column]) : jsonOrNull(value));
 
 /** Workflow templates: per user, public ones readable by all; only the owner changes one. */
 export const createWorkflowTemplatesRepository = (pool: DatabasePool) => {
@@ -90,7 +92,9 @@ export const createWorkflowTemplatesRepository = (pool: DatabasePool) => {
     },
 
     list: async (userId: string): Promise<readonly WorkflowTemplateRow[]> =>
-      pool.any(sql.type(WorkflowTemplateRow)`${selectTemplates} WHERE t.owner_id = ${userId} OR t.is_public ORDER BY t.created_at DESC, t.id DESC`),
+      pool.any(
+        sql.type(WorkflowTemplateRow)`${selectTemplates} WHERE t.owner_id = ${userId} OR t.is_public ORDER BY t.created_at DESC, t.id DESC`,
+      ),
 
     /** Applies the changes to the owner's template (moving `version`); null when not theirs. */
     update: async (id: string, ownerId: string, changes: WorkflowTemplateChanges): Promise<WorkflowTemplateRow | null> => {

@@ -15,7 +15,12 @@ import {
   type RecomputeBody,
 } from '../http/schemas/price-schemas.js';
 import { PriceRowSchema } from '../providers/pricing.js';
-import { MAX_RECOMPUTE_CALLS, recomputeCosts, recomputeFields, RecomputeWindowTooLargeError } from '../repositories/cost-recompute-repository.js';
+import {
+  MAX_RECOMPUTE_CALLS,
+  recomputeCosts,
+  recomputeFields,
+  RecomputeWindowTooLargeError,
+} from '../repositories/cost-recompute-repository.js';
 import { createPricesRepository, type PriceVersionRow } from '../repositories/prices-repository.js';
 import type { Services } from '../services.js';
 
@@ -117,13 +122,11 @@ export const adminPriceRoutes: FastifyPluginAsync<{ services: Services }> = asyn
       const parsed = PriceRowSchema.safeParse(candidate);
       if (!parsed.success) {
         throw new RequestValidationError(
-          parsed.error.issues.map(
-            (issue): ValidationItem => ({
-              loc: ['body', BODY_FIELDS[String(issue.path[0])] ?? String(issue.path[0])],
-              msg: issue.message,
-              type: 'value_error',
-            }),
-          ),
+          parsed.error.issues.map((issue): ValidationItem => ({
+            loc: ['body', BODY_FIELDS[String(issue.path[0])] ?? String(issue.path[0])],
+            msg: issue.message,
+            type: 'value_error',
+          })),
         );
       }
       const { id: _id, ...price } = parsed.data;

@@ -30,7 +30,9 @@ export type DashboardRouteDeps = {
   readonly services: Services;
   readonly reports: AnalyticsReports;
   /** Whose figures and which window (403/422 as the report routes answer them), rollups flushed. */
-  readonly prepare: (request: FastifyRequest<{ Querystring: AnalyticsQuery }>) => Promise<{ scope: AnalyticsScope; window: AnalyticsWindow }>;
+  readonly prepare: (
+    request: FastifyRequest<{ Querystring: AnalyticsQuery }>,
+  ) => Promise<{ scope: AnalyticsScope; window: AnalyticsWindow }>;
   /** Ends the user's live analytics streams on every instance; resolves once announced. */
   readonly stopStreamsOf: (userId: string) => Promise<void>;
   readonly now: () => number;
@@ -43,7 +45,11 @@ const SystemReportSchema = {
   properties: {
     ...systemBody.properties,
     instance: { type: 'object', additionalProperties: true, description: 'This instance: uptime, CPU, memory, event loop, active runs' },
-    database: { type: 'object', additionalProperties: true, description: 'The database as this instance reaches it: reachable, latency, pool' },
+    database: {
+      type: 'object',
+      additionalProperties: true,
+      description: 'The database as this instance reaches it: reachable, latency, pool',
+    },
   },
 } as const;
 
@@ -77,7 +83,13 @@ export const registerDashboardRoutes = (app: FastifyInstance, deps: DashboardRou
 
   app.get<{ Querystring: AnalyticsQuery }>(
     '/dashboard/chart-data',
-    { schema: route('Get Dashboard Chart Data', 'get_dashboard_chart_data_api_v1_analytics_dashboard_chart_data_get', 'ChartReadyAnalytics') },
+    {
+      schema: route(
+        'Get Dashboard Chart Data',
+        'get_dashboard_chart_data_api_v1_analytics_dashboard_chart_data_get',
+        'ChartReadyAnalytics',
+      ),
+    },
     async (request) => {
       const { scope, window } = await prepare(request);
       return reports.chartData(scope, window);
@@ -87,7 +99,11 @@ export const registerDashboardRoutes = (app: FastifyInstance, deps: DashboardRou
   app.get<{ Querystring: AnalyticsQuery }>(
     '/dashboard/integrated',
     {
-      schema: route('Get Integrated Dashboard Stats', 'get_integrated_dashboard_stats_api_v1_analytics_dashboard_integrated_get', 'IntegratedDashboardStats'),
+      schema: route(
+        'Get Integrated Dashboard Stats',
+        'get_integrated_dashboard_stats_api_v1_analytics_dashboard_integrated_get',
+        'IntegratedDashboardStats',
+      ),
     },
     async (request) => {
       const { scope, window } = await prepare(request);
@@ -161,7 +177,13 @@ export const registerDashboardRoutes = (app: FastifyInstance, deps: DashboardRou
 
   app.get<{ Querystring: AnalyticsQuery }>(
     '/toolservers',
-    { schema: route('Get Tool Server Analytics', 'get_tool_server_analytics_api_v1_analytics_toolservers_get', 'ToolServerAnalyticsResponse') },
+    {
+      schema: route(
+        'Get Tool Server Analytics',
+        'get_tool_server_analytics_api_v1_analytics_toolservers_get',
+        'ToolServerAnalyticsResponse',
+      ),
+    },
     async (request) => {
       const { scope, window } = await prepare(request);
       const totals = await readToolCallTotals(app.db.pool, rangeOf(scope, window));
@@ -208,7 +230,11 @@ export const registerDashboardRoutes = (app: FastifyInstance, deps: DashboardRou
       const format = (request.query.format ?? 'json').toLowerCase();
       if (!(EXPORT_FORMATS as readonly string[]).includes(format)) {
         throw new RequestValidationError([
-          { loc: ['query', 'format'], msg: `Unsupported export format ${JSON.stringify(format).slice(0, 40)}: use json or csv`, type: 'enum' },
+          {
+            loc: ['query', 'format'],
+            msg: `Unsupported export format ${JSON.stringify(format).slice(0, 40)}: use json or csv`,
+            type: 'enum',
+          },
         ]);
       }
       const { scope, window } = await prepare(request);

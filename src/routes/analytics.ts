@@ -31,7 +31,12 @@ const DEFAULT_KEEP_ALIVE_MS = 15_000;
 
 /** The contract's report routes: path, body schema, summary and operationId. */
 const REPORTS = [
-  { path: '/usage', schema: 'UsageMetricsResponse', summary: 'Get Usage Metrics', operationId: 'get_usage_metrics_api_v1_analytics_usage_get' },
+  {
+    path: '/usage',
+    schema: 'UsageMetricsResponse',
+    summary: 'Get Usage Metrics',
+    operationId: 'get_usage_metrics_api_v1_analytics_usage_get',
+  },
   {
     path: '/performance',
     schema: 'PerformanceMetricsResponse',
@@ -44,7 +49,12 @@ const REPORTS = [
     summary: 'Get Conversation Stats',
     operationId: 'get_conversation_stats_api_v1_analytics_conversations_get',
   },
-  { path: '/dashboard', schema: 'DashboardResponse', summary: 'Get Dashboard', operationId: 'get_dashboard_api_v1_analytics_dashboard_get' },
+  {
+    path: '/dashboard',
+    schema: 'DashboardResponse',
+    summary: 'Get Dashboard',
+    operationId: 'get_dashboard_api_v1_analytics_dashboard_get',
+  },
 ] as const;
 
 /**
@@ -128,7 +138,9 @@ export const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async
     return query.all_users ? { allUsers: true } : { userId: query.user_id ?? user.id };
   };
 
-  const prepare = async (request: FastifyRequest<{ Querystring: AnalyticsQuery }>): Promise<{ scope: AnalyticsScope; window: AnalyticsWindow }> => {
+  const prepare = async (
+    request: FastifyRequest<{ Querystring: AnalyticsQuery }>,
+  ): Promise<{ scope: AnalyticsScope; window: AnalyticsWindow }> => {
     const scope = await scopeOf(request, request.query);
     // No flush needed: a run's rollups commit in its record's transaction, before its chat answers.
     const window = resolveAnalyticsWindow(request.query, now());

@@ -6,13 +6,7 @@ import { generateRefreshToken, hashToken } from '../auth/opaque-tokens.js';
 import { checkPassword } from '../auth/password-policy.js';
 import { hashPassword, needsRehash, verifyPassword } from '../auth/passwords.js';
 import { HttpError, RequestValidationError } from '../http/errors.js';
-import type {
-  PasswordChangeBody,
-  TokenRefreshBody,
-  UserCreateBody,
-  UserLoginBody,
-  UserUpdateBody,
-} from '../http/schemas/auth-schemas.js';
+import type { PasswordChangeBody, TokenRefreshBody, UserCreateBody, UserLoginBody, UserUpdateBody } from '../http/schemas/auth-schemas.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { UserExistsError, type UserRow } from '../repositories/users-repository.js';
 

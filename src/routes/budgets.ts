@@ -1,12 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { HttpError } from '../http/errors.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
-import {
-  findConversationBudget,
-  findUserBudget,
-  setUserBudget,
-  type BudgetView,
-} from '../repositories/budget-reservations-repository.js';
+import { findConversationBudget, findUserBudget, setUserBudget, type BudgetView } from '../repositories/budget-reservations-repository.js';
 
 const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: 'null' }] }) as const;
 

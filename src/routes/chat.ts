@@ -42,17 +42,29 @@ const workflowOf = (body: ChatRequestBody): WorkflowChoice | undefined => {
   const config = body.workflow_config ?? undefined;
   const id = body.workflow_definition_id ?? undefined;
   if (id !== undefined && config !== undefined) {
-    throw new RequestValidationError([{ loc: ['body', 'workflow_config'], msg: 'give workflow_definition_id or workflow_config, not both', type: 'value_error' }]);
+    throw new RequestValidationError([
+      { loc: ['body', 'workflow_config'], msg: 'give workflow_definition_id or workflow_config, not both', type: 'value_error' },
+    ]);
   }
   if (id !== undefined) return { kind: 'definition', id };
   if (config === undefined) return undefined;
   const { nodes, edges, entry_point: entry } = config;
   const list = (value: unknown, key: string, max: number) =>
-    Array.isArray(value) && value.length <= max ? [] : [{ loc: ['body', 'workflow_config', key], msg: `workflow_config.${key} must be a list of at most ${max} ${key}`, type: 'list_type' }];
+    Array.isArray(value) && value.length <= max
+      ? []
+      : [
+          {
+            loc: ['body', 'workflow_config', key],
+            msg: `workflow_config.${key} must be a list of at most ${max} ${key}`,
+            type: 'list_type',
+          },
+        ];
   const problems = [
     ...list(nodes, 'nodes', MAX_WORKFLOW_NODES),
     ...list(edges, 'edges', MAX_WORKFLOW_EDGES),
-    ...(entry === undefined || typeof entry === 'string' ? [] : [{ loc: ['body', 'workflow_config', 'entry_point'], msg: 'entry_point must be a node id', type: 'string_type' }]),
+    ...(entry === undefined || typeof entry === 'string'
+      ? []
+      : [{ loc: ['body', 'workflow_config', 'entry_point'], msg: 'entry_point must be a node id', type: 'string_type' }]),
   ];
   if (problems.length > 0) throw new RequestValidationError(problems);
   return { kind: 'graph', nodes: nodes as BuilderNode[], edges: edges as BuilderEdge[], entry: entry as string | undefined };
@@ -81,7 +93,11 @@ const usageMetadata = (result: ChatTurnResult) => {
 };
 
 /** A route plugin's chat service: the app's database, the services' runtime, writer and providers, users' workflows. */
-export const chatServiceFor = (app: FastifyInstance, services: Services, workflows: WorkflowResolver = workflowResolverFor(app, services)) =>
+export const chatServiceFor = (
+  app: FastifyInstance,
+  services: Services,
+  workflows: WorkflowResolver = workflowResolverFor(app, services),
+) =>
   createChatService({
     pool: app.db.pool,
     runtime: services.runtime,

@@ -2,11 +2,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { SecurityEventLog } from '../auth/security-events.js';
 import { HttpError } from '../http/errors.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
-import type {
-  ConversationCreateBody,
-  ConversationStatus,
-  ConversationUpdateBody,
-} from '../http/schemas/conversation-schemas.js';
+import type { ConversationCreateBody, ConversationStatus, ConversationUpdateBody } from '../http/schemas/conversation-schemas.js';
 import { MAX_TAG_LENGTH, MAX_TAGS } from '../http/schemas/conversation-schemas.js';
 import {
   CONVERSATION_SORT_COLUMNS,

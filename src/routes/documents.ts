@@ -32,12 +32,37 @@ const UNSUPPORTED = [
   { method: 'POST', url: '/upload', operationId: 'upload_document_api_v1_documents_upload_post', summary: 'Upload Document' },
   { method: 'POST', url: '/list', operationId: 'list_documents_post_api_v1_documents_list_post', summary: 'List Documents Post' },
   { method: 'POST', url: '/search', operationId: 'search_documents_api_v1_documents_search_post', summary: 'Search Documents' },
-  { method: 'GET', url: '/stats/user', operationId: 'get_user_document_stats_api_v1_documents_stats_user_get', summary: 'Get User Document Stats' },
+  {
+    method: 'GET',
+    url: '/stats/user',
+    operationId: 'get_user_document_stats_api_v1_documents_stats_user_get',
+    summary: 'Get User Document Stats',
+  },
   { method: 'GET', url: '/:document_id', operationId: 'get_document_api_v1_documents__document_id__get', summary: 'Get Document' },
-  { method: 'DELETE', url: '/:document_id', operationId: 'delete_document_api_v1_documents__document_id__delete', summary: 'Delete Document' },
-  { method: 'POST', url: '/:document_id/reprocess', operationId: 'reprocess_document_api_v1_documents__document_id__reprocess_post', summary: 'Reprocess Document' },
-  { method: 'GET', url: '/:document_id/chunks', operationId: 'get_document_chunks_api_v1_documents__document_id__chunks_get', summary: 'Get Document Chunks' },
-  { method: 'GET', url: '/:document_id/download', operationId: 'download_document_api_v1_documents__document_id__download_get', summary: 'Download Document' },
+  {
+    method: 'DELETE',
+    url: '/:document_id',
+    operationId: 'delete_document_api_v1_documents__document_id__delete',
+    summary: 'Delete Document',
+  },
+  {
+    method: 'POST',
+    url: '/:document_id/reprocess',
+    operationId: 'reprocess_document_api_v1_documents__document_id__reprocess_post',
+    summary: 'Reprocess Document',
+  },
+  {
+    method: 'GET',
+    url: '/:document_id/chunks',
+    operationId: 'get_document_chunks_api_v1_documents__document_id__chunks_get',
+    summary: 'Get Document Chunks',
+  },
+  {
+    method: 'GET',
+    url: '/:document_id/download',
+    operationId: 'download_document_api_v1_documents__document_id__download_get',
+    summary: 'Download Document',
+  },
 ] as const;
 
 /**

@@ -109,8 +109,13 @@ export const presentExecution = (row: RunRow) => ({
   completed_at: row.finished_at,
   execution_time_ms: row.duration_ms,
   input_data: { conversation_id: row.conversation_id, workflow: row.workflow, provider: row.provider, model: row.model },
-  output_data: isLive(row.status) ? null : { terminal_reason: row.terminal_reason, model_calls: row.model_call_count, tool_calls: row.tool_call_count },
-  error_message: row.status === 'completed' || row.status === 'cancelled' || isLive(row.status) ? row.error : (row.error ?? ENDING_MESSAGE[row.status] ?? null),
+  output_data: isLive(row.status)
+    ? null
+    : { terminal_reason: row.terminal_reason, model_calls: row.model_call_count, tool_calls: row.tool_call_count },
+  error_message:
+    row.status === 'completed' || row.status === 'cancelled' || isLive(row.status)
+      ? row.error
+      : (row.error ?? ENDING_MESSAGE[row.status] ?? null),
   tokens_used: row.total_tokens,
   cost: row.cost ?? 0,
   execution_log: null,
@@ -257,8 +262,7 @@ export const executionRoutes: FastifyPluginAsync<{ services: Services }> = async
     },
     async (request, reply) => {
       const row = await visibleRun(request, request.params.id);
-      const ended = (status: string) =>
-        new HttpError(409, `Cannot cancel: the run already ended (${status})`, 'not_cancellable');
+      const ended = (status: string) => new HttpError(409, `Cannot cancel: the run already ended (${status})`, 'not_cancellable');
       if (!isLive(row.status)) throw ended(row.status);
       // The owner (this instance or another) cancels it and acknowledges; the row decides the rest.
       const outcome = await services.runControl.cancel({ id: row.id, instanceId: row.instance_id }, `cancelled by ${request.user.id}`);

@@ -42,17 +42,9 @@ export type HealthRoutesOptions = {
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, options) => {
   const identity = { service: options.service, version: options.version, environment: options.environment };
 
-  app.get(
-    '/healthz',
-    { schema: { tags: ['Health'], response: { 200: HealthBody } } },
-    async () => ({ status: 'healthy', ...identity }),
-  );
+  app.get('/healthz', { schema: { tags: ['Health'], response: { 200: HealthBody } } }, async () => ({ status: 'healthy', ...identity }));
 
-  app.get(
-    '/live',
-    { schema: { tags: ['Health'], response: { 200: HealthBody } } },
-    async () => ({ status: 'alive', ...identity }),
-  );
+  app.get('/live', { schema: { tags: ['Health'], response: { 200: HealthBody } } }, async () => ({ status: 'alive', ...identity }));
 
   const databaseCheck: ReadinessCheck = async () => {
     const started = performance.now();
@@ -81,14 +73,10 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
     }
   };
 
-  app.get(
-    '/readyz',
-    { schema: { tags: ['Health'], response: { 200: ReadinessBody, 503: ReadinessBody } } },
-    async (_request, reply) => {
-      const results = await Promise.all([databaseCheck, ...(options.readinessChecks ?? [])].map((check) => check()));
-      const ready = results.every((result) => result.healthy);
-      const checks = Object.fromEntries(results.map((result) => [result.name, result.details]));
-      return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', ...identity, checks });
-    },
-  );
+  app.get('/readyz', { schema: { tags: ['Health'], response: { 200: ReadinessBody, 503: ReadinessBody } } }, async (_request, reply) => {
+    const results = await Promise.all([databaseCheck, ...(options.readinessChecks ?? [])].map((check) => check()));
+    const ready = results.every((result) => result.healthy);
+    const checks = Object.fromEntries(results.map((result) => [result.name, result.details]));
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', ...identity, checks });
+  });
 };

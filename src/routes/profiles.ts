@@ -4,11 +4,7 @@ import { sharedResourceAccess } from './shared-resource-access.js';
 import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
 import { PROFILE_TYPES, type ProfileType } from '../profiles/profile-fields.js';
 import { refuseUnappliedProfileSettings } from '../profiles/profile-settings.js';
-import {
-  createProfilesRepository,
-  PROFILE_SORT_COLUMNS,
-  type ProfileSortColumn,
-} from '../repositories/profiles-repository.js';
+import { createProfilesRepository, PROFILE_SORT_COLUMNS, type ProfileSortColumn } from '../repositories/profiles-repository.js';
 
 const MAX_PAGE = 100;
 const MAX_OFFSET = 1_000_000_000;
@@ -25,7 +21,12 @@ const ListQuery = {
   properties: {
     profile_type: { type: 'string', enum: PROFILE_TYPES, description: 'Filter by profile type' },
     llm_provider: { type: 'string', maxLength: 50, description: 'Filter by LLM provider' },
-    tags: { type: 'array', items: { type: 'string', maxLength: 100 }, maxItems: 10, description: 'Profiles carrying all these tags (`?tags=a&tags=b`)' },
+    tags: {
+      type: 'array',
+      items: { type: 'string', maxLength: 100 },
+      maxItems: 10,
+      description: 'Profiles carrying all these tags (`?tags=a&tags=b`)',
+    },
     is_public: { type: 'boolean', description: "true: public profiles only (yours and others'); false: your private ones" },
     limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 50, description: 'Maximum number of results' },
     offset: { type: 'integer', minimum: 0, maximum: MAX_OFFSET, default: 0, description: 'Number of results to skip' },
@@ -45,7 +46,6 @@ type ListQuery = {
 };
 
 type ProfileBody = Record<string, unknown>;
-
 
 /**
  * `/api/v1/profiles/*`: the caller's profiles (create, list, read, update, delete) and
@@ -79,7 +79,13 @@ export const profileRoutes: FastifyPluginAsync = async (app) => {
       async (request) => {
         const query = request.query;
         const { rows, total } = await profiles.list(
-          { userId: request.user.id, profileType: query.profile_type, llmProvider: query.llm_provider, tags: query.tags, isPublic: query.is_public },
+          {
+            userId: request.user.id,
+            profileType: query.profile_type,
+            llmProvider: query.llm_provider,
+            tags: query.tags,
+            isPublic: query.is_public,
+          },
           { limit: query.limit, offset: query.offset, sortBy: query.sort_by, sortOrder: query.sort_order },
         );
         return { profiles: rows, total_count: total, limit: query.limit, offset: query.offset };

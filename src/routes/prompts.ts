@@ -30,7 +30,12 @@ const ListQuery = {
   properties: {
     prompt_type: { type: 'string', enum: PROMPT_TYPES, description: 'Filter by prompt type' },
     category: { type: 'string', enum: PROMPT_CATEGORIES, description: 'Filter by category' },
-    tags: { type: 'array', items: { type: 'string', maxLength: 100 }, maxItems: 20, description: 'Prompts carrying all these tags (`?tags=a&tags=b`)' },
+    tags: {
+      type: 'array',
+      items: { type: 'string', maxLength: 100 },
+      maxItems: 20,
+      description: 'Prompts carrying all these tags (`?tags=a&tags=b`)',
+    },
     is_public: { type: 'boolean', description: "true: public prompts only (yours and others'); false: your private ones" },
     is_chain: { type: 'boolean', description: 'Filter by chain status' },
     limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 50, description: 'Maximum number of results' },
@@ -53,7 +58,6 @@ type ListQuery = {
 
 type PromptBody = Record<string, unknown>;
 
-
 /** The template-relevant fields of a prompt as a write would leave it. */
 type TemplateState = {
   content: string;
@@ -70,9 +74,17 @@ const lengthIssues = (state: TemplateState): ValidationItem[] => {
   if (state.min_length !== null && state.max_length !== null && state.min_length > state.max_length) {
     issues.push({ loc: ['body', 'min_length'], msg: 'min_length must not exceed max_length', type: 'prompt.length_bounds' });
   } else if (state.max_length !== null && length > state.max_length) {
-    issues.push({ loc: ['body', 'content'], msg: `content is ${length} characters, more than max_length ${state.max_length}`, type: 'prompt.too_long' });
+    issues.push({
+      loc: ['body', 'content'],
+      msg: `content is ${length} characters, more than max_length ${state.max_length}`,
+      type: 'prompt.too_long',
+    });
   } else if (state.min_length !== null && length < state.min_length) {
-    issues.push({ loc: ['body', 'content'], msg: `content is ${length} characters, fewer than min_length ${state.min_length}`, type: 'prompt.too_short' });
+    issues.push({
+      loc: ['body', 'content'],
+      msg: `content is ${length} characters, fewer than min_length ${state.min_length}`,
+      type: 'prompt.too_short',
+    });
   }
   return issues;
 };
@@ -153,7 +165,8 @@ export const promptRoutes: FastifyPluginAsync = async (app) => {
       schema: {
         tags: ['Prompts'],
         summary: 'Create Prompt',
-        description: 'Creates a prompt template; its placeholders and `variables` must agree (absent `variables`: taken from the template).',
+        description:
+          'Creates a prompt template; its placeholders and `variables` must agree (absent `variables`: taken from the template).',
         operationId: 'create_prompt_api_v1_prompts__post',
         security: bearerSecurity,
         body: { $ref: 'PromptCreate#' },

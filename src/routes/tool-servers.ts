@@ -34,19 +34,31 @@ type ServerParams = { server_id: string };
 type ToolParams = { tool_id: string };
 
 /** Headers the MCP transports set themselves. */
-const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'accept', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']);
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'accept',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+]);
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Checks JSON Schema cannot make: an http(s) URL without credentials, a transport this service speaks, sane headers. */
-const targetProblems = (body: {
-  base_url?: string | null;
-  transport_type?: string | null;
-  oauth_config?: unknown;
-  headers?: Record<string, string> | null;
-}, baseUrlRequired: boolean): ValidationItem[] => {
+const targetProblems = (
+  body: {
+    base_url?: string | null;
+    transport_type?: string | null;
+    oauth_config?: unknown;
+    headers?: Record<string, string> | null;
+  },
+  baseUrlRequired: boolean,
+): ValidationItem[] => {
   const problems: ValidationItem[] = [];
   if (body.base_url === undefined || body.base_url === null) {
-    if (baseUrlRequired) problems.push({ loc: ['body', 'base_url'], msg: 'a remote tool server needs its MCP endpoint URL', type: 'missing' });
+    if (baseUrlRequired)
+      problems.push({ loc: ['body', 'base_url'], msg: 'a remote tool server needs its MCP endpoint URL', type: 'missing' });
   } else {
     let url: URL | undefined;
     try {
@@ -58,7 +70,11 @@ const targetProblems = (body: {
       problems.push({ loc: ['body', 'base_url'], msg: 'must be an http:// or https:// URL', type: 'url_scheme' });
     }
     if (url !== undefined && (url.username !== '' || url.password !== '')) {
-      problems.push({ loc: ['body', 'base_url'], msg: 'must not hold credentials: send them in headers (never shown again)', type: 'url_credentials' });
+      problems.push({
+        loc: ['body', 'base_url'],
+        msg: 'must not hold credentials: send them in headers (never shown again)',
+        type: 'url_credentials',
+      });
     }
   }
   if (body.transport_type === 'stdio' || body.transport_type === 'websocket') {
@@ -69,12 +85,21 @@ const targetProblems = (body: {
     });
   }
   if (body.oauth_config !== undefined && body.oauth_config !== null) {
-    problems.push({ loc: ['body', 'oauth_config'], msg: 'OAuth is not supported: send a bearer token in headers (Authorization)', type: 'oauth_unsupported' });
+    problems.push({
+      loc: ['body', 'oauth_config'],
+      msg: 'OAuth is not supported: send a bearer token in headers (Authorization)',
+      type: 'oauth_unsupported',
+    });
   }
   for (const [name, value] of Object.entries(body.headers ?? {})) {
-    if (!HEADER_NAME.test(name)) problems.push({ loc: ['body', 'headers', name], msg: 'is not a valid HTTP header name', type: 'header_name' });
+    if (!HEADER_NAME.test(name))
+      problems.push({ loc: ['body', 'headers', name], msg: 'is not a valid HTTP header name', type: 'header_name' });
     else if (RESERVED_HEADERS.has(name.toLowerCase())) {
-      problems.push({ loc: ['body', 'headers', name], msg: 'is set by the MCP transport and cannot be overridden', type: 'header_reserved' });
+      problems.push({
+        loc: ['body', 'headers', name],
+        msg: 'is set by the MCP transport and cannot be overridden',
+        type: 'header_reserved',
+      });
     }
     if (/[\r\n\0]/.test(value)) problems.push({ loc: ['body', 'headers', name], msg: 'must not hold line breaks', type: 'header_value' });
   }
@@ -88,7 +113,8 @@ const check = (problems: ValidationItem[]): void => {
 const transportOf = (value: string | null | undefined): 'http' | 'sse' | undefined =>
   value === 'http' || value === 'sse' ? value : undefined;
 
-const readOnly = () => new HttpError(403, 'The built-in tool server is read-only: switch its tools on or off one by one', 'builtin_server_read_only');
+const readOnly = () =>
+  new HttpError(403, 'The built-in tool server is read-only: switch its tools on or off one by one', 'builtin_server_read_only');
 const serverNotFound = () => new HttpError(404, 'Tool server not found', 'not_found');
 
 /**
@@ -107,13 +133,19 @@ export const toolServerRoutes: FastifyPluginAsync<{ readonly services: Services 
     const schema = options.schema as { summary?: string; operationId?: string } | undefined;
     const method = (Array.isArray(options.method) ? options.method[0] : options.method) as string;
     if (schema?.summary === undefined || schema.operationId !== undefined || method === 'HEAD') return;
-    const path = options.url.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/[^A-Za-z0-9]/g, '_').replace(/^_/, '');
+    const path = options.url
+      .replace(/:([A-Za-z_]+)/g, '{$1}')
+      .replace(/[^A-Za-z0-9]/g, '_')
+      .replace(/^_/, '');
     schema.operationId = `${schema.summary.toLowerCase().replace(/ /g, '_')}_${path}_${method.toLowerCase()}`;
   });
 
   const views = async (userId: string, servers: readonly ToolServerRow[], includeBuiltin: boolean): Promise<ServerView[]> => {
     const [tools, disabled] = await Promise.all([
-      repository.listTools(userId, servers.map((server) => server.id)),
+      repository.listTools(
+        userId,
+        servers.map((server) => server.id),
+      ),
       repository.disabledBuiltins(userId),
     ]);
     const calls = await repository.toolCallStats(userId, [...builtins.names(), ...tools.map((tool) => tool.exposed_name)]);
@@ -140,12 +172,18 @@ export const toolServerRoutes: FastifyPluginAsync<{ readonly services: Services 
     return view!;
   };
 
-  const route = (summary: string, schema: Record<string, unknown>) => ({ schema: { tags: ['Tool Servers'], summary, security: bearerSecurity, ...schema } });
-
-  app.get('/tools/all', route('List All Tools', { response: { 200: { type: 'array', items: ServerToolResponseSchema }, ...errorResponses(401) } }), async (request) => {
-    const servers = await repository.listServers(request.user.id);
-    return (await views(request.user.id, servers, true)).flatMap((server) => server.tools);
+  const route = (summary: string, schema: Record<string, unknown>) => ({
+    schema: { tags: ['Tool Servers'], summary, security: bearerSecurity, ...schema },
   });
+
+  app.get(
+    '/tools/all',
+    route('List All Tools', { response: { 200: { type: 'array', items: ServerToolResponseSchema }, ...errorResponses(401) } }),
+    async (request) => {
+      const servers = await repository.listServers(request.user.id);
+      return (await views(request.user.id, servers, true)).flatMap((server) => server.tools);
+    },
+  );
 
   app.get<{ Querystring: { status?: string; include_builtin: boolean } }>(
     '/servers',
@@ -168,16 +206,27 @@ export const toolServerRoutes: FastifyPluginAsync<{ readonly services: Services 
 
   app.post<{ Body: ToolServerCreateBody }>(
     '/servers',
-    route('Create Tool Server', { body: ToolServerCreateSchema, response: { 201: ToolServerResponseSchema, ...errorResponses(401, 409, 413) } }),
+    route('Create Tool Server', {
+      body: ToolServerCreateSchema,
+      response: { 201: ToolServerResponseSchema, ...errorResponses(401, 409, 413) },
+    }),
     async (request, reply) => {
       const { body } = request;
       check(targetProblems(body, true));
       if (body.name === BUILTIN_SERVER_ID) {
-        throw new RequestValidationError([{ loc: ['body', 'name'], msg: `"${BUILTIN_SERVER_ID}" is the built-in server's name`, type: 'name_reserved' }]);
+        throw new RequestValidationError([
+          { loc: ['body', 'name'], msg: `"${BUILTIN_SERVER_ID}" is the built-in server's name`, type: 'name_reserved' },
+        ]);
       }
       const headers = body.headers ?? {};
       if (Object.values(headers).includes(REDACTED_HEADER_VALUE)) {
-        throw new RequestValidationError([{ loc: ['body', 'headers'], msg: `"${REDACTED_HEADER_VALUE}" stands for a stored value; a new server has none`, type: 'header_value' }]);
+        throw new RequestValidationError([
+          {
+            loc: ['body', 'headers'],
+            msg: `"${REDACTED_HEADER_VALUE}" stands for a stored value; a new server has none`,
+            type: 'header_value',
+          },
+        ]);
       }
       let server: ToolServerRow;
       try {
@@ -232,7 +281,14 @@ export const toolServerRoutes: FastifyPluginAsync<{ readonly services: Services 
         for (const [name, value] of Object.entries(body.headers ?? {})) {
           if (value !== REDACTED_HEADER_VALUE) headers[name] = value;
           else if (current.headers[name] !== undefined) headers[name] = current.headers[name];
-          else check([{ loc: ['body', 'headers', name], msg: `"${REDACTED_HEADER_VALUE}" stands for a stored value; this header has none`, type: 'header_value' }]);
+          else
+            check([
+              {
+                loc: ['body', 'headers', name],
+                msg: `"${REDACTED_HEADER_VALUE}" stands for a stored value; this header has none`,
+                type: 'header_value',
+              },
+            ]);
         }
       }
       const updated = await repository.updateServer(request.user.id, current.id, {
@@ -294,19 +350,32 @@ export const toolServerRoutes: FastifyPluginAsync<{ readonly services: Services 
   app.post<{ Params: ServerParams }>(
     '/servers/:server_id/refresh-tools',
     route('Refresh Server Tools', {
-      description: 'Lists the server’s tools through MCP tools/list and stores them: new tools enabled, tools it no longer lists unavailable. 502 when the server cannot be reached.',
+      description:
+        'Lists the server’s tools through MCP tools/list and stores them: new tools enabled, tools it no longer lists unavailable. 502 when the server cannot be reached.',
       params: ServerParams,
       response: { 200: RefreshResponseSchema, ...errorResponses(401, 404), 502: { $ref: 'ErrorResponse#' } },
     }),
     async (request) => {
       if (request.params.server_id === BUILTIN_SERVER_ID) {
-        return { success: true, message: 'Built-in tools are always current', server_id: BUILTIN_SERVER_ID, tools_count: builtins.names().length, tools: builtins.names() };
+        return {
+          success: true,
+          message: 'Built-in tools are always current',
+          server_id: BUILTIN_SERVER_ID,
+          tools_count: builtins.names().length,
+          tools: builtins.names(),
+        };
       }
       const server = await serverOf(request);
       const outcome = await toolServers.refreshTools(server);
       await toolServers.settled();
       if (!outcome.ok) throw new HttpError(502, outcome.error, 'tool_server_unreachable');
-      return { success: true, message: `Listed ${outcome.tools.length} tools`, server_id: server.id, tools_count: outcome.tools.length, tools: outcome.tools };
+      return {
+        success: true,
+        message: `Listed ${outcome.tools.length} tools`,
+        server_id: server.id,
+        tools_count: outcome.tools.length,
+        tools: outcome.tools,
+      };
     },
   );
 
@@ -316,13 +385,18 @@ export const toolServerRoutes: FastifyPluginAsync<{ readonly services: Services 
       params: ServerParams,
       querystring: {
         type: 'object',
-        properties: { limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, offset: { type: 'integer', minimum: 0, maximum: INT4_MAX, default: 0 } },
+        properties: {
+          limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+          offset: { type: 'integer', minimum: 0, maximum: INT4_MAX, default: 0 },
+        },
       },
       response: { 200: ServerToolsResponseSchema, ...errorResponses(401, 404) },
     }),
     async (request) => {
       const view =
-        request.params.server_id === BUILTIN_SERVER_ID ? (await views(request.user.id, [], true))[0]! : await viewOf(request.user.id, (await serverOf(request)).id);
+        request.params.server_id === BUILTIN_SERVER_ID
+          ? (await views(request.user.id, [], true))[0]!
+          : await viewOf(request.user.id, (await serverOf(request)).id);
       const { limit, offset } = request.query;
       return { tools: view.tools.slice(offset, offset + limit), total_count: view.tools.length, limit, offset };
     },
@@ -338,7 +412,17 @@ export const toolServerRoutes: FastifyPluginAsync<{ readonly services: Services 
     async (request) => {
       if (request.params.server_id === BUILTIN_SERVER_ID) {
         const now = new Date().toISOString();
-        return { server_id: BUILTIN_SERVER_ID, server_name: BUILTIN_SERVER_ID, status: 'enabled', is_running: true, is_responsive: true, tools_count: builtins.names().length, last_check: now, error_message: null, latency_ms: 0 };
+        return {
+          server_id: BUILTIN_SERVER_ID,
+          server_name: BUILTIN_SERVER_ID,
+          status: 'enabled',
+          is_running: true,
+          is_responsive: true,
+          tools_count: builtins.names().length,
+          last_check: now,
+          error_message: null,
+          latency_ms: 0,
+        };
       }
       const server = await serverOf(request);
       const health = await toolServers.check(server);

@@ -7,7 +7,13 @@ import type { ChatLimits } from '../limits/chat-rate-limit.js';
 import { createRunsRepository } from '../repositories/runs-repository.js';
 import { createWorkflowDefinitionsRepository, type WorkflowDefinitionFields } from '../repositories/workflow-definitions-repository.js';
 import type { Services } from '../services.js';
-import { MAX_WORKFLOW_EDGES, MAX_WORKFLOW_NODES, WorkflowValidationError, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
+import {
+  MAX_WORKFLOW_EDGES,
+  MAX_WORKFLOW_NODES,
+  WorkflowValidationError,
+  type BuilderEdge,
+  type BuilderNode,
+} from '../workflows/builder-graph.js';
 import { graphShape } from '../workflows/graph-shape.js';
 import { createWorkflowExecutor, executionInputOf } from '../workflows/workflow-executor.js';
 import { asRequestError, builtinTemplates, workflowResolverFor } from '../workflows/workflow-resolver.js';
@@ -32,7 +38,12 @@ type Graph = { nodes: BuilderNode[]; edges: BuilderEdge[] };
 type DefinitionBody = WorkflowDefinitionFields & Graph;
 type ExecutionBody = { definition_id: string; input_data?: Record<string, unknown> | null; debug_mode?: boolean };
 type CustomQuery = { message: string; entry_point?: string; provider?: string; model?: string; conversation_id?: string };
-type FromTemplateBody = { template_id: string; name_suffix?: string | null; user_input?: Record<string, unknown> | null; is_temporary?: boolean };
+type FromTemplateBody = {
+  template_id: string;
+  name_suffix?: string | null;
+  user_input?: Record<string, unknown> | null;
+  is_temporary?: boolean;
+};
 
 const NODE_TYPES = ['model', 'tool', 'memory', 'conditional', 'start', 'end'] as const;
 
@@ -48,7 +59,11 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   const runs = createRunsRepository(app.db.pool);
   const workflows = workflowResolverFor(app, services);
   const { execute } = createWorkflowExecutor(app, { services, limits, workflows });
-  const { visible, owned } = sharedResourceAccess(app, { resource: 'workflow_definition', label: 'Workflow definition', repository: definitions });
+  const { visible, owned } = sharedResourceAccess(app, {
+    resource: 'workflow_definition',
+    label: 'Workflow definition',
+    repository: definitions,
+  });
 
   app.addHook('onRequest', app.authenticate);
 
@@ -71,7 +86,11 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
 
   app.get(
     '/definitions',
-    { schema: schema('List Workflow Definitions', 'list_workflow_definitions_api_v1_workflows_definitions_get', { response: { 200: { $ref: 'WorkflowDefinitionsResponse#' }, ...errorResponses(401) } }) },
+    {
+      schema: schema('List Workflow Definitions', 'list_workflow_definitions_api_v1_workflows_definitions_get', {
+        response: { 200: { $ref: 'WorkflowDefinitionsResponse#' }, ...errorResponses(401) },
+      }),
+    },
     async (request) => {
       const rows = await definitions.list(request.user.id);
       return { definitions: rows, total_count: rows.length };
@@ -96,10 +115,14 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.post<{ Body: FromTemplateBody }>(
     '/definitions/from-template',
     {
-      schema: schema('Create Workflow Definition From Template', 'create_workflow_definition_from_template_api_v1_workflows_definitions_from_template_post', {
-        body: { $ref: 'WorkflowDefinitionFromTemplateRequest#' },
-        response: { 200: { $ref: 'WorkflowDefinitionResponse#' }, ...errorResponses(401, 404) },
-      }),
+      schema: schema(
+        'Create Workflow Definition From Template',
+        'create_workflow_definition_from_template_api_v1_workflows_definitions_from_template_post',
+        {
+          body: { $ref: 'WorkflowDefinitionFromTemplateRequest#' },
+          response: { 200: { $ref: 'WorkflowDefinitionResponse#' }, ...errorResponses(401, 404) },
+        },
+      ),
     },
     async (request) => {
       const { template_id: templateId, name_suffix: suffix, user_input: userInput } = request.body;
@@ -155,7 +178,12 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
           required: ['message'],
           properties: {
             message: { type: 'string', minLength: 1, maxLength: 100_000 },
-            entry_point: { type: 'string', minLength: 1, maxLength: 128, description: 'The node to start at (default: the start node\u2019s target)' },
+            entry_point: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 128,
+              description: 'The node to start at (default: the start node\u2019s target)',
+            },
             provider: { type: 'string', maxLength: 64 },
             model: { type: 'string', maxLength: 200 },
             conversation_id: { type: 'string', maxLength: 128 },
@@ -170,16 +198,36 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
           },
         },
         response: {
-          200: { type: 'object', additionalProperties: true, properties: { execution: { $ref: 'WorkflowExecutionResponse#' }, response: { type: ['string', 'null'] }, conversation_id: { type: 'string' } } },
+          200: {
+            type: 'object',
+            additionalProperties: true,
+            properties: {
+              execution: { $ref: 'WorkflowExecutionResponse#' },
+              response: { type: ['string', 'null'] },
+              conversation_id: { type: 'string' },
+            },
+          },
           ...errorResponses(401, 404, 409, 429),
         },
       }),
     },
     async (request, reply) => {
       const query = request.query;
-      const input = executionInputOf({ message: query.message, conversation_id: query.conversation_id, provider: query.provider, model: query.model }, ['query']);
-      const { row, result } = await execute(request, reply, { kind: 'graph', nodes: request.body.nodes, edges: request.body.edges, entry: query.entry_point }, input);
-      return { execution: presentExecution(row), response: result.assistantMessage?.content ?? null, conversation_id: result.started.conversationId };
+      const input = executionInputOf(
+        { message: query.message, conversation_id: query.conversation_id, provider: query.provider, model: query.model },
+        ['query'],
+      );
+      const { row, result } = await execute(
+        request,
+        reply,
+        { kind: 'graph', nodes: request.body.nodes, edges: request.body.edges, entry: query.entry_point },
+        input,
+      );
+      return {
+        execution: presentExecution(row),
+        response: result.assistantMessage?.content ?? null,
+        conversation_id: result.started.conversationId,
+      };
     },
   );
 
@@ -207,9 +255,16 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
     async (request) => {
       const current = await owned(request, request.params.workflow_id);
       const { nodes, edges, ...rest } = request.body;
-      const changes = { ...rest, ...(nodes === null || nodes === undefined ? {} : { nodes }), ...(edges === null || edges === undefined ? {} : { edges }) };
+      const changes = {
+        ...rest,
+        ...(nodes === null || nodes === undefined ? {} : { nodes }),
+        ...(edges === null || edges === undefined ? {} : { edges }),
+      };
       if (changes.nodes !== undefined || changes.edges !== undefined) {
-        await checked(request, { nodes: (changes.nodes ?? current.nodes) as BuilderNode[], edges: (changes.edges ?? current.edges) as BuilderEdge[] });
+        await checked(request, {
+          nodes: (changes.nodes ?? current.nodes) as BuilderNode[],
+          edges: (changes.edges ?? current.edges) as BuilderEdge[],
+        });
       }
       return (await definitions.update(current.id, request.user.id, changes)) ?? owned(request, current.id);
     },
@@ -245,7 +300,9 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
     async (request, reply) => {
       const row = await visible(request, request.params.workflow_id);
       if (request.body.definition_id !== row.id) {
-        throw new RequestValidationError([{ loc: ['body', 'definition_id'], msg: 'definition_id must be the id in the path', type: 'value_error' }]);
+        throw new RequestValidationError([
+          { loc: ['body', 'definition_id'], msg: 'definition_id must be the id in the path', type: 'value_error' },
+        ]);
       }
       const input = executionInputOf(request.body.input_data);
       return presentExecution((await execute(request, reply, { kind: 'definition', id: row.id }, input)).row);
@@ -294,13 +351,21 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
       const shape = translated === null ? null : graphShape(translated.definition);
       const ended = stats.completed + stats.errors + stats.cancelled;
       return {
-        complexity: shape?.complexity ?? { score: 0, node_count: row.nodes.length, edge_count: row.edges.length, depth: 0, branching_factor: 0 },
+        complexity: shape?.complexity ?? {
+          score: 0,
+          node_count: row.nodes.length,
+          edge_count: row.edges.length,
+          depth: 0,
+          branching_factor: 0,
+        },
         bottlenecks: [],
         optimization_suggestions: [],
         execution_paths: shape?.executionPaths ?? 0,
         estimated_execution_time_ms: stats.p50_duration_ms,
         risk_factors: [
-          ...(shape?.loops ?? []).map((loop) => `loop ${loop.from} → ${loop.to}: repeats until the model stops calling tools or the tool-call limit`),
+          ...(shape?.loops ?? []).map(
+            (loop) => `loop ${loop.from} → ${loop.to}: repeats until the model stops calling tools or the tool-call limit`,
+          ),
           ...(translated === null ? ['the graph cannot run with your tools now'] : []),
         ],
         total_execution_time_ms: stats.total_duration_ms,
@@ -332,7 +397,8 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
     '/defaults',
     {
       schema: schema('Get Workflow Defaults', 'get_workflow_defaults_api_v1_workflows_defaults_get', {
-        description: "What a builder node gets when its config leaves a field out, per node type (`node_type` picks one), with the caller's tools and the run limits.",
+        description:
+          "What a builder node gets when its config leaves a field out, per node type (`node_type` picks one), with the caller's tools and the run limits.",
         querystring: { type: 'object', properties: { node_type: { type: 'string', enum: NODE_TYPES } } },
         response: { 200: { type: 'object', additionalProperties: true }, ...errorResponses(401) },
       }),

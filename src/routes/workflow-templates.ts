@@ -11,7 +11,13 @@ import {
 } from '../repositories/workflow-templates-repository.js';
 import { WorkflowValidationError, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
 import { createWorkflowExecutor, executionInputOf } from '../workflows/workflow-executor.js';
-import { asRequestError, builtinTemplates, isBuiltinTemplate, workflowResolverFor, type BuiltinTemplate } from '../workflows/workflow-resolver.js';
+import {
+  asRequestError,
+  builtinTemplates,
+  isBuiltinTemplate,
+  workflowResolverFor,
+  type BuiltinTemplate,
+} from '../workflows/workflow-resolver.js';
 import { presentExecution } from './executions.js';
 import { sharedResourceAccess } from './shared-resource-access.js';
 import type { WorkflowRoutesOptions } from './workflow-definitions.js';
@@ -35,9 +41,15 @@ const configHash = (graph: Graph): string => {
     Array.isArray(value)
       ? value.map(canonical)
       : typeof value === 'object' && value !== null
-        ? Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key])]))
+        ? Object.fromEntries(
+            Object.keys(value)
+              .sort()
+              .map((key) => [key, canonical((value as Record<string, unknown>)[key])]),
+          )
         : value;
-  return createHash('sha256').update(JSON.stringify(canonical({ nodes: graph.nodes, edges: graph.edges }))).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(canonical({ nodes: graph.nodes, edges: graph.edges })))
+    .digest('hex');
 };
 
 const presentTemplate = (row: WorkflowTemplateRow) => ({
@@ -80,11 +92,14 @@ const importProblems = (template: Record<string, unknown>, overrideName: string 
   const problems: { loc: (string | number)[]; msg: string; type: string }[] = [];
   const at = (field: string) => ['body', 'template', field];
   const name = overrideName ?? template['name'];
-  if (typeof name !== 'string' || name.length === 0 || name.length > 255) problems.push({ loc: at('name'), msg: 'name must be text of 1 to 255 characters', type: 'string_type' });
+  if (typeof name !== 'string' || name.length === 0 || name.length > 255)
+    problems.push({ loc: at('name'), msg: 'name must be text of 1 to 255 characters', type: 'string_type' });
   const description = template['description'];
-  if (typeof description !== 'string' || description.length === 0) problems.push({ loc: at('description'), msg: 'description must be non-empty text', type: 'string_type' });
+  if (typeof description !== 'string' || description.length === 0)
+    problems.push({ loc: at('description'), msg: 'description must be non-empty text', type: 'string_type' });
   for (const field of ['nodes', 'edges']) {
-    if (!Array.isArray(template[field])) problems.push({ loc: at(field), msg: `${field} must be a list (the builder's ${field})`, type: 'list_type' });
+    if (!Array.isArray(template[field]))
+      problems.push({ loc: at(field), msg: `${field} must be a list (the builder's ${field})`, type: 'list_type' });
   }
   for (const field of ['tags', 'required_tools', 'required_retrievers']) {
     const value = template[field];
@@ -93,8 +108,10 @@ const importProblems = (template: Record<string, unknown>, overrideName: string 
     }
   }
   const params = template['default_params'];
-  if (params !== undefined && params !== null && (typeof params !== 'object' || Array.isArray(params))) problems.push({ loc: at('default_params'), msg: 'default_params must be an object', type: 'dict_type' });
-  if (template['category'] !== undefined && typeof template['category'] !== 'string') problems.push({ loc: at('category'), msg: 'category must be text', type: 'string_type' });
+  if (params !== undefined && params !== null && (typeof params !== 'object' || Array.isArray(params)))
+    problems.push({ loc: at('default_params'), msg: 'default_params must be an object', type: 'dict_type' });
+  if (template['category'] !== undefined && typeof template['category'] !== 'string')
+    problems.push({ loc: at('category'), msg: 'category must be text', type: 'string_type' });
   return problems;
 };
 
@@ -108,20 +125,36 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
   const definitions = createWorkflowDefinitionsRepository(app.db.pool);
   const workflows = workflowResolverFor(app, services);
   const { execute } = createWorkflowExecutor(app, { services, limits, workflows });
-  const { visible, owned } = sharedResourceAccess(app, { resource: 'workflow_template', label: 'Workflow template', repository: templates });
+  const { visible, owned } = sharedResourceAccess(app, {
+    resource: 'workflow_template',
+    label: 'Workflow template',
+    repository: templates,
+  });
 
   app.addHook('onRequest', app.authenticate);
 
-  const schema = (summary: string, operationId: string, parts: Record<string, unknown>) => ({ tags: ['Workflows'], summary, operationId, security: bearerSecurity, ...parts });
+  const schema = (summary: string, operationId: string, parts: Record<string, unknown>) => ({
+    tags: ['Workflows'],
+    summary,
+    operationId,
+    security: bearerSecurity,
+    ...parts,
+  });
 
   const builtin = async (request: FastifyRequest, id: string) => {
     const template = builtinTemplates().find((candidate) => candidate.id === id);
     return template === undefined ? undefined : presentBuiltin(template, await templates.builtinUsage(id, request.user.id));
   };
   /** A built-in template or one the caller may read (404 otherwise). */
-  const readable = async (request: FastifyRequest, id: string) => (await builtin(request, id)) ?? presentTemplate(await visible(request, id));
+  const readable = async (request: FastifyRequest, id: string) =>
+    (await builtin(request, id)) ?? presentTemplate(await visible(request, id));
   const readOnly = (id: string): void => {
-    if (isBuiltinTemplate(id)) throw new HttpError(403, `The built-in template ${JSON.stringify(id)} is read-only; create your own from it`, 'builtin_template_read_only');
+    if (isBuiltinTemplate(id))
+      throw new HttpError(
+        403,
+        `The built-in template ${JSON.stringify(id)} is read-only; create your own from it`,
+        'builtin_template_read_only',
+      );
   };
 
   /** The graph checked for the caller, or 422 naming its nodes and edges under `prefix`. */
@@ -135,7 +168,11 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
 
   app.get(
     '/templates',
-    { schema: schema('List Workflow Templates', 'list_workflow_templates_api_v1_workflows_templates_get', { response: { 200: { $ref: 'WorkflowTemplatesResponse#' }, ...errorResponses(401) } }) },
+    {
+      schema: schema('List Workflow Templates', 'list_workflow_templates_api_v1_workflows_templates_get', {
+        response: { 200: { $ref: 'WorkflowTemplatesResponse#' }, ...errorResponses(401) },
+      }),
+    },
     async (request) => {
       const builtins = await Promise.all(builtinTemplates().map(async (template) => (await builtin(request, template.id))!));
       const own = (await templates.list(request.user.id)).map(presentTemplate);
@@ -147,7 +184,8 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
     '/templates',
     {
       schema: schema('Create Workflow Template', 'create_workflow_template_api_v1_workflows_templates_post', {
-        description: 'A template of the graph of `workflow_definition_id` (a definition you may read) or of `base_template_id` (a template, built-in ones included).',
+        description:
+          'A template of the graph of `workflow_definition_id` (a definition you may read) or of `base_template_id` (a template, built-in ones included).',
         body: { $ref: 'WorkflowTemplateCreate#' },
         response: { 200: { $ref: 'WorkflowTemplateResponse#' }, ...errorResponses(401, 404) },
       }),
@@ -163,12 +201,18 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
         if (definition === null) throw unknown('workflow_definition_id');
         graph = definition;
       } else if (typeof body.base_template_id === 'string') {
-        const base = builtinTemplates().find((template) => template.id === body.base_template_id) ?? (await templates.findVisible(body.base_template_id, request.user.id));
+        const base =
+          builtinTemplates().find((template) => template.id === body.base_template_id) ??
+          (await templates.findVisible(body.base_template_id, request.user.id));
         if (base === null) throw unknown('base_template_id');
         graph = base;
       } else {
         throw new RequestValidationError([
-          { loc: ['body', 'workflow_definition_id'], msg: 'a template needs the graph of workflow_definition_id or base_template_id (or import one)', type: 'missing' },
+          {
+            loc: ['body', 'workflow_definition_id'],
+            msg: 'a template needs the graph of workflow_definition_id or base_template_id (or import one)',
+            type: 'missing',
+          },
         ]);
       }
       await checked(request, graph, []);
@@ -180,7 +224,8 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
     '/templates/import',
     {
       schema: schema('Import Workflow Template', 'import_workflow_template_api_v1_workflows_templates_import_post', {
-        description: "Creates a template from an export's `template` (name, description, nodes, edges and catalogue fields), checked to run; always a new template.",
+        description:
+          "Creates a template from an export's `template` (name, description, nodes, edges and catalogue fields), checked to run; always a new template.",
         body: { $ref: 'WorkflowTemplateImportRequest#' },
         response: { 200: { $ref: 'WorkflowTemplateResponse#' }, ...errorResponses(401) },
       }),
@@ -246,7 +291,8 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
     '/templates/:template_id',
     {
       schema: schema('Update Workflow Template', 'update_workflow_template_api_v1_workflows_templates__template_id__put', {
-        description: 'Changes the catalogue fields given (the owner only; the graph stays: import a new template to change it). Built-in templates: 403.',
+        description:
+          'Changes the catalogue fields given (the owner only; the graph stays: import a new template to change it). Built-in templates: 403.',
         params: TemplateParams,
         body: { $ref: 'WorkflowTemplateUpdate#' },
         response: { 200: { $ref: 'WorkflowTemplateResponse#' }, ...errorResponses(401, 403, 404) },
@@ -255,7 +301,9 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
     async (request) => {
       readOnly(request.params.template_id);
       const row = await owned(request, request.params.template_id);
-      const changes = Object.fromEntries(Object.entries(request.body).filter(([, value]) => value !== undefined)) as WorkflowTemplateChanges;
+      const changes = Object.fromEntries(
+        Object.entries(request.body).filter(([, value]) => value !== undefined),
+      ) as WorkflowTemplateChanges;
       return presentTemplate((await templates.update(row.id, request.user.id, changes)) ?? (await owned(request, row.id)));
     },
   );
@@ -286,14 +334,19 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
         response: { 200: { $ref: 'WorkflowTemplateExportResponse#' }, ...errorResponses(401, 404) },
       }),
     },
-    async (request) => ({ template: await readable(request, request.params.template_id), export_format: 'json', exported_at: new Date().toISOString() }),
+    async (request) => ({
+      template: await readable(request, request.params.template_id),
+      export_format: 'json',
+      exported_at: new Date().toISOString(),
+    }),
   );
 
   app.post<{ Params: TemplateParams; Body: { input_data?: Record<string, unknown> | null; debug_mode?: boolean } }>(
     '/templates/:template_id/execute',
     {
       schema: schema('Execute Workflow Template', 'execute_workflow_template_api_v1_workflows_templates__template_id__execute_post', {
-        description: 'Runs the template as one chat turn (`input_data` as for a definition) and answers its execution once the run is saved.',
+        description:
+          'Runs the template as one chat turn (`input_data` as for a definition) and answers its execution once the run is saved.',
         params: TemplateParams,
         body: { $ref: 'WorkflowTemplateExecutionRequest#' },
         response: { 200: { $ref: 'WorkflowExecutionResponse#' }, ...errorResponses(401, 404, 409, 429) },

@@ -127,10 +127,7 @@ export class RunBudgetLedger {
       return;
     }
     const { budgets } = this.options;
-    this.track(
-      result.usage === null ? budgets.release(id) : budgets.settle(id, totalTokens(result.usage), result.costUsd ?? 0),
-      'settle',
-    );
+    this.track(result.usage === null ? budgets.release(id) : budgets.settle(id, totalTokens(result.usage), result.costUsd ?? 0), 'settle');
   }
 
   /** The call failed without usage: its reservation is released. */

@@ -1,12 +1,4 @@
-import {
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Attributes,
-  type Context,
-  type Span,
-  type Tracer,
-} from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import { monotonicFactory } from '../ids.js';
 import type {
@@ -264,11 +256,7 @@ export class RunSpans {
       span.end(params.at);
       this.toolSpans.delete(params.callId);
     }
-    this.event(
-      semconv.EVENT_TOOL_CALLED,
-      { [semconv.ATTR_GEN_AI_TOOL_NAME]: params.tool, [semconv.ATTR_TOOL_OK]: params.ok },
-      params.at,
-    );
+    this.event(semconv.EVENT_TOOL_CALLED, { [semconv.ATTR_GEN_AI_TOOL_NAME]: params.tool, [semconv.ATTR_TOOL_OK]: params.ok }, params.at);
   }
 
   public budgetExceeded(reason: string): void {
@@ -298,18 +286,21 @@ export class RunSpans {
     }
     // An unpriced run's cost is unknown: the codec leaves it off (null), never 0.
     root.setAttributes(
-      encodeRunEnd({
-        status,
-        terminalReason: context.terminalReason ?? status,
-        usage: context.usage,
-        costUsd: context.costUsd,
-        costUnknown: context.costUnknown,
-        usageMissingCalls: context.usageMissingCalls,
-        modelCalls: context.modelCalls,
-        toolCalls: context.toolCalls,
-        error: context.error,
-        output,
-      }, this.conventions),
+      encodeRunEnd(
+        {
+          status,
+          terminalReason: context.terminalReason ?? status,
+          usage: context.usage,
+          costUsd: context.costUsd,
+          costUnknown: context.costUnknown,
+          usageMissingCalls: context.usageMissingCalls,
+          modelCalls: context.modelCalls,
+          toolCalls: context.toolCalls,
+          error: context.error,
+          output,
+        },
+        this.conventions,
+      ),
     );
     const terminalAttributes: Attributes = { [semconv.ATTR_RUN_TERMINAL_REASON]: context.terminalReason ?? status };
     if (status === 'budgetExceeded' && this.budgetReason !== undefined) {

@@ -264,7 +264,11 @@ class Parser {
     }
     const fn = FUNCTIONS[key];
     if (!fn) {
-      throw new CalculatorError(`unknown function ${JSON.stringify(token.text)}`, token.pos, `the functions are ${FUNCTION_NAMES.join(', ')}`);
+      throw new CalculatorError(
+        `unknown function ${JSON.stringify(token.text)}`,
+        token.pos,
+        `the functions are ${FUNCTION_NAMES.join(', ')}`,
+      );
     }
     this.expect('(');
     this.enter(token.pos);

@@ -15,9 +15,7 @@ export type ToolServersOptions = {
   readonly now?: () => number;
 };
 
-export type RefreshOutcome =
-  | { readonly ok: true; readonly tools: readonly string[] }
-  | { readonly ok: false; readonly error: string };
+export type RefreshOutcome = { readonly ok: true; readonly tools: readonly string[] } | { readonly ok: false; readonly error: string };
 
 export const targetOfServer = (row: ToolServerRow): McpServerTarget => ({
   id: row.id,

@@ -1,6 +1,12 @@
 import { END } from '@langchain/langgraph';
 import { parseCondition, type Clause } from '../graphs/conditions.js';
-import { GraphDefinitionError, validateGraphDefinition, type GraphDefinition, type GraphEdge, type GraphNode } from '../graphs/definition.js';
+import {
+  GraphDefinitionError,
+  validateGraphDefinition,
+  type GraphDefinition,
+  type GraphEdge,
+  type GraphNode,
+} from '../graphs/definition.js';
 import { MEMORY_WINDOW } from '../graphs/templates.js';
 
 /**
@@ -17,7 +23,8 @@ export type BuilderNode = {
   readonly id: string;
   readonly type?: string | undefined;
   readonly position?: Readonly<Record<string, number>> | undefined;
-  readonly data?: { readonly label?: string; readonly nodeType?: string; readonly config?: Readonly<Record<string, unknown>> | null } | undefined;
+  readonly data?:
+    { readonly label?: string; readonly nodeType?: string; readonly config?: Readonly<Record<string, unknown>> | null } | undefined;
   readonly [key: string]: unknown;
 };
 
@@ -111,7 +118,13 @@ const problem = (context: Context, loc: (string | number)[], msg: string, type: 
 const label = (node: BuilderNode): string => `node ${JSON.stringify(node.id)}`;
 
 /** The graph node a builder node becomes (undefined for start/end or when its config is wrong). */
-const graphNode = (context: Context, node: BuilderNode, index: number, kind: GraphNode['type'], settings: Map<keyof WorkflowRunSettings, [unknown, string]>): GraphNode | undefined => {
+const graphNode = (
+  context: Context,
+  node: BuilderNode,
+  index: number,
+  kind: GraphNode['type'],
+  settings: Map<keyof WorkflowRunSettings, [unknown, string]>,
+): GraphNode | undefined => {
   const config = configOf(node);
   const at = (...path: (string | number)[]) => ['nodes', index, 'data', 'config', ...path];
   switch (kind) {
@@ -124,12 +137,22 @@ const graphNode = (context: Context, node: BuilderNode, index: number, kind: Gra
         ['provider', first(config, ['provider']), (v) => typeof v === 'string' && v.length > 0 && v.length <= 64, 'a provider name'],
         ['model', first(config, ['model']), (v) => typeof v === 'string' && v.length > 0 && v.length <= 200, 'a model name'],
         ['temperature', first(config, ['temperature']), (v) => typeof v === 'number' && v >= 0 && v <= 2, 'a number from 0 to 2'],
-        ['maxTokens', first(config, ['max_tokens', 'maxTokens']), (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 8192, 'an integer from 1 to 8192'],
+        [
+          'maxTokens',
+          first(config, ['max_tokens', 'maxTokens']),
+          (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 8192,
+          'an integer from 1 to 8192',
+        ],
       ];
       for (const [key, value, ok, expected] of values) {
         if (value === undefined) continue;
         if (!ok(value)) {
-          problem(context, at(key === 'maxTokens' ? 'max_tokens' : key), `${label(node)}: ${key === 'maxTokens' ? 'max_tokens' : key} must be ${expected}`, 'invalid_node_config');
+          problem(
+            context,
+            at(key === 'maxTokens' ? 'max_tokens' : key),
+            `${label(node)}: ${key === 'maxTokens' ? 'max_tokens' : key} must be ${expected}`,
+            'invalid_node_config',
+          );
           continue;
         }
         const known = settings.get(key);
@@ -143,8 +166,10 @@ const graphNode = (context: Context, node: BuilderNode, index: number, kind: Gra
           );
         }
       }
-      if (systemPrompt !== undefined && typeof systemPrompt !== 'string') problem(context, at('system_message'), `${label(node)}: system_message must be text`, 'invalid_node_config');
-      if (instruction !== undefined && typeof instruction !== 'string') problem(context, at('instruction'), `${label(node)}: instruction must be text`, 'invalid_node_config');
+      if (systemPrompt !== undefined && typeof systemPrompt !== 'string')
+        problem(context, at('system_message'), `${label(node)}: system_message must be text`, 'invalid_node_config');
+      if (instruction !== undefined && typeof instruction !== 'string')
+        problem(context, at('instruction'), `${label(node)}: instruction must be text`, 'invalid_node_config');
       if (toolChoice !== undefined && toolMode === undefined) {
         problem(context, at('tool_choice'), `${label(node)}: tool_choice must be "auto", "none" or "omit"`, 'invalid_node_config');
       }
@@ -165,7 +190,12 @@ const graphNode = (context: Context, node: BuilderNode, index: number, kind: Gra
       const known = new Set(context.toolNames);
       names.forEach((name, k) => {
         if (!known.has(name)) {
-          problem(context, at('tools', k), `${label(node)}: unknown tool ${JSON.stringify(name)} (your tools: ${context.toolNames.join(', ') || 'none'})`, 'unknown_tool');
+          problem(
+            context,
+            at('tools', k),
+            `${label(node)}: unknown tool ${JSON.stringify(name)} (your tools: ${context.toolNames.join(', ') || 'none'})`,
+            'unknown_tool',
+          );
         }
       });
       // No list: every tool the user has switched on, as chat_with_tools offers.
@@ -194,20 +224,35 @@ const edgeCondition = (context: Context, edge: BuilderEdge, index: number, sourc
   const own = edge.data?.condition?.trim();
   if (own !== undefined && own !== '') return own;
   const handle = edge.sourceHandle?.toLowerCase();
-  if (source === undefined || KINDS[kindOf(source)] !== 'conditional' || handle === undefined || (!TRUE_HANDLES.has(handle) && !FALSE_HANDLES.has(handle))) {
+  if (
+    source === undefined ||
+    KINDS[kindOf(source)] !== 'conditional' ||
+    handle === undefined ||
+    (!TRUE_HANDLES.has(handle) && !FALSE_HANDLES.has(handle))
+  ) {
     return undefined;
   }
   const nodeCondition = first(configOf(source), ['condition']);
   const where = `edge ${JSON.stringify(edge.id)} (${edge.source} → ${edge.target})`;
   if (typeof nodeCondition !== 'string' || nodeCondition.trim() === '') {
-    problem(context, ['edges', index, 'sourceHandle'], `${where}: leaves the "${handle}" handle of ${label(source)}, which has no condition`, 'missing_condition');
+    problem(
+      context,
+      ['edges', index, 'sourceHandle'],
+      `${where}: leaves the "${handle}" handle of ${label(source)}, which has no condition`,
+      'missing_condition',
+    );
     return undefined;
   }
   if (TRUE_HANDLES.has(handle)) return nodeCondition.trim();
   const parsed = parseCondition(nodeCondition);
   const negated = !('error' in parsed) && parsed.length === 1 && parsed[0] !== undefined ? negate(parsed[0]) : undefined;
   if (negated === undefined) {
-    problem(context, ['edges', index], `${where}: cannot take the "false" branch of ${JSON.stringify(nodeCondition)}; give the edge its own condition`, 'invalid_condition');
+    problem(
+      context,
+      ['edges', index],
+      `${where}: cannot take the "false" branch of ${JSON.stringify(nodeCondition)}; give the edge its own condition`,
+      'invalid_condition',
+    );
   }
   return negated;
 };
@@ -220,7 +265,12 @@ const locate = (context: Context, error: GraphDefinitionError, edgeIndexes: read
     if (edge) {
       const builderIndex = edgeIndexes[Number(edge[1])] ?? 0;
       const builder = edges[builderIndex];
-      problem(context, ['edges', builderIndex], `edge ${JSON.stringify(builder?.id)} (${builder?.source} → ${builder?.target}): ${edge[2]}`, 'invalid_edge');
+      problem(
+        context,
+        ['edges', builderIndex],
+        `edge ${JSON.stringify(builder?.id)} (${builder?.source} → ${builder?.target}): ${edge[2]}`,
+        'invalid_edge',
+      );
       continue;
     }
     const node = /^(?:nodes\[\d+\] \("([^"]*)"\)|node "([^"]*)")(?:\.config)?:? (.*)$/s.exec(text);
@@ -246,8 +296,17 @@ const checkShape = (context: Context, nodes: readonly unknown[], edges: readonly
   nodes.forEach((node, index) => {
     if (!isObject(node) || typeof node['id'] !== 'string' || node['id'] === '') {
       problem(context, ['nodes', index], `nodes[${index}]: a node is an object with a string "id"`, 'invalid_node');
-    } else if (node['data'] !== undefined && (!isObject(node['data']) || (node['data']['config'] !== undefined && node['data']['config'] !== null && !isObject(node['data']['config'])))) {
-      problem(context, ['nodes', index, 'data'], `node ${JSON.stringify(node['id'])}: data must be an object, its config an object`, 'invalid_node');
+    } else if (
+      node['data'] !== undefined &&
+      (!isObject(node['data']) ||
+        (node['data']['config'] !== undefined && node['data']['config'] !== null && !isObject(node['data']['config'])))
+    ) {
+      problem(
+        context,
+        ['nodes', index, 'data'],
+        `node ${JSON.stringify(node['id'])}: data must be an object, its config an object`,
+        'invalid_node',
+      );
     } else if (typeof (node['data'] as { nodeType?: unknown } | undefined)?.nodeType !== 'string' && typeof node['type'] !== 'string') {
       problem(context, ['nodes', index, 'type'], `node ${JSON.stringify(node['id'])}: needs a type (or data.nodeType)`, 'invalid_node');
     }
@@ -260,7 +319,13 @@ const checkShape = (context: Context, nodes: readonly unknown[], edges: readonly
       [edge['id'], edge['source'], edge['target']].every((value) => typeof value === 'string') &&
       text(edge['sourceHandle']) &&
       (data === undefined || data === null || (isObject(data) && text(data['condition'])));
-    if (!valid) problem(context, ['edges', index], `edges[${index}]: an edge is an object with string "id", "source" and "target" (and data.condition text)`, 'invalid_edge');
+    if (!valid)
+      problem(
+        context,
+        ['edges', index],
+        `edges[${index}]: an edge is an object with string "id", "source" and "target" (and data.condition text)`,
+        'invalid_edge',
+      );
   });
 };
 
@@ -275,7 +340,11 @@ export type TranslateOptions = {
  * Translates the builder's nodes and edges into a graph definition that can run.
  * @throws {WorkflowValidationError} naming each node and edge that cannot run.
  */
-export function translateWorkflow(nodes: readonly BuilderNode[], edges: readonly BuilderEdge[], options: TranslateOptions): TranslatedWorkflow {
+export function translateWorkflow(
+  nodes: readonly BuilderNode[],
+  edges: readonly BuilderEdge[],
+  options: TranslateOptions,
+): TranslatedWorkflow {
   const context: Context = { nodes, problems: [], toolNames: options.toolNames };
   checkShape(context, nodes, edges);
   if (context.problems.length > 0) throw new WorkflowValidationError(context.problems);
@@ -287,19 +356,30 @@ export function translateWorkflow(nodes: readonly BuilderNode[], edges: readonly
     if (kinds.has(node.id)) problem(context, ['nodes', index, 'id'], `${label(node)}: duplicate node id`, 'duplicate_node');
     kinds.set(node.id, kind);
     if (kind === undefined) {
-      problem(context, ['nodes', index, 'data', 'nodeType'], `${label(node)}: type ${JSON.stringify(kindOf(node))} cannot run in this service (runnable: ${RUNNABLE_KINDS})`, 'unsupported_node_type');
+      problem(
+        context,
+        ['nodes', index, 'data', 'nodeType'],
+        `${label(node)}: type ${JSON.stringify(kindOf(node))} cannot run in this service (runnable: ${RUNNABLE_KINDS})`,
+        'unsupported_node_type',
+      );
       return;
     }
     if (kind === 'start' || kind === 'end') return;
     if (!IDENTIFIER.test(node.id) || RESERVED.has(node.id)) {
-      problem(context, ['nodes', index, 'id'], `${label(node)}: an id must start with a letter and hold only letters, digits, "_" or "-" (at most 64), and not be reserved`, 'invalid_node_id');
+      problem(
+        context,
+        ['nodes', index, 'id'],
+        `${label(node)}: an id must start with a letter and hold only letters, digits, "_" or "-" (at most 64), and not be reserved`,
+        'invalid_node_id',
+      );
       return;
     }
     const translated = graphNode(context, node, index, kind, settings);
     if (translated !== undefined) graphNodes.push(translated);
   });
   const starts = nodes.filter((node) => kinds.get(node.id) === 'start');
-  if (starts.length > 1) problem(context, ['nodes', nodes.indexOf(starts[1]!)], `${label(starts[1]!)}: a workflow has one start node`, 'duplicate_start');
+  if (starts.length > 1)
+    problem(context, ['nodes', nodes.indexOf(starts[1]!)], `${label(starts[1]!)}: a workflow has one start node`, 'duplicate_start');
 
   const graphEdges: GraphEdge[] = [];
   const edgeIndexes: number[] = [];
@@ -308,16 +388,24 @@ export function translateWorkflow(nodes: readonly BuilderNode[], edges: readonly
     const where = `edge ${JSON.stringify(edge.id)} (${edge.source} → ${edge.target})`;
     const from = kinds.get(edge.source);
     const to = kinds.get(edge.target);
-    if (!kinds.has(edge.source)) return problem(context, ['edges', index, 'source'], `${where}: unknown source node ${JSON.stringify(edge.source)}`, 'unknown_node');
-    if (!kinds.has(edge.target)) return problem(context, ['edges', index, 'target'], `${where}: unknown target node ${JSON.stringify(edge.target)}`, 'unknown_node');
+    if (!kinds.has(edge.source))
+      return problem(context, ['edges', index, 'source'], `${where}: unknown source node ${JSON.stringify(edge.source)}`, 'unknown_node');
+    if (!kinds.has(edge.target))
+      return problem(context, ['edges', index, 'target'], `${where}: unknown target node ${JSON.stringify(edge.target)}`, 'unknown_node');
     if (from === 'end') return problem(context, ['edges', index, 'source'], `${where}: no edge may leave an end node`, 'invalid_edge');
     if (to === 'start') return problem(context, ['edges', index, 'target'], `${where}: no edge may lead to the start node`, 'invalid_edge');
     if (from === 'start') {
-      if (to === 'end') return problem(context, ['edges', index], `${where}: the start node must lead to a node that does something`, 'invalid_edge');
+      if (to === 'end')
+        return problem(context, ['edges', index], `${where}: the start node must lead to a node that does something`, 'invalid_edge');
       entries.push(edge.target);
       return undefined;
     }
-    const condition = edgeCondition(context, edge, index, nodes.find((node) => node.id === edge.source));
+    const condition = edgeCondition(
+      context,
+      edge,
+      index,
+      nodes.find((node) => node.id === edge.source),
+    );
     graphEdges.push({ from: edge.source, to: to === 'end' ? END : edge.target, ...(condition === undefined ? {} : { condition }) });
     edgeIndexes.push(index);
     return undefined;
@@ -326,22 +414,38 @@ export function translateWorkflow(nodes: readonly BuilderNode[], edges: readonly
   let entry = options.entry;
   if (entry === undefined) {
     if (entries.length > 1 && starts[0] !== undefined) {
-      problem(context, ['nodes', nodes.indexOf(starts[0])], `${label(starts[0])}: the start node has ${entries.length} outgoing edges; a run starts at one node`, 'invalid_start');
+      problem(
+        context,
+        ['nodes', nodes.indexOf(starts[0])],
+        `${label(starts[0])}: the start node has ${entries.length} outgoing edges; a run starts at one node`,
+        'invalid_start',
+      );
     }
     entry = entries[0];
     if (entry === undefined && starts[0] !== undefined) {
-      problem(context, ['nodes', nodes.indexOf(starts[0])], `${label(starts[0])}: the start node has no outgoing edge; connect it to the first node`, 'invalid_start');
+      problem(
+        context,
+        ['nodes', nodes.indexOf(starts[0])],
+        `${label(starts[0])}: the start node has no outgoing edge; connect it to the first node`,
+        'invalid_start',
+      );
     } else if (entry === undefined) {
       // No start node: the one node nothing leads to.
       const targets = new Set(edges.map((edge) => edge.target));
       const roots = graphNodes.filter((node) => !targets.has(node.id)).map((node) => node.id);
       if (roots.length === 1) entry = roots[0];
       else {
-        problem(context, ['nodes'], `no start node, and ${roots.length === 0 ? 'every node has an incoming edge' : `${roots.length} nodes have no incoming edge (${roots.join(', ')})`}: add a start node leading to the first one`, 'missing_start');
+        problem(
+          context,
+          ['nodes'],
+          `no start node, and ${roots.length === 0 ? 'every node has an incoming edge' : `${roots.length} nodes have no incoming edge (${roots.join(', ')})`}: add a start node leading to the first one`,
+          'missing_start',
+        );
       }
     }
   }
-  if (graphNodes.length === 0 && context.problems.length === 0) problem(context, ['nodes'], 'a workflow needs at least one model, tool, conditional or memory node', 'empty');
+  if (graphNodes.length === 0 && context.problems.length === 0)
+    problem(context, ['nodes'], 'a workflow needs at least one model, tool, conditional or memory node', 'empty');
   if (context.problems.length > 0) throw new WorkflowValidationError(context.problems);
 
   const definition: GraphDefinition = { name: CUSTOM_WORKFLOW, nodes: graphNodes, edges: graphEdges, entry: entry ?? '' };
@@ -371,7 +475,10 @@ const NODE_SPACING = 120;
  * an end node. `allTools`: tools nodes offer every tool the user has (their list is left
  * empty), as the built-in templates do.
  */
-export function toBuilderFormat(definition: GraphDefinition, options: { allTools?: boolean } = {}): { nodes: BuilderNode[]; edges: BuilderEdge[] } {
+export function toBuilderFormat(
+  definition: GraphDefinition,
+  options: { allTools?: boolean } = {},
+): { nodes: BuilderNode[]; edges: BuilderEdge[] } {
   const builderNode = (id: string, nodeType: string, index: number, config: Record<string, unknown>): BuilderNode => ({
     id,
     type: nodeType,
@@ -396,7 +503,9 @@ export function toBuilderFormat(definition: GraphDefinition, options: { allTools
   };
   const nodes = [
     builderNode('start', 'start', 0, {}),
-    ...definition.nodes.map((node, index) => builderNode(node.id, node.type === 'tools' ? 'tool' : node.type, index + 1, configOfNode(node))),
+    ...definition.nodes.map((node, index) =>
+      builderNode(node.id, node.type === 'tools' ? 'tool' : node.type, index + 1, configOfNode(node)),
+    ),
     builderNode('end', 'end', definition.nodes.length + 1, {}),
   ];
   const edges: BuilderEdge[] = [

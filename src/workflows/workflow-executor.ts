@@ -25,7 +25,10 @@ const MAX_MESSAGE = 100_000;
  * `conversation_id`, `provider`, `model`, `temperature`, `max_tokens`).
  * @throws RequestValidationError 422 naming the field
  */
-export const executionInputOf = (data: Readonly<Record<string, unknown>> | null | undefined, at: readonly string[] = ['body', 'input_data']): ExecutionInput => {
+export const executionInputOf = (
+  data: Readonly<Record<string, unknown>> | null | undefined,
+  at: readonly string[] = ['body', 'input_data'],
+): ExecutionInput => {
   const input = data ?? {};
   const problems: { loc: string[]; msg: string; type: string }[] = [];
   const text = (key: string, max: number, required: boolean): string | undefined => {
@@ -107,7 +110,11 @@ export const createWorkflowExecutor = (
     const row = await runs.findById(result.started.runId);
     if (row === null) {
       // Spooled while the database is away: the replay writes it.
-      throw new HttpError(503, `Run ${result.started.runId} ended but its record is not in the database yet; retry shortly`, 'run_record_pending');
+      throw new HttpError(
+        503,
+        `Run ${result.started.runId} ended but its record is not in the database yet; retry shortly`,
+        'run_record_pending',
+      );
     }
     return { row, result };
   };

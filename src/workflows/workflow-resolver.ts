@@ -52,7 +52,12 @@ export type ResolvedWorkflow = {
 export type WorkflowChoice =
   | { readonly kind: 'definition'; readonly id: string }
   | { readonly kind: 'template'; readonly id: string }
-  | { readonly kind: 'graph'; readonly nodes: readonly BuilderNode[]; readonly edges: readonly BuilderEdge[]; readonly entry?: string | undefined };
+  | {
+      readonly kind: 'graph';
+      readonly nodes: readonly BuilderNode[];
+      readonly edges: readonly BuilderEdge[];
+      readonly entry?: string | undefined;
+    };
 
 /** The validation problems as the contract's 422 body, under `prefix` (where the graph sat in the request). */
 export const asRequestError = (error: WorkflowValidationError, prefix: readonly (string | number)[] = []): RequestValidationError =>
@@ -107,7 +112,10 @@ export const createWorkflowResolver = ({ pool, toolsFor }: { pool: DatabasePool;
     } catch (error) {
       if (error instanceof WorkflowValidationError) {
         // A stored graph that no longer runs (a tool switched off since): name it in the request's terms.
-        throw asRequestError(error, choice.kind === 'graph' ? prefix : [choice.kind === 'definition' ? 'workflow_definition_id' : 'template_id']);
+        throw asRequestError(
+          error,
+          choice.kind === 'graph' ? prefix : [choice.kind === 'definition' ? 'workflow_definition_id' : 'template_id'],
+        );
       }
       throw error;
     }

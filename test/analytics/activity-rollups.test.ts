@@ -47,7 +47,10 @@ const chat = async (user: RegisteredUser, payload: Record<string, unknown>, turn
 };
 
 const conversations = async (user: RegisteredUser, method: 'POST' | 'PUT' | 'DELETE', path: string, payload?: Record<string, unknown>) => {
-  const response = await asUser(api.app, user)({ method, url: `/api/v1/conversations${path}`, ...(payload === undefined ? {} : { payload }) });
+  const response = await asUser(
+    api.app,
+    user,
+  )({ method, url: `/api/v1/conversations${path}`, ...(payload === undefined ? {} : { payload }) });
   expect(response.statusCode, response.body).toBeLessThan(300);
   return response.statusCode === 204 ? null : response.json<{ id: string }>();
 };
@@ -55,7 +58,10 @@ const conversations = async (user: RegisteredUser, method: 'POST' | 'PUT' | 'DEL
 /** The windows every check reads: the periods, and custom ranges with whole days and partial ends. */
 const windows = (now: number): AnalyticsWindow[] => [
   ...(['24h', '7d', '30d', '90d'] as const).map((period) => resolveAnalyticsWindow({ period }, now)),
-  resolveAnalyticsWindow({ start_date: new Date(now - 4 * 86_400_000).toISOString(), end_date: new Date(now - 2 * 86_400_000).toISOString() }, now),
+  resolveAnalyticsWindow(
+    { start_date: new Date(now - 4 * 86_400_000).toISOString(), end_date: new Date(now - 2 * 86_400_000).toISOString() },
+    now,
+  ),
   resolveAnalyticsWindow({ start_date: new Date(now - 5 * 86_400_000 - 7 * 3_600_000).toISOString() }, now),
   resolveAnalyticsWindow({ start_date: new Date(now - 3_600_000).toISOString() }, now),
 ];
@@ -116,7 +122,13 @@ const scopes = (): ScanScope[] => [{ userId: alice.id }, { userId: bob.id }, { a
 describe('activity rollups', () => {
   it('are filled by the benchmark’s bulk seed as a rebuild fills them (the live writes follow on top)', async () => {
     await seedAnalytics(api.db.pool, {
-      messages: 3_000, users: 6, days: 9, heavyUserId: alice.id, heavyShare: 0.2, batchConversations: 60, now: Date.now(),
+      messages: 3_000,
+      users: 6,
+      days: 9,
+      heavyUserId: alice.id,
+      heavyShare: 0.2,
+      batchConversations: 60,
+      now: Date.now(),
       log: () => undefined,
     });
     expect(await disagreements([{ userId: alice.id }, { userId: 'bench-user-000001' }, { allUsers: true }])).toEqual([]);
@@ -138,8 +150,15 @@ describe('activity rollups', () => {
   it('count an orphaned run’s interrupted message once it is recovered', async () => {
     const { id } = (await conversations(bob, 'POST', '/', { title: 'left running' }))!;
     await beginTurn(api.db.pool, {
-      conversationId: id, userId: bob.id, content: 'never answered', runId: 'run-orphan-1', workflow: 'chat',
-      provider: 'openai', model: 'gpt-4o-mini', correlationId: 'corr-orphan-1', instanceId: 'gone-instance',
+      conversationId: id,
+      userId: bob.id,
+      content: 'never answered',
+      runId: 'run-orphan-1',
+      workflow: 'chat',
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      correlationId: 'corr-orphan-1',
+      instanceId: 'gone-instance',
     });
     // The user's message counts before the run ends, the interrupted reply after the recovery.
     expect(await disagreements(scopes())).toEqual([]);

@@ -14,7 +14,13 @@ describe('analytics message and conversation counts', () => {
     await insertUsers(db.pool, ['user-a', 'user-b']);
     // [conversation, owner, created, status, message times (user, assistant alternating)]
     const conversations: [string, string, string, string, string[]][] = [
-      ['conv-1', 'user-a', '2026-02-28T23:00:00Z', 'active', ['2026-02-28T23:10:00Z', '2026-02-28T23:10:05Z', '2026-03-01T00:00:00Z', '2026-03-01T00:00:09Z']],
+      [
+        'conv-1',
+        'user-a',
+        '2026-02-28T23:00:00Z',
+        'active',
+        ['2026-02-28T23:10:00Z', '2026-02-28T23:10:05Z', '2026-03-01T00:00:00Z', '2026-03-01T00:00:09Z'],
+      ],
       ['conv-2', 'user-a', '2026-03-01T08:00:00Z', 'archived', ['2026-03-01T08:00:01Z', '2026-03-01T08:00:02Z', '2026-03-01T23:59:59Z']],
       ['conv-3', 'user-a', '2026-03-01T09:00:00Z', 'active', ['2026-03-02T00:00:00Z']],
       ['conv-4', 'user-b', '2026-03-01T10:00:00Z', 'deleted', ['2026-03-01T10:00:01Z', '2026-03-01T10:00:03Z']],

@@ -51,9 +51,20 @@ describe('rollups from run records', () => {
     // Hand-checked anchors: user-a's first chat ended at 10:59:59.325, the rest after 11:00.
     const row = (hour: string, model: string) =>
       rows.find((r) => r.bucket_start === `2026-03-02T${hour}:00:00.000Z` && r.user_id === 'user-a' && r.model === model);
-    expect(row('10', 'gpt-4o-mini')).toMatchObject({ input_tokens: 1200, cache_read_tokens: 300, output_tokens: 250, model_calls: 1, runs_total: 0, cost: 0.000345 });
+    expect(row('10', 'gpt-4o-mini')).toMatchObject({
+      input_tokens: 1200,
+      cache_read_tokens: 300,
+      output_tokens: 250,
+      model_calls: 1,
+      runs_total: 0,
+      cost: 0.000345,
+    });
     expect(row('11', 'gpt-4o-mini')).toMatchObject({
-      input_tokens: 1509, model_calls: 3, runs_total: 3, runs_by_status: { completed: 2, cancelled: 1 }, cost: 0.0003016,
+      input_tokens: 1509,
+      model_calls: 3,
+      runs_total: 3,
+      runs_by_status: { completed: 2, cancelled: 1 },
+      cost: 0.0003016,
       latency_buckets: [0, 1, 0, 0, 1, 0, 0, 1, 0, 0], // 240 ms, 1430 ms, 12 s
     });
     expect(row('11', 'gpt-4.1')).toMatchObject({ model_calls: 1, runs_total: 0, latency_buckets: [0, 0, 0, 0, 0, 0, 0, 0, 0, 1] });
@@ -69,7 +80,22 @@ describe('rollups from run records', () => {
     const first = await path.seed(PLANS);
     const second = await path.seed([
       ...PLANS,
-      { userId: 'user-a', provider: 'openai', model: 'gpt-4o-mini', status: 'timedOut', startAt: T0 + 400, steps: [{ chat: { usage: { inputUncached: 1, cacheRead: 0, cacheWrite: 0, output: 1, reasoning: 0 }, costUsd: 0.0000000001, latencyMs: 30_001 } }] },
+      {
+        userId: 'user-a',
+        provider: 'openai',
+        model: 'gpt-4o-mini',
+        status: 'timedOut',
+        startAt: T0 + 400,
+        steps: [
+          {
+            chat: {
+              usage: { inputUncached: 1, cacheRead: 0, cacheWrite: 0, output: 1, reasoning: 0 },
+              costUsd: 0.0000000001,
+              latencyMs: 30_001,
+            },
+          },
+        ],
+      },
     ]);
     expect(await readAnalyticsRows(db.pool)).toEqual(expectedAnalyticsRows([...first, ...second]));
   });
@@ -77,8 +103,15 @@ describe('rollups from run records', () => {
   it('attributes child spans to the user of their root', async () => {
     const path = recordPath();
     const run = startRun({
-      tracer: path.tracer, userId: 'user-c', provider: 'openai', model: 'gpt-4o-mini', startAt: T0, conversationId: null,
-      steps: [{ chat: { usage: { inputUncached: 10, cacheRead: 0, cacheWrite: 0, output: 5, reasoning: 0 }, costUsd: 0.00001, latencyMs: 300 } }],
+      tracer: path.tracer,
+      userId: 'user-c',
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      startAt: T0,
+      conversationId: null,
+      steps: [
+        { chat: { usage: { inputUncached: 10, cacheRead: 0, cacheWrite: 0, output: 5, reasoning: 0 }, costUsd: 0.00001, latencyMs: 300 } },
+      ],
     });
     const finished = run.finish('completed');
     await path.commit();
@@ -93,7 +126,9 @@ describe('rollups from run records', () => {
     await path.seed(PLANS);
     const rows = await readAnalyticsRows(db.pool);
     const { samples } = await scrape(metrics.metricsHandler);
-    const models = [...new Set(rows.map((row) => JSON.stringify([row.provider, row.model])))].map((key) => JSON.parse(key) as [string, string]);
+    const models = [...new Set(rows.map((row) => JSON.stringify([row.provider, row.model])))].map(
+      (key) => JSON.parse(key) as [string, string],
+    );
     for (const [provider, model] of models) {
       const of = rows.filter((row) => row.provider === provider && row.model === model);
       const sum = (pick: (row: (typeof rows)[number]) => number) => of.reduce((acc, row) => acc + pick(row), 0);
@@ -104,7 +139,10 @@ describe('rollups from run records', () => {
       expect(tokens('cache_write')).toBe(sum((row) => row.cache_write_tokens));
       expect(tokens('output')).toBe(sum((row) => row.output_tokens));
       expect(tokens('reasoning')).toBe(sum((row) => row.reasoning_tokens));
-      expect(total(samples, 'chatter_llm_cost_total', labels)).toBeCloseTo(sum((row) => row.cost), 10);
+      expect(total(samples, 'chatter_llm_cost_total', labels)).toBeCloseTo(
+        sum((row) => row.cost),
+        10,
+      );
       expect(total(samples, 'chatter_llm_calls_total', labels)).toBe(sum((row) => row.model_calls));
     }
     expect(total(samples, 'chatter_workflow_runs_total')).toBe(rows.reduce((acc, row) => acc + row.runs_total, 0));

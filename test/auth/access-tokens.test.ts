@@ -43,7 +43,10 @@ describe('access tokens', () => {
         continue;
       }
       const changed = `${token.slice(0, index)}${char === 'a' ? 'b' : 'a'}${token.slice(index + 1)}`;
-      expect(rejection(() => tokens.verify(changed)), `position ${index}`).toBeDefined();
+      expect(
+        rejection(() => tokens.verify(changed)),
+        `position ${index}`,
+      ).toBeDefined();
     }
   });
 
@@ -62,7 +65,9 @@ describe('access tokens', () => {
 describe('access token time claims', () => {
   const forge = (claims: Record<string, unknown>): string => {
     const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
-    const payload = Buffer.from(JSON.stringify({ iss: 'chatter', typ: 'access', sub: 'u', jti: 'j', sid: 's', ...claims })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ iss: 'chatter', typ: 'access', sub: 'u', jti: 'j', sid: 's', ...claims })).toString(
+      'base64url',
+    );
     const signature = createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url');
     return `${header}.${payload}.${signature}`;
   };
@@ -72,7 +77,9 @@ describe('access token time claims', () => {
   it('sets nbf to iat and honours it: a token not yet valid is refused', () => {
     const { claims } = tokens.sign({ userId: 'u', sessionId: 's' });
     expect(claims.nbf).toBe(claims.iat);
-    expect(rejection(() => tokens.verify(forge({ iat: nowSeconds, nbf: nowSeconds + 3600, exp: nowSeconds + 1800 })))).toBe('not_yet_valid');
+    expect(rejection(() => tokens.verify(forge({ iat: nowSeconds, nbf: nowSeconds + 3600, exp: nowSeconds + 1800 })))).toBe(
+      'not_yet_valid',
+    );
     expect(tokens.verify(forge({ iat: nowSeconds - 10, nbf: nowSeconds - 10, exp: nowSeconds + 1790 })).sub).toBe('u');
   });
 

@@ -18,7 +18,10 @@ const configError = (env: Record<string, string>): string => {
 describe('auth and HTTP configuration', () => {
   it('requires JWT_SECRET in production, with a clear message', () => {
     expect(configError({ CHATTER_ENV: 'production' })).toMatch(/JWT_SECRET=\(unset\): required in production/);
-    expect(loadConfig({ CHATTER_ENV: 'production', JWT_SECRET: SECRET }).auth).toMatchObject({ jwtSecret: SECRET, jwtSecretGenerated: false });
+    expect(loadConfig({ CHATTER_ENV: 'production', JWT_SECRET: SECRET }).auth).toMatchObject({
+      jwtSecret: SECRET,
+      jwtSecretGenerated: false,
+    });
   });
 
   it('refuses a JWT_SECRET shorter than 32 characters in any environment', () => {

@@ -99,7 +99,11 @@ describe('app.authenticate', () => {
     expect(await lastRejection()).toMatchObject({ user_id: victim.id, data: expect.objectContaining({ reason: 'user_inactive' }) });
     const refresh = await api.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: victim.refreshToken } });
     expect(refresh.statusCode).toBe(401);
-    const login = await api.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: victim.username, password: victim.password } });
+    const login = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { username: victim.username, password: victim.password },
+    });
     expect(login.statusCode).toBe(401);
   });
 

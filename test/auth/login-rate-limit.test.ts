@@ -101,7 +101,12 @@ describe('registration limits', () => {
   });
 
   const register = (email: string, username: string, ip: string) =>
-    api.app.inject({ method: 'POST', url: '/api/v1/auth/register', payload: { email, username, password: 'a fine pass phrase' }, remoteAddress: ip });
+    api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/register',
+      payload: { email, username, password: 'a fine pass phrase' },
+      remoteAddress: ip,
+    });
 
   it('throttles attempts on one email (a taken one included) from any address: 409s turn into 429', async () => {
     const taken = await registerUser(api.app);

@@ -38,7 +38,14 @@ describe('password hashing', () => {
     const stored = await hashPassword('secret', FAST);
     const parts = stored.split('$');
     const tamperedKey = [...parts.slice(0, 5), `${parts[5]?.slice(0, -2)}AA`].join('$');
-    for (const bad of ['', 'not-a-hash', 'bcrypt$...', 'scrypt$3$8$1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5', 'scrypt$1073741824$8$1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5', tamperedKey]) {
+    for (const bad of [
+      '',
+      'not-a-hash',
+      'bcrypt$...',
+      'scrypt$3$8$1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5',
+      'scrypt$1073741824$8$1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5',
+      tamperedKey,
+    ]) {
       expect(await verifyPassword('secret', bad), bad).toBe(false);
     }
   });

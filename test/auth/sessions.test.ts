@@ -25,7 +25,11 @@ describe('sessions end every access token issued for them', () => {
     return response.json<Tokens>();
   };
   const login = async (user: RegisteredUser): Promise<Tokens> => {
-    const response = await api.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password: user.password } });
+    const response = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { username: user.username, password: user.password },
+    });
     expect(response.statusCode).toBe(200);
     return response.json<Tokens>();
   };
@@ -40,7 +44,11 @@ describe('sessions end every access token issued for them', () => {
     for (const token of [user.accessToken, second.access_token, third.access_token]) expect((await me(token)).statusCode).toBe(200);
 
     // Logged out with the newest token; the two earlier ones of the same session die too.
-    const logout = await api.app.inject({ method: 'POST', url: '/api/v1/auth/logout', headers: { authorization: `Bearer ${third.access_token}` } });
+    const logout = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/logout',
+      headers: { authorization: `Bearer ${third.access_token}` },
+    });
     expect(logout.statusCode).toBe(200);
     expect((await me(user.accessToken)).statusCode).toBe(401);
     expect((await me(second.access_token)).statusCode).toBe(401);
@@ -59,7 +67,9 @@ describe('sessions end every access token issued for them', () => {
     expect((await me(user.accessToken)).statusCode).toBe(401);
     expect((await me(rotated.access_token)).statusCode).toBe(401);
     // And the thief's (or owner's) newest refresh token is dead too.
-    expect((await api.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: rotated.refresh_token } })).statusCode).toBe(401);
+    expect(
+      (await api.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: rotated.refresh_token } })).statusCode,
+    ).toBe(401);
   });
 
   it('refuses a validly signed token whose session belongs to another user, or does not exist', async () => {

@@ -48,7 +48,12 @@ const spentBy = async (user: RegisteredUser, usdBudget: number | null = null) =>
            (SELECT COALESCE(sum(cost), 0) <= ${usdBudget}::numeric FROM workflow_runs WHERE user_id = u.id) AS within_usd
     FROM users u WHERE u.id = ${user.id}`);
 
-const RunRow = z.object({ status: z.string(), terminal_reason: z.string().nullable(), model_call_count: z.number(), total_tokens: z.number() });
+const RunRow = z.object({
+  status: z.string(),
+  terminal_reason: z.string().nullable(),
+  model_call_count: z.number(),
+  total_tokens: z.number(),
+});
 
 describe('budgets', () => {
   it('caps the call\u2019s max_tokens to what the budget has left, and the reply is cut there', async () => {
@@ -87,7 +92,10 @@ describe('budgets', () => {
       { content: '', toolCalls: [{ name: 'calculator', args: { expression: '6*7' } }], usage: { input_tokens: 900, output_tokens: 95 } },
       { content: 'never played' },
     ]);
-    const response = await asUser(api.app, user)({
+    const response = await asUser(
+      api.app,
+      user,
+    )({
       method: 'POST',
       url: '/api/v1/workflows/execute/chat',
       payload: { message: 'What is 6*7?', enable_tools: true },
@@ -119,7 +127,10 @@ describe('budgets', () => {
     expect(saved).toBe(0);
     await setBudget(user, { usd: 0.0001 });
     await api.db.pool.query(sql.unsafe`UPDATE users SET total_cost = 0.0001 WHERE id = ${user.id}`);
-    const again = await asUser(api.app, user)({
+    const again = await asUser(
+      api.app,
+      user,
+    )({
       method: 'POST',
       url: '/api/v1/workflows/execute/chat',
       payload: { message: 'hello', provider: 'openai', model: 'gpt-4o-mini' },
@@ -161,7 +172,12 @@ describe('budgets', () => {
     // gpt-4o-mini: 100 output tokens cost 0.00006 USD; the budget pays for about five replies.
     await setBudget(user, { usd: 0.0003 });
     api.script(Array.from({ length: 20 }, () => ({ content: words(100), latencyMs: 20 })));
-    const { codes, runs } = await parallelChats(user, { message: 'hello there', max_tokens: 100, provider: 'openai', model: 'gpt-4o-mini' });
+    const { codes, runs } = await parallelChats(user, {
+      message: 'hello there',
+      max_tokens: 100,
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+    });
     expect(codes.every((code) => code === 200 || code === 402)).toBe(true);
     expect(runs.filter((status) => status === 'completed').length).toBeGreaterThan(1);
     expect(codes.filter((code) => code === 402).length + runs.filter((status) => status === 'budgetExceeded').length).toBeGreaterThan(0);

@@ -21,7 +21,11 @@ describe('chat request fields and profile settings', () => {
   let alice: RegisteredUser;
   let model: ReturnType<ChatApi['script']> | undefined;
   beforeAll(async () => {
-    api = await createChatApi({ OPENAI_API_KEY: 'sk-test-not-real', CHAT_RATE_LIMIT_PER_MINUTE: '1000', CHAT_STREAMING_RATE_LIMIT_PER_MINUTE: '1000' });
+    api = await createChatApi({
+      OPENAI_API_KEY: 'sk-test-not-real',
+      CHAT_RATE_LIMIT_PER_MINUTE: '1000',
+      CHAT_STREAMING_RATE_LIMIT_PER_MINUTE: '1000',
+    });
     alice = await registerUser(api.app);
   });
   afterAll(async () => {
@@ -35,7 +39,8 @@ describe('chat request fields and profile settings', () => {
     asUser(api.app, alice)({ method: 'POST', url: `/api/v1/workflows/execute/chat${streaming ? '/streaming' : ''}`, payload });
   const lastCall = () => model?.calls.at(-1);
   /** The contents of the non-system messages the model got last. */
-  const sentContents = () => (lastCall()?.messages ?? []).filter((message) => message.getType() !== 'system').map((message) => String(message.content));
+  const sentContents = () =>
+    (lastCall()?.messages ?? []).filter((message) => message.getType() !== 'system').map((message) => String(message.content));
   const counts = async () =>
     api.db.pool.one(sql.type(z.object({ conversations: z.number(), messages: z.number(), runs: z.number(), profiles: z.number() }))`
       SELECT (SELECT count(*)::int FROM conversations WHERE user_id = ${alice.id}) AS conversations,
@@ -43,7 +48,10 @@ describe('chat request fields and profile settings', () => {
              (SELECT count(*)::int FROM workflow_runs WHERE user_id = ${alice.id}) AS runs,
              (SELECT count(*)::int FROM profiles WHERE owner_id = ${alice.id}) AS profiles`);
   const createProfile = async (payload: Record<string, unknown>) => {
-    const response = await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/profiles/', payload: { name: 'p', llm_provider: 'openai', ...payload } });
+    const response = await asUser(
+      api.app,
+      alice,
+    )({ method: 'POST', url: '/api/v1/profiles/', payload: { name: 'p', llm_provider: 'openai', ...payload } });
     expect(response.statusCode, response.body).toBe(201);
     return response.json<{ id: string } & Record<string, unknown>>();
   };
@@ -59,7 +67,9 @@ describe('chat request fields and profile settings', () => {
       for (const streaming of [false, true]) {
         const response = await chat({ message: 'ground this', [field]: value }, streaming);
         expect(response.statusCode, `${field} streaming=${streaming}`).toBe(422);
-        expect(response.json()).toEqual({ detail: [{ loc: ['body', field], msg: expect.stringMatching(/not available/), type: 'value_error.unsupported' }] });
+        expect(response.json()).toEqual({
+          detail: [{ loc: ['body', field], msg: expect.stringMatching(/not available/), type: 'value_error.unsupported' }],
+        });
       }
     }
     expect(model?.calls ?? []).toHaveLength(0);
@@ -150,10 +160,18 @@ describe('chat request fields and profile settings', () => {
       ['embedding_model', 'text-embedding-3-small'],
     ];
     for (const [field, value] of refused) {
-      const created = await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/profiles/', payload: { name: 'refused', [field]: value } });
+      const created = await asUser(
+        api.app,
+        alice,
+      )({ method: 'POST', url: '/api/v1/profiles/', payload: { name: 'refused', [field]: value } });
       expect(created.statusCode, field).toBe(422);
-      expect(created.json()).toEqual({ detail: [{ loc: ['body', field], msg: expect.stringContaining(field), type: 'value_error.not_applied' }] });
-      const updated = await asUser(api.app, alice)({ method: 'PUT', url: `/api/v1/profiles/${profile.id}`, payload: { description: 'changed', [field]: value } });
+      expect(created.json()).toEqual({
+        detail: [{ loc: ['body', field], msg: expect.stringContaining(field), type: 'value_error.not_applied' }],
+      });
+      const updated = await asUser(
+        api.app,
+        alice,
+      )({ method: 'PUT', url: `/api/v1/profiles/${profile.id}`, payload: { description: 'changed', [field]: value } });
       expect(updated.statusCode, field).toBe(422);
     }
     expect(await counts()).toEqual(before);
@@ -175,7 +193,10 @@ describe('chat request fields and profile settings', () => {
       retrieval_score_threshold: 0.7,
     });
     expect(profile).toMatchObject({ tool_choice: 'auto', content_filter_enabled: true, stop_sequences: [] });
-    const updated = await asUser(api.app, alice)({ method: 'PUT', url: `/api/v1/profiles/${profile.id}`, payload: { tool_choice: null, stream_response: null } });
+    const updated = await asUser(
+      api.app,
+      alice,
+    )({ method: 'PUT', url: `/api/v1/profiles/${profile.id}`, payload: { tool_choice: null, stream_response: null } });
     expect(updated.statusCode, updated.body).toBe(200);
     expect(updated.json()).toMatchObject({ tool_choice: null, stream_response: true });
   });

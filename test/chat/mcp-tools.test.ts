@@ -34,7 +34,10 @@ afterAll(async () => {
 type ServerBody = { id: string; tools: { id: string; name: string }[] };
 
 const register = async (user: RegisteredUser, name: string, url: string): Promise<ServerBody> => {
-  const response = await asUser(api.app, user)({
+  const response = await asUser(
+    api.app,
+    user,
+  )({
     method: 'POST',
     url: '/api/v1/toolservers/servers',
     payload: { name, display_name: name, base_url: url },
@@ -44,7 +47,10 @@ const register = async (user: RegisteredUser, name: string, url: string): Promis
 };
 
 const chat = async (user: RegisteredUser, message: string) => {
-  const response = await asUser(api.app, user)({
+  const response = await asUser(
+    api.app,
+    user,
+  )({
     method: 'POST',
     url: '/api/v1/workflows/execute/chat',
     payload: { message, enable_tools: true },
@@ -78,10 +84,7 @@ describe('MCP tools in chat_with_tools', () => {
   it('offers the user\u2019s MCP tools and runs one like a built-in: tool_calls row, execute_tool span, result to the model', async () => {
     const user = await registerUser(api.app);
     await register(user, 'local', mcp.url);
-    const model = api.script([
-      { content: '', toolCalls: [{ name: 'local__add', args: { a: 19, b: 23 } }] },
-      { content: 'The sum is 42.' },
-    ]);
+    const model = api.script([{ content: '', toolCalls: [{ name: 'local__add', args: { a: 19, b: 23 } }] }, { content: 'The sum is 42.' }]);
     const body = await chat(user, 'What is 19 + 23?');
     expect(body.message.content).toBe('The sum is 42.');
     expect(model.calls[0]?.tools).toEqual(['calculator', 'current_time', 'local__add', 'local__echo', 'local__fail', 'local__slow']);
@@ -96,15 +99,19 @@ describe('MCP tools in chat_with_tools', () => {
       { run_id: run.id, tool: 'local__add', arguments: { a: 19, b: 23 }, result_size: 2, duration_ms: expect.any(Number), error: null },
     ]);
     await api.services.tracerProvider.forceFlush();
-    const spans = api.exporter
-      .getFinishedSpans()
-      .filter((span) => span.name === `${semconv.SPAN_EXECUTE_TOOL} local__add`);
+    const spans = api.exporter.getFinishedSpans().filter((span) => span.name === `${semconv.SPAN_EXECUTE_TOOL} local__add`);
     expect(spans).toHaveLength(1);
-    expect(spans[0]?.attributes).toMatchObject({ [semconv.ATTR_GEN_AI_TOOL_NAME]: 'local__add', [semconv.ATTR_TOOL_OK]: true, [semconv.ATTR_TOOL_RESULT_SIZE]: 2 });
+    expect(spans[0]?.attributes).toMatchObject({
+      [semconv.ATTR_GEN_AI_TOOL_NAME]: 'local__add',
+      [semconv.ATTR_TOOL_OK]: true,
+      [semconv.ATTR_TOOL_RESULT_SIZE]: 2,
+    });
 
     // The call shows on the Tools page, from the tool_calls records.
     const tools = await asUser(api.app, user)({ method: 'GET', url: '/api/v1/toolservers/tools/all' });
-    expect(tools.json<{ function_name: string; total_calls: number }[]>().find((tool) => tool.function_name === 'local__add')).toMatchObject({
+    expect(
+      tools.json<{ function_name: string; total_calls: number }[]>().find((tool) => tool.function_name === 'local__add'),
+    ).toMatchObject({
       total_calls: 1,
       total_errors: 0,
     });
@@ -151,7 +158,10 @@ describe('MCP tools in chat_with_tools', () => {
   it('answers a tool that outlives MCP_TOOL_CALL_TIMEOUT_MS with an error message, and the run completes', async () => {
     const user = await registerUser(api.app);
     await register(user, 'local', mcp.url);
-    const model = api.script([{ content: '', toolCalls: [{ name: 'local__slow', args: { ms: 3_000 } }] }, { content: 'It took too long.' }]);
+    const model = api.script([
+      { content: '', toolCalls: [{ name: 'local__slow', args: { ms: 3_000 } }] },
+      { content: 'It took too long.' },
+    ]);
     const body = await chat(user, 'Run the slow tool');
     expect(body.message.content).toBe('It took too long.');
     const [result] = toolMessages(model.calls[1]!.messages);
@@ -171,7 +181,10 @@ describe('MCP tools in chat_with_tools', () => {
     await chat(user, 'echo one');
     await doomed.close();
 
-    const model = api.script([{ content: '', toolCalls: [{ name: 'doomed__echo', args: { text: 'two' } }] }, { content: 'The server is gone.' }]);
+    const model = api.script([
+      { content: '', toolCalls: [{ name: 'doomed__echo', args: { text: 'two' } }] },
+      { content: 'The server is gone.' },
+    ]);
     const body = await chat(user, 'echo two');
     expect(body.message.content).toBe('The server is gone.');
     const [result] = toolMessages(model.calls[1]!.messages);

@@ -5,7 +5,12 @@ import { asUser, registerUser, type RegisteredUser } from '../helpers/api.js';
 import { createChatApi, sseData, type ChatApi } from '../helpers/chat-api.js';
 import { fullContractErrors, fullContractMissing } from '../helpers/full-contract.js';
 
-type ChatBody = { conversation_id: string; run_id: string; message: { total_tokens: number; cost: number | null }; conversation: { profile_id: string | null } };
+type ChatBody = {
+  conversation_id: string;
+  run_id: string;
+  message: { total_tokens: number; cost: number | null };
+  conversation: { profile_id: string | null };
+};
 
 const reply = (content = 'ok') => ({ content, usage: { input_tokens: 12, output_tokens: 3 } });
 
@@ -15,13 +20,28 @@ describe.skipIf(fullContractMissing !== undefined)('chat turns with a profile an
   let bob: RegisteredUser;
   let profileId: string;
   beforeAll(async () => {
-    api = await createChatApi({ OPENAI_API_KEY: 'sk-test-not-real', CHAT_RATE_LIMIT_PER_MINUTE: '1000', CHAT_STREAMING_RATE_LIMIT_PER_MINUTE: '1000' });
+    api = await createChatApi({
+      OPENAI_API_KEY: 'sk-test-not-real',
+      CHAT_RATE_LIMIT_PER_MINUTE: '1000',
+      CHAT_STREAMING_RATE_LIMIT_PER_MINUTE: '1000',
+    });
     alice = await registerUser(api.app);
     bob = await registerUser(api.app);
-    const profile = await asUser(api.app, alice)({
+    const profile = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'POST',
       url: '/api/v1/profiles/',
-      payload: { name: 'Terse', llm_provider: 'openai', llm_model: 'gpt-4o-mini', temperature: 0.2, max_tokens: 300, system_prompt: 'You are terse.', enable_tools: true },
+      payload: {
+        name: 'Terse',
+        llm_provider: 'openai',
+        llm_model: 'gpt-4o-mini',
+        temperature: 0.2,
+        max_tokens: 300,
+        system_prompt: 'You are terse.',
+        enable_tools: true,
+      },
     });
     expect(profile.statusCode, profile.body).toBe(201);
     profileId = profile.json<{ id: string }>().id;
@@ -48,10 +68,12 @@ describe.skipIf(fullContractMissing !== undefined)('chat turns with a profile an
              (SELECT count(*)::int FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.user_id = ${userId}) AS messages,
              (SELECT count(*)::int FROM workflow_runs WHERE user_id = ${userId}) AS runs`);
   const runRow = async (runId: string) =>
-    api.db.pool.one(sql.type(z.object({ workflow: z.string(), provider: z.string(), model: z.string(), input: z.record(z.string(), z.unknown()) }))`
+    api.db.pool.one(sql.type(
+      z.object({ workflow: z.string(), provider: z.string(), model: z.string(), input: z.record(z.string(), z.unknown()) }),
+    )`
       SELECT workflow, provider, model, input FROM workflow_runs WHERE id = ${runId}`);
 
-  it("takes provider, model, temperature, max_tokens, system prompt and tools from the profile, and records it", async () => {
+  it('takes provider, model, temperature, max_tokens, system prompt and tools from the profile, and records it', async () => {
     script(reply('first'));
     const response = await chat(alice, { message: 'hello', profile_id: profileId });
     expect(response.statusCode, response.body).toBe(200);
@@ -61,12 +83,22 @@ describe.skipIf(fullContractMissing !== undefined)('chat turns with a profile an
     const call = lastCall();
     expect(systemPromptSent()).toBe('You are terse.');
     expect(call?.tools).toEqual(expect.arrayContaining(['calculator', 'current_time']));
-    expect(await runRow(body.run_id)).toMatchObject({ workflow: 'chat_with_tools', provider: 'openai', model: 'gpt-4o-mini', input: expect.objectContaining({ profile_id: profileId }) });
+    expect(await runRow(body.run_id)).toMatchObject({
+      workflow: 'chat_with_tools',
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      input: expect.objectContaining({ profile_id: profileId }),
+    });
     expect(body.conversation.profile_id).toBe(profileId);
 
     const profile = await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/profiles/${profileId}` });
     expect(fullContractErrors('ProfileResponse', profile.json())).toEqual([]);
-    expect(profile.json()).toMatchObject({ usage_count: 1, total_tokens_used: body.message.total_tokens, total_cost: body.message.cost, last_used_at: expect.any(String) });
+    expect(profile.json()).toMatchObject({
+      usage_count: 1,
+      total_tokens_used: body.message.total_tokens,
+      total_cost: body.message.cost,
+      last_used_at: expect.any(String),
+    });
   });
 
   it('lets the request override the profile, and keeps the conversation’s profile for later turns', async () => {
@@ -94,7 +126,10 @@ describe.skipIf(fullContractMissing !== undefined)('chat turns with a profile an
   });
 
   it('fills the system prompt from a prompt template with its variables, over the profile’s', async () => {
-    const prompt = await asUser(api.app, alice)({
+    const prompt = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'POST',
       url: '/api/v1/prompts/',
       payload: { name: 'Reviewer', content: 'You review {language} code for {audience}.', required_variables: ['language'] },
@@ -102,24 +137,40 @@ describe.skipIf(fullContractMissing !== undefined)('chat turns with a profile an
     expect(prompt.statusCode, prompt.body).toBe(201);
     const promptId = prompt.json<{ id: string }>().id;
     script(reply('reviewed'));
-    const response = await chat(alice, { message: 'look', profile_id: profileId, prompt_id: promptId, prompt_variables: { language: 'Rust' } });
+    const response = await chat(alice, {
+      message: 'look',
+      profile_id: profileId,
+      prompt_id: promptId,
+      prompt_variables: { language: 'Rust' },
+    });
     expect(response.statusCode, response.body).toBe(200);
     expect(systemPromptSent()).toBe('You review Rust code for .');
     expect((await runRow(response.json<ChatBody>().run_id)).input).toMatchObject({ profile_id: profileId, prompt_id: promptId });
     const read = await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/prompts/${promptId}` });
     expect(fullContractErrors('PromptResponse', read.json())).toEqual([]);
-    expect(read.json()).toMatchObject({ usage_count: 1, success_rate: 1, total_tokens_used: response.json<ChatBody>().message.total_tokens });
+    expect(read.json()).toMatchObject({
+      usage_count: 1,
+      success_rate: 1,
+      total_tokens_used: response.json<ChatBody>().message.total_tokens,
+    });
 
     const before = await counts(alice.id);
     const missing = await chat(alice, { message: 'look', prompt_id: promptId, prompt_variables: { audience: 'juniors' } });
     expect(missing.statusCode).toBe(422);
     expect(fullContractErrors('HTTPValidationError', missing.json())).toEqual([]);
-    expect(missing.json()).toEqual({ detail: [{ loc: ['body', 'prompt_variables', 'language'], msg: expect.stringContaining('"language"'), type: 'prompt_variables.missing' }] });
+    expect(missing.json()).toEqual({
+      detail: [
+        { loc: ['body', 'prompt_variables', 'language'], msg: expect.stringContaining('"language"'), type: 'prompt_variables.missing' },
+      ],
+    });
     expect(await counts(alice.id)).toEqual(before);
   });
 
   it('answers 404 for an unknown or another user’s private profile or prompt before anything is saved', async () => {
-    const secret = await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/prompts/', payload: { name: 'Secret', content: 'Hidden' } });
+    const secret = await asUser(
+      api.app,
+      alice,
+    )({ method: 'POST', url: '/api/v1/prompts/', payload: { name: 'Secret', content: 'Hidden' } });
     const secretId = secret.json<{ id: string }>().id;
     script(reply());
     const before = await counts(bob.id);
@@ -138,14 +189,20 @@ describe.skipIf(fullContractMissing !== undefined)('chat turns with a profile an
   });
 
   it('lets another user chat with a public profile, streamed too', async () => {
-    const shared = await asUser(api.app, alice)({
+    const shared = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'POST',
       url: '/api/v1/profiles/',
       payload: { name: 'Shared', llm_provider: 'local', temperature: 0.9, max_tokens: 77, system_prompt: 'Shared voice.', is_public: true },
     });
     const sharedId = shared.json<{ id: string }>().id;
     script(reply('streamed'));
-    const response = await asUser(api.app, bob)({ method: 'POST', url: '/api/v1/workflows/execute/chat/streaming', payload: { message: 'hi', profile_id: sharedId } });
+    const response = await asUser(
+      api.app,
+      bob,
+    )({ method: 'POST', url: '/api/v1/workflows/execute/chat/streaming', payload: { message: 'hi', profile_id: sharedId } });
     expect(response.statusCode).toBe(200);
     const chunks = sseData(response.body) as { type?: string }[];
     expect(chunks.map((chunk) => chunk.type ?? chunk)).toEqual(['start', 'token', 'complete', '[DONE]']);

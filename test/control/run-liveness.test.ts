@@ -42,7 +42,10 @@ describe('run liveness', () => {
 
   it('takes each stale run over exactly once when several instances sweep at the same moment', async () => {
     db = await createTestDatabase(8);
-    const stale = await insertRuns(db, Array.from({ length: 6 }, () => ({ instance: 'killed', ageMs: 3_600_000 })));
+    const stale = await insertRuns(
+      db,
+      Array.from({ length: 6 }, () => ({ instance: 'killed', ageMs: 3_600_000 })),
+    );
     const [fresh] = await insertRuns(db, [{ instance: 'alive', ageMs: 0 }]);
     const sweepers = Array.from(
       { length: 6 },

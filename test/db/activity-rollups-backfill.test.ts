@@ -17,11 +17,21 @@ describe('migration 0014 (activity rollups)', () => {
   beforeAll(async () => {
     db = await createEmptyTestDatabase();
     const migrations = await loadMigrations();
-    await migrate(db.pool, migrations.filter((migration) => migration.version < 14));
+    await migrate(
+      db.pool,
+      migrations.filter((migration) => migration.version < 14),
+    );
     await syncShippedPrices(db.pool, loadShippedPrices().prices);
     await insertUsers(db.pool, ['heavy-user']);
     await seedAnalytics(db.pool, {
-      messages: 2_000, users: 5, days: 12, heavyUserId: 'heavy-user', heavyShare: 0.3, batchConversations: 50, now, log: () => undefined,
+      messages: 2_000,
+      users: 5,
+      days: 12,
+      heavyUserId: 'heavy-user',
+      heavyShare: 0.3,
+      batchConversations: 50,
+      now,
+      log: () => undefined,
     });
     await migrate(db.pool, migrations);
   });
@@ -39,7 +49,9 @@ describe('migration 0014 (activity rollups)', () => {
         const expected = expectedFigures(await scanFigures(db.pool, scope, window, SCAN_PARTS.dashboard));
         expect(expected.messages).toBeGreaterThan(0);
         const body = await reports.dashboard(scope, window, now);
-        problems.push(...compareRoute('dashboard', `${JSON.stringify(scope)} ${period}`, body as unknown as Record<string, unknown>, expected));
+        problems.push(
+          ...compareRoute('dashboard', `${JSON.stringify(scope)} ${period}`, body as unknown as Record<string, unknown>, expected),
+        );
       }
     }
     expect(problems).toEqual([]);

@@ -58,9 +58,7 @@ describe('migrations', () => {
     await migrate(db.pool, await loadMigrations(directory));
     const [first] = (await readdir(directory)).sort();
     await appendFile(join(directory, first!), '\n-- an innocent-looking edit\n');
-    await expect(migrate(db.pool, await loadMigrations(directory))).rejects.toThrow(
-      /was edited after it was applied/,
-    );
+    await expect(migrate(db.pool, await loadMigrations(directory))).rejects.toThrow(/was edited after it was applied/);
   });
 
   it('refuses a migration older than the newest applied one', async () => {

@@ -21,24 +21,20 @@ describe('row validation', () => {
   });
 
   it('fails a query whose row does not match its schema', async () => {
-    await expect(
-      db.pool.one(sql.type(z.object({ n: z.number() }))`SELECT 'not a number' AS n`),
-    ).rejects.toBeInstanceOf(SchemaValidationError);
+    await expect(db.pool.one(sql.type(z.object({ n: z.number() }))`SELECT 'not a number' AS n`)).rejects.toBeInstanceOf(
+      SchemaValidationError,
+    );
   });
 
   it('fails on a missing column and on a null where none is allowed', async () => {
-    await expect(db.pool.one(sql.type(z.object({ a: z.number(), b: z.number() }))`SELECT 1 AS a`)).rejects.toThrow(
-      SchemaValidationError,
-    );
-    await expect(db.pool.any(sql.type(z.object({ a: z.string() }))`SELECT NULL::text AS a`)).rejects.toThrow(
-      SchemaValidationError,
-    );
+    await expect(db.pool.one(sql.type(z.object({ a: z.number(), b: z.number() }))`SELECT 1 AS a`)).rejects.toThrow(SchemaValidationError);
+    await expect(db.pool.any(sql.type(z.object({ a: z.string() }))`SELECT NULL::text AS a`)).rejects.toThrow(SchemaValidationError);
   });
 
   it('validates inside transactions too', async () => {
-    await expect(
-      db.pool.transaction((tx) => tx.one(sql.type(z.object({ ok: z.boolean() }))`SELECT 1 AS ok`)),
-    ).rejects.toBeInstanceOf(SchemaValidationError);
+    await expect(db.pool.transaction((tx) => tx.one(sql.type(z.object({ ok: z.boolean() }))`SELECT 1 AS ok`))).rejects.toBeInstanceOf(
+      SchemaValidationError,
+    );
   });
 
   it('leaves untyped queries alone', async () => {

@@ -61,11 +61,17 @@ type Case = {
   readonly fires?: { readonly labels: Readonly<Record<string, string>>; readonly summary: string };
 };
 
-const calls = (labels: Record<string, string>) => selector('chatter_llm_calls_total', { ...A, ...OPENAI, chatter_outcome: 'ok', ...labels });
-const runs = (status: string) => selector('chatter_workflow_runs_total', { ...A, chatter_workflow_name: 'chat', chatter_run_status: status });
+const calls = (labels: Record<string, string>) =>
+  selector('chatter_llm_calls_total', { ...A, ...OPENAI, chatter_outcome: 'ok', ...labels });
+const runs = (status: string) =>
+  selector('chatter_workflow_runs_total', { ...A, chatter_workflow_name: 'chat', chatter_run_status: status });
 /** Call duration buckets under the released name, or the latest conventions' (OTEL_SEMCONV_STABILITY_OPT_IN). */
-const DURATION_BUCKETS = { released: 'gen_ai_client_operation_duration_bucket', latest: 'gen_ai_client_inference_duration_bucket' } as const;
-const duration = (le: string, name: string = DURATION_BUCKETS.released) => selector(name, { ...A, ...OPENAI, gen_ai_operation_name: 'chat', le });
+const DURATION_BUCKETS = {
+  released: 'gen_ai_client_operation_duration_bucket',
+  latest: 'gen_ai_client_inference_duration_bucket',
+} as const;
+const duration = (le: string, name: string = DURATION_BUCKETS.released) =>
+  selector(name, { ...A, ...OPENAI, gen_ai_operation_name: 'chat', le });
 const backlog = (state: string) => selector('chatter_telemetry_writer_backlog', { ...A, chatter_writer_state: state });
 
 /** The same series under the latest conventions' duration name: the latency alert reads either. */
@@ -167,7 +173,10 @@ const RELEASED_CASES: readonly Case[] = [
     series: [
       { series: calls({ chatter_usage_source: 'missing' }), values: '1x60' },
       { series: calls({ chatter_usage_source: 'provider' }), values: '0+5x60' },
-      { series: selector('chatter_llm_calls_total', { ...A, ...OPENAI, chatter_outcome: 'error', chatter_usage_source: 'missing' }), values: '0+1x60' },
+      {
+        series: selector('chatter_llm_calls_total', { ...A, ...OPENAI, chatter_outcome: 'error', chatter_usage_source: 'missing' }),
+        values: '0+1x60',
+      },
     ],
     at: '40m',
   },
@@ -347,8 +356,14 @@ describeWithPromtool('the alerting rules (prometheus/alerts.yml)', () => {
     // Each alert has a firing and a silent case.
     for (const rule of alerts) {
       const cases = CASES.filter((testCase) => testCase.alert === rule.alert);
-      expect(cases.some((testCase) => testCase.fires !== undefined), rule.alert).toBe(true);
-      expect(cases.some((testCase) => testCase.fires === undefined), rule.alert).toBe(true);
+      expect(
+        cases.some((testCase) => testCase.fires !== undefined),
+        rule.alert,
+      ).toBe(true);
+      expect(
+        cases.some((testCase) => testCase.fires === undefined),
+        rule.alert,
+      ).toBe(true);
     }
     const dir = await mkdtemp(join(tmpdir(), 'chatter-alerts-'));
     try {
@@ -361,58 +376,67 @@ describeWithPromtool('the alerting rules (prometheus/alerts.yml)', () => {
     }
   });
 
-  describe.each(GEN_AI_CONVENTIONS)('against the metrics the service exports after a set of runs, with the %s GenAI names', (conventions) => {
-    let db: TestDatabase;
-    let h: Harness;
-    let exported: Set<string>;
-    let samples: string[];
-    beforeAll(async () => {
-      db = await createTestDatabase();
-      // A user with budgets, so that the budget gauge has something to report from the start.
-      const userId = await createUser(db.pool);
-      await db.pool.query(
-        sql.unsafe`UPDATE users SET cost_budget_usd = 10, total_cost = 8.5, token_budget = 1000, total_tokens = 250 WHERE id = ${userId}`,
-      );
-      h = await createHarness(conventionsEnv(conventions), { database: db });
-      await runMix(h);
-      // GET /metrics as the API serves it (its handler on a loopback server).
-      const server = createServer((request, reply) => h.services.metrics.metricsHandler(request, reply));
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`).then((answer) => answer.text());
-      await new Promise((resolve) => server.close(resolve));
-      samples = response.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
-      exported = new Set(samples.map((line) => line.split(/[{ ]/)[0] ?? ''));
-    }, 120_000);
-    afterAll(async () => {
-      await h?.close();
-      await db?.drop();
-    });
+  describe.each(GEN_AI_CONVENTIONS)(
+    'against the metrics the service exports after a set of runs, with the %s GenAI names',
+    (conventions) => {
+      let db: TestDatabase;
+      let h: Harness;
+      let exported: Set<string>;
+      let samples: string[];
+      beforeAll(async () => {
+        db = await createTestDatabase();
+        // A user with budgets, so that the budget gauge has something to report from the start.
+        const userId = await createUser(db.pool);
+        await db.pool.query(
+          sql.unsafe`UPDATE users SET cost_budget_usd = 10, total_cost = 8.5, token_budget = 1000, total_tokens = 250 WHERE id = ${userId}`,
+        );
+        h = await createHarness(conventionsEnv(conventions), { database: db });
+        await runMix(h);
+        // GET /metrics as the API serves it (its handler on a loopback server).
+        const server = createServer((request, reply) => h.services.metrics.metricsHandler(request, reply));
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`).then((answer) => answer.text());
+        await new Promise((resolve) => server.close(resolve));
+        samples = response.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+        exported = new Set(samples.map((line) => line.split(/[{ ]/)[0] ?? ''));
+      }, 120_000);
+      afterAll(async () => {
+        await h?.close();
+        await db?.drop();
+      });
 
-    it('name only metrics the service exports (or their own recording rules, or up, or the other GenAI names)', () => {
-      const recorded = new Set(rules.flatMap((rule) => (rule.record === undefined ? [] : [rule.record])));
-      const other = otherConventions(conventions);
-      const problems = rules.flatMap((rule) =>
-        promqlMetricNames(rule.expr)
-          .filter((name) => !recorded.has(name) && name !== 'up' && !exported.has(name) && !isGenAiMetricOf(other, name))
-          .map((name) => `${rule.alert ?? rule.record}: ${name} is not exported by the service`),
-      );
-      expect(problems).toEqual([]);
-      // The new service-state gauges are among them, with the labels the alerts select on.
-      expect(exported).toContain('chatter_telemetry_writer_backlog');
-      expect(exported).toContain('chatter_telemetry_writer_dead_lettered_total');
-      expect(exported).toContain('chatter_budget_max_used');
-      // The latency alert reads this convention's duration histogram.
-      expect(exported).toContain(DURATION_BUCKETS[conventions]);
-    });
+      it('name only metrics the service exports (or their own recording rules, or up, or the other GenAI names)', () => {
+        const recorded = new Set(rules.flatMap((rule) => (rule.record === undefined ? [] : [rule.record])));
+        const other = otherConventions(conventions);
+        const problems = rules.flatMap((rule) =>
+          promqlMetricNames(rule.expr)
+            .filter((name) => !recorded.has(name) && name !== 'up' && !exported.has(name) && !isGenAiMetricOf(other, name))
+            .map((name) => `${rule.alert ?? rule.record}: ${name} is not exported by the service`),
+        );
+        expect(problems).toEqual([]);
+        // The new service-state gauges are among them, with the labels the alerts select on.
+        expect(exported).toContain('chatter_telemetry_writer_backlog');
+        expect(exported).toContain('chatter_telemetry_writer_dead_lettered_total');
+        expect(exported).toContain('chatter_budget_max_used');
+        // The latency alert reads this convention's duration histogram.
+        expect(exported).toContain(DURATION_BUCKETS[conventions]);
+      });
 
-    it('reports the largest share of a budget any user has spent, and the writer backlog', () => {
-      const value = (prefix: string) => Number(samples.find((line) => line.startsWith(prefix))?.split(' ').pop());
-      // Only the budgeted user counts (the mix's users have no budget): 8.5 of 10 USD, 250 of 1000 tokens.
-      expect(value('chatter_budget_max_used{chatter_budget_kind="cost"')).toBeCloseTo(0.85, 10);
-      expect(value('chatter_budget_max_used{chatter_budget_kind="tokens"')).toBeCloseTo(0.25, 10);
-      // Everything was committed: nothing queued or spooled.
-      expect(value('chatter_telemetry_writer_backlog{chatter_writer_state="queued"')).toBe(0);
-      expect(value('chatter_telemetry_writer_backlog{chatter_writer_state="spooled"')).toBe(0);
-    });
-  });
+      it('reports the largest share of a budget any user has spent, and the writer backlog', () => {
+        const value = (prefix: string) =>
+          Number(
+            samples
+              .find((line) => line.startsWith(prefix))
+              ?.split(' ')
+              .pop(),
+          );
+        // Only the budgeted user counts (the mix's users have no budget): 8.5 of 10 USD, 250 of 1000 tokens.
+        expect(value('chatter_budget_max_used{chatter_budget_kind="cost"')).toBeCloseTo(0.85, 10);
+        expect(value('chatter_budget_max_used{chatter_budget_kind="tokens"')).toBeCloseTo(0.25, 10);
+        // Everything was committed: nothing queued or spooled.
+        expect(value('chatter_telemetry_writer_backlog{chatter_writer_state="queued"')).toBe(0);
+        expect(value('chatter_telemetry_writer_backlog{chatter_writer_state="spooled"')).toBe(0);
+      });
+    },
+  );
 });

@@ -7,13 +7,7 @@ import { createLogger } from '../../src/logger.js';
 import { createHarness, type Harness } from '../helpers/run-harness.js';
 import { checkDashboardPromql, checkDashboardSql, checkPromqlQueries, type PromqlChecker } from './helpers/dashboard-checks.js';
 import { dashboardQueries, loadDashboards, type Dashboard } from './helpers/grafana-queries.js';
-import {
-  promtoolCheckConfig,
-  startPrometheus,
-  waitFor,
-  type PrometheusServer,
-  type PromResponse,
-} from './helpers/prometheus-server.js';
+import { promtoolCheckConfig, startPrometheus, waitFor, type PrometheusServer, type PromResponse } from './helpers/prometheus-server.js';
 import { binaryOnPath, requireOrSkip } from '../helpers/requires.js';
 import { parseYamlFile, readRepoFile, REPO_ROOT } from './helpers/repo-files.js';
 import { runMix, RUNS_PER_MIX } from './helpers/run-mix.js';
@@ -51,7 +45,9 @@ const firstValue = (response: PromResponse): number | undefined => {
 const renameMetric = (dashboard: Dashboard, title: string, from: string, to: string): Dashboard => ({
   ...dashboard,
   panels: dashboard.panels.map((panel) =>
-    panel.title !== title ? panel : { ...panel, targets: (panel.targets ?? []).map((target) => ({ ...target, expr: target.expr?.replace(from, to) })) },
+    panel.title !== title
+      ? panel
+      : { ...panel, targets: (panel.targets ?? []).map((target) => ({ ...target, expr: target.expr?.replace(from, to) })) },
   ),
 });
 
@@ -127,7 +123,12 @@ describeWithPrometheus('the dashboards, against a real Prometheus scraping the s
 
     it('holds the four dashboards, each with queries', () => {
       ready();
-      expect(dashboards.map(({ dashboard }) => dashboard.title).sort()).toEqual(['LLM cost and tokens', 'Latency', 'Usage by user', 'Workflow runs']);
+      expect(dashboards.map(({ dashboard }) => dashboard.title).sort()).toEqual([
+        'LLM cost and tokens',
+        'Latency',
+        'Usage by user',
+        'Workflow runs',
+      ]);
       for (const { file, dashboard } of dashboards) {
         expect(dashboardQueries(file, dashboard).length, file).toBeGreaterThan(0);
       }
@@ -143,9 +144,9 @@ describeWithPrometheus('the dashboards, against a real Prometheus scraping the s
 
     it("evaluates the Jaeger datasource's trace-to-metrics queries", async () => {
       const promChecker = ready();
-      const provisioning = parseYamlFile<{ datasources: { uid: string; jsonData?: { tracesToMetrics?: { queries?: { name: string; query: string }[] } } }[] }>(
-        'grafana/provisioning/datasources/datasources.yaml',
-      );
+      const provisioning = parseYamlFile<{
+        datasources: { uid: string; jsonData?: { tracesToMetrics?: { queries?: { name: string; query: string }[] } } }[];
+      }>('grafana/provisioning/datasources/datasources.yaml');
       const queries = provisioning.datasources.flatMap((datasource) =>
         (datasource.jsonData?.tracesToMetrics?.queries ?? []).map((query) => ({
           where: `datasource ${datasource.uid} › ${query.name}`,
@@ -172,9 +173,13 @@ describeWithPrometheus('the dashboards, against a real Prometheus scraping the s
       const problems = await checkDashboardPromql('bogus-llm-cost.json', bogus, ready());
       console.log(`the checker on a dashboard naming metrics the service does not export:\n  ${problems.join('\n  ')}`);
       expect(problems).toEqual([
-        expect.stringMatching(/^bogus-llm-cost\.json › Cost in range › A: names metric chatter_llm_spend_total, which the service does not export$/),
+        expect.stringMatching(
+          /^bogus-llm-cost\.json › Cost in range › A: names metric chatter_llm_spend_total, which the service does not export$/,
+        ),
         expect.stringMatching(/^bogus-llm-cost\.json › Cost in range › A: returns no series: sum\(increase\(chatter_llm_spend_total/),
-        expect.stringMatching(/^bogus-llm-cost\.json › Calls without provider usage › A: names metric chatter_llm_call_count_total, which the service does not export$/),
+        expect.stringMatching(
+          /^bogus-llm-cost\.json › Calls without provider usage › A: names metric chatter_llm_call_count_total, which the service does not export$/,
+        ),
       ]);
     });
 
@@ -188,7 +193,9 @@ describeWithPrometheus('the dashboards, against a real Prometheus scraping the s
         prometheusValues: async (query) => {
           const response = await prom.query(query);
           if (response.status !== 'success' || !Array.isArray(response.data.result)) return [];
-          return (response.data.result as readonly { metric: Record<string, string> }[]).map((series) => Object.values(series.metric)[0] ?? '');
+          return (response.data.result as readonly { metric: Record<string, string> }[]).map(
+            (series) => Object.values(series.metric)[0] ?? '',
+          );
         },
       });
       expect(problems).toEqual([]);
@@ -205,7 +212,13 @@ describeWithPrometheus('the dashboards, against a real Prometheus scraping the s
         panels: [
           {
             title: 'Password hashes',
-            targets: [{ refId: 'A', datasource: { type: 'grafana-postgresql-datasource', uid: 'postgres' }, rawSql: 'SELECT username, password_hash FROM users' }],
+            targets: [
+              {
+                refId: 'A',
+                datasource: { type: 'grafana-postgresql-datasource', uid: 'postgres' },
+                rawSql: 'SELECT username, password_hash FROM users',
+              },
+            ],
           },
         ],
       };

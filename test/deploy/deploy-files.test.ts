@@ -28,7 +28,9 @@ const service = (name: string) => {
 };
 
 type ProvisionedDatasource = { name: string; uid: string; type: string; url: string; secureJsonData?: Record<string, string> };
-const datasources = parseYamlFile<{ datasources: ProvisionedDatasource[] }>('grafana/provisioning/datasources/datasources.yaml').datasources;
+const datasources = parseYamlFile<{ datasources: ProvisionedDatasource[] }>(
+  'grafana/provisioning/datasources/datasources.yaml',
+).datasources;
 const dashboardProviders = parseYamlFile<{ providers: { name: string; type: string; options: { path: string } }[] }>(
   'grafana/provisioning/dashboards/dashboards.yaml',
 ).providers;
@@ -54,8 +56,13 @@ describe('docker-compose.yml', () => {
 
   it('mounts only files and folders that exist in the repository', () => {
     const missing = services.flatMap(([name, s]) => [
-      ...bindMounts(s).filter((mount) => !repoPathExists(mount.source)).map((mount) => `${name}: ${mount.source}`),
-      ...[s.env_file ?? []].flat().filter((file) => !repoPathExists(file)).map((file) => `${name}: env_file ${file}`),
+      ...bindMounts(s)
+        .filter((mount) => !repoPathExists(mount.source))
+        .map((mount) => `${name}: ${mount.source}`),
+      ...[s.env_file ?? []]
+        .flat()
+        .filter((file) => !repoPathExists(file))
+        .map((file) => `${name}: env_file ${file}`),
     ]);
     expect(missing).toEqual([]);
     expect(services.flatMap(([, s]) => bindMounts(s)).length).toBeGreaterThanOrEqual(4);
@@ -149,7 +156,9 @@ describe('Grafana provisioning', () => {
 
   it('loads dashboards from a folder the grafana service mounts from grafana/dashboards', () => {
     const mounts = bindMounts(service('grafana'));
-    expect(repoPathOf('/etc/grafana/provisioning/datasources/datasources.yaml', mounts)).toBe('grafana/provisioning/datasources/datasources.yaml');
+    expect(repoPathOf('/etc/grafana/provisioning/datasources/datasources.yaml', mounts)).toBe(
+      'grafana/provisioning/datasources/datasources.yaml',
+    );
     for (const provider of dashboardProviders) {
       const source = repoPathOf(provider.options.path, mounts);
       expect(source, `${provider.options.path} is not mounted`).toBeDefined();
@@ -170,7 +179,8 @@ describe('Grafana provisioning', () => {
         ...(dashboard.templating?.list ?? []).map((variable) => variable.datasource),
       ];
       for (const ref of refs) {
-        if (ref?.uid !== undefined && !uids.has(`${ref.type}/${ref.uid}`)) problems.push(`${file}: unknown datasource ${ref.type}/${ref.uid}`);
+        if (ref?.uid !== undefined && !uids.has(`${ref.type}/${ref.uid}`))
+          problems.push(`${file}: unknown datasource ${ref.type}/${ref.uid}`);
       }
     }
     expect(problems).toEqual([]);

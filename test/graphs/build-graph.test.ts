@@ -32,7 +32,9 @@ function toolsTemplateWith(...names: string[]): GraphDefinition {
 
 const calc = (expression: string, id?: string) => ({ name: 'calculator', args: { expression }, ...(id ? { id } : {}) });
 const summary = (messages: BaseMessage[]) =>
-  messages.map((message) => `${message.getType()}: ${typeof message.content === 'string' ? message.content : JSON.stringify(message.content)}`);
+  messages.map(
+    (message) => `${message.getType()}: ${typeof message.content === 'string' ? message.content : JSON.stringify(message.content)}`,
+  );
 const toolMessages = (messages: BaseMessage[]) => messages.filter((message) => ToolMessage.isInstance(message));
 
 /** Records the call options each model call started with (a callback, as the runtime's would). */
@@ -114,11 +116,7 @@ describe('chat_with_tools template', () => {
     const recorder = new CallOptionsRecorder();
     const { model, graph } = build(
       getTemplate('chat_with_tools'),
-      [
-        { content: '', toolCalls: [calc('1 + 1')] },
-        { content: '', toolCalls: [calc('2 + 2')] },
-        { content: 'From what I have: 2 and 4.' },
-      ],
+      [{ content: '', toolCalls: [calc('1 + 1')] }, { content: '', toolCalls: [calc('2 + 2')] }, { content: 'From what I have: 2 and 4.' }],
       { toolCallLimit: 2 },
     );
     const result = await graph.invoke({ messages: [new HumanMessage('keep calculating')] }, { callbacks: [recorder] });
@@ -261,11 +259,7 @@ describe('createGraph', () => {
 
   it('lets invokeModel wrap every model call, e.g. to retry a failed one', async () => {
     const model = new ScriptedChatModel({
-      turns: [
-        { content: '', toolCalls: [calc('1 + 1')] },
-        { error: { message: 'overloaded', status: 529 } },
-        { content: 'It is 2.' },
-      ],
+      turns: [{ content: '', toolCalls: [calc('1 + 1')] }, { error: { message: 'overloaded', status: 529 } }, { content: 'It is 2.' }],
     });
     const attempts: string[] = [];
     const graph = createGraph(getTemplate('chat_with_tools'), {

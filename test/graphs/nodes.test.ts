@@ -24,7 +24,15 @@ class Recorder extends BaseCallbackHandler {
     this.seen.push('model start');
     this.modelOptions.push((extraParams?.options ?? {}) as Record<string, unknown>);
   }
-  override async handleToolStart(tool: { id?: string[] }, _input: string, _runId: string, _parentRunId?: string, _tags?: string[], _metadata?: unknown, runName?: string): Promise<void> {
+  override async handleToolStart(
+    tool: { id?: string[] },
+    _input: string,
+    _runId: string,
+    _parentRunId?: string,
+    _tags?: string[],
+    _metadata?: unknown,
+    runName?: string,
+  ): Promise<void> {
     this.seen.push(`tool start ${runName ?? ''}`);
   }
 }
@@ -84,7 +92,10 @@ describe('createToolsNode', () => {
 
   it('runs only the calls no tool message answers yet', async () => {
     const node = createToolsNode({ tools, toolCallLimit: 5 });
-    const input = asking({ name: 'calculator', args: { expression: '1' }, id: 'done' }, { name: 'calculator', args: { expression: '2' }, id: 'todo' });
+    const input = asking(
+      { name: 'calculator', args: { expression: '1' }, id: 'done' },
+      { name: 'calculator', args: { expression: '2' }, id: 'todo' },
+    );
     input.messages.push(new ToolMessage({ content: '1', tool_call_id: 'done' }));
     const update = await node(input);
     expect((update.messages as ToolMessage[]).map((message) => message.tool_call_id)).toEqual(['todo']);

@@ -54,14 +54,22 @@ export type RegisteredUser = {
 };
 
 /** Registers a new user through the API and returns its tokens. */
-export const registerUser = async (app: FastifyInstance, fields: { password?: string; username?: string } = {}): Promise<RegisteredUser> => {
+export const registerUser = async (
+  app: FastifyInstance,
+  fields: { password?: string; username?: string } = {},
+): Promise<RegisteredUser> => {
   const suffix = ulid().toLowerCase().slice(-10);
   const username = fields.username ?? `user_${suffix}`;
   const email = `${username}@example.com`;
   const password = fields.password ?? 'correct horse battery staple';
   // From an address of its own: registrations are throttled per address, and tests register many users.
   const remoteAddress = `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
-  const response = await app.inject({ method: 'POST', url: '/api/v1/auth/register', payload: { email, username, password }, remoteAddress });
+  const response = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/register',
+    payload: { email, username, password },
+    remoteAddress,
+  });
   if (response.statusCode !== 201) {
     throw new Error(`register failed: ${response.statusCode} ${response.body}`);
   }
@@ -78,7 +86,8 @@ export const registerUser = async (app: FastifyInstance, fields: { password?: st
 };
 
 /** `app.inject` with a bearer token. */
-export const asUser = (app: FastifyInstance, user: { auth: { authorization: string } }) =>
+export const asUser =
+  (app: FastifyInstance, user: { auth: { authorization: string } }) =>
   (options: InjectOptions): Promise<LightMyRequestResponse> =>
     app.inject({ ...options, headers: { ...options.headers, ...user.auth } });
 
@@ -93,7 +102,12 @@ export type SecurityEventRow = {
 export const securityEvents = async (db: TestDatabase, type?: string): Promise<SecurityEventRow[]> => {
   const rows = await db.pool.any(
     sql.type(
-      z.object({ type: z.string(), user_id: z.string().nullable(), correlation_id: z.string().nullable(), data: z.record(z.string(), z.unknown()) }),
+      z.object({
+        type: z.string(),
+        user_id: z.string().nullable(),
+        correlation_id: z.string().nullable(),
+        data: z.record(z.string(), z.unknown()),
+      }),
     )`
       SELECT type, user_id, correlation_id, data FROM events
       WHERE category = 'security' ${type === undefined ? sql.fragment`` : sql.fragment`AND type = ${type}`}

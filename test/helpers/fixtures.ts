@@ -2,10 +2,7 @@ import { sql, type DatabasePool } from 'slonik';
 import { ulid } from 'ulid';
 
 /** A user row with a throwaway password hash (auth is tested elsewhere). */
-export const createUser = async (
-  pool: DatabasePool,
-  fields: { tokenBudget?: number; costBudgetUsd?: number } = {},
-): Promise<string> => {
+export const createUser = async (pool: DatabasePool, fields: { tokenBudget?: number; costBudgetUsd?: number } = {}): Promise<string> => {
   const id = ulid();
   await pool.query(sql.unsafe`
     INSERT INTO users (id, email, username, password_hash, token_budget, cost_budget_usd)

@@ -21,7 +21,9 @@ let ajv: Ajv.Ajv | undefined;
 const validator = (): Ajv.Ajv => {
   if (ajv === undefined) {
     ajv = new Ajv({ allErrors: true, unknownFormats: 'ignore', format: 'full', schemaId: '$id' });
-    const document = JSON.parse(readFileSync(FULL_PATH, 'utf8'), (key, value: unknown) => (key === 'example' ? undefined : value)) as object;
+    const document = JSON.parse(readFileSync(FULL_PATH, 'utf8'), (key, value: unknown) =>
+      key === 'example' ? undefined : value,
+    ) as object;
     ajv.addSchema(document, 'full');
   }
   return ajv;

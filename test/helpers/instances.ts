@@ -6,7 +6,14 @@ import { ulid } from 'ulid';
 import { loadConfig } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { createDatabaseOnServer } from './database.js';
-import { registerThrough, requestJson, startServerProcess, type JsonResponse, type ServerProcess, type ServerUser } from './server-process.js';
+import {
+  registerThrough,
+  requestJson,
+  startServerProcess,
+  type JsonResponse,
+  type ServerProcess,
+  type ServerUser,
+} from './server-process.js';
 
 /** The server the instances' database is created on, when none is configured. */
 const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -65,12 +72,7 @@ export type Instances = {
   readonly url: string;
   /** A small pool on the shared database, for the test's own assertions. */
   readonly db: Database;
-  readonly request: (
-    instance: Instance,
-    method: string,
-    path: string,
-    options?: { token?: string; body?: unknown },
-  ) => Promise<Response>;
+  readonly request: (instance: Instance, method: string, path: string, options?: { token?: string; body?: unknown }) => Promise<Response>;
   /** Registers a user through `instance`. */
   readonly register: (instance: Instance) => Promise<TestUser>;
   /** Logs `user` in through `instance` (tokens of one instance are good on all). */
@@ -160,7 +162,9 @@ export const startInstances = async (
     request: (instance, method, path, options) => requestJson(instance, method, path, options),
     register: (instance) => registerThrough(instance),
     login: async (instance, user) => {
-      const response = await requestJson(instance, 'POST', '/api/v1/auth/login', { body: { username: user.username, password: user.password } });
+      const response = await requestJson(instance, 'POST', '/api/v1/auth/login', {
+        body: { username: user.username, password: user.password },
+      });
       if (response.status !== 200) throw new Error(`login failed: ${response.status} ${JSON.stringify(response.body)}`);
       return (response.body as { access_token: string }).access_token;
     },

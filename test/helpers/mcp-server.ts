@@ -110,7 +110,9 @@ export const startMcpServer = async (options: { transport?: 'streamable' | 'sse'
     let transport = typeof sessionId === 'string' ? streamable.get(sessionId) : undefined;
     if (transport === undefined) {
       if (typeof sessionId === 'string' || !isInitialize(body)) {
-        response.writeHead(404, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}');
+        response
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end('{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}');
         return;
       }
       initializations += 1;

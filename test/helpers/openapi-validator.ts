@@ -1,7 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import Ajv from 'ajv';
 
-type OpenApiOperation = { operationId?: string; responses: Record<string, unknown>; parameters?: { name: string; in: string }[]; security?: unknown[] };
+type OpenApiOperation = {
+  operationId?: string;
+  responses: Record<string, unknown>;
+  parameters?: { name: string; in: string }[];
+  security?: unknown[];
+};
 
 /** The parts of an OpenAPI 3.1 document the tests read. */
 export type OpenApiDocument = {
@@ -33,7 +38,9 @@ export const createOpenApiValidator = (document: OpenApiDocument, id = 'document
   // Examples are data, not schemas (ajv would read their `id` fields as schema ids), and
   // the service's own `$id`s are already resolved into `#/components/schemas/…` refs.
   ajv.addSchema(
-    JSON.parse(JSON.stringify(document), (key, value: unknown) => (key === 'example' || key === 'examples' || key === '$id' ? undefined : value)) as object,
+    JSON.parse(JSON.stringify(document), (key, value: unknown) =>
+      key === 'example' || key === 'examples' || key === '$id' ? undefined : value,
+    ) as object,
     id,
   );
   const pointIntoDocument = (schema: object): object =>
@@ -41,7 +48,8 @@ export const createOpenApiValidator = (document: OpenApiDocument, id = 'document
   return {
     document,
     errors: (schema, data) => {
-      const validate = typeof schema === 'string' ? ajv.getSchema(`${id}#/components/schemas/${schema}`) : ajv.compile(pointIntoDocument(schema));
+      const validate =
+        typeof schema === 'string' ? ajv.getSchema(`${id}#/components/schemas/${schema}`) : ajv.compile(pointIntoDocument(schema));
       if (validate === undefined) {
         throw new Error(`no schema ${String(schema)} in ${id}`);
       }
@@ -50,7 +58,8 @@ export const createOpenApiValidator = (document: OpenApiDocument, id = 'document
     },
     responseSchemaOf: (path, method, status) => {
       const operation = document.paths[path]?.[method];
-      const response = operation?.responses[status] as { content?: { 'application/json'?: { schema?: Record<string, unknown> } } } | undefined;
+      const response = operation?.responses[status] as
+        { content?: { 'application/json'?: { schema?: Record<string, unknown> } } } | undefined;
       const schema = response?.content?.['application/json']?.schema;
       if (schema === undefined) {
         throw new Error(`${id} has no ${status} JSON response for ${method.toUpperCase()} ${path}`);
@@ -74,4 +83,5 @@ export const publishedDocument = async (app: FastifyInstance): Promise<OpenApiDo
 };
 
 /** A validator for the published document of `app`: route tests check their answers against it. */
-export const publishedApi = async (app: FastifyInstance): Promise<OpenApiValidator> => createOpenApiValidator(await publishedDocument(app), 'published');
+export const publishedApi = async (app: FastifyInstance): Promise<OpenApiValidator> =>
+  createOpenApiValidator(await publishedDocument(app), 'published');

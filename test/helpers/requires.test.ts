@@ -21,6 +21,8 @@ describe('requireOrSkip', () => {
     expect(() => requireOrSkip('the contract', missing)).toThrow(
       'needs the contract: /nonexistent/chatter/contract.json does not exist (a folder beside the repository) (required in CI)',
     );
-    expect(() => requireOrSkip('a binary', binaryOnPath('chatter-no-such-binary', 'install it'))).toThrow(/chatter-no-such-binary` is not on PATH/);
+    expect(() => requireOrSkip('a binary', binaryOnPath('chatter-no-such-binary', 'install it'))).toThrow(
+      /chatter-no-such-binary` is not on PATH/,
+    );
   });
 });

@@ -2,11 +2,7 @@ import { type AIMessageChunk, HumanMessage, SystemMessage } from '@langchain/cor
 import { RunnableLambda } from '@langchain/core/runnables';
 import { describe, expect, it } from 'vitest';
 import { classifyProviderError } from '../../src/providers/errors.js';
-import {
-  ScriptedChatModel,
-  ScriptExhaustedError,
-  type ProviderUsageReport,
-} from './scripted-chat-model.js';
+import { ScriptedChatModel, ScriptExhaustedError, type ProviderUsageReport } from './scripted-chat-model.js';
 import { normalizeUsage } from '../../src/providers/usage.js';
 
 const usage: ProviderUsageReport = {
@@ -43,9 +39,7 @@ describe('ScriptedChatModel', () => {
     expect(chunks).toBeGreaterThan(2);
     expect(invoked.content).toBe('Let me compute that for you.');
     expect(streamed.content).toBe(invoked.content);
-    expect(invoked.tool_calls).toEqual([
-      { name: 'calculator', args: { expression: '12*(3+4)' }, id: 'call_1', type: 'tool_call' },
-    ]);
+    expect(invoked.tool_calls).toEqual([{ name: 'calculator', args: { expression: '12*(3+4)' }, id: 'call_1', type: 'tool_call' }]);
     expect(streamed.tool_calls).toEqual(invoked.tool_calls);
     expect(invoked.usage_metadata).toMatchObject(usage);
     expect(normalizeUsage(streamed.usage_metadata)).toEqual(normalizeUsage(invoked.usage_metadata));
@@ -104,7 +98,12 @@ describe('ScriptedChatModel', () => {
   });
 
   it('reports no usage_metadata when the turn has usage: null', async () => {
-    const model = new ScriptedChatModel({ turns: [{ content: 'hi', usage: null }, { content: 'hi', usage: null }] });
+    const model = new ScriptedChatModel({
+      turns: [
+        { content: 'hi', usage: null },
+        { content: 'hi', usage: null },
+      ],
+    });
 
     const invoked = await model.invoke('hello');
     const { message: streamed } = await collect(await model.stream('hello'));

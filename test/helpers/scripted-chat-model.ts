@@ -106,9 +106,7 @@ const UsageSchema = z.object({
 });
 const ReplySchema = z.strictObject({
   content: z.string(),
-  toolCalls: z
-    .array(z.object({ name: z.string().min(1), args: z.record(z.string(), z.unknown()), id: z.string().optional() }))
-    .optional(),
+  toolCalls: z.array(z.object({ name: z.string().min(1), args: z.record(z.string(), z.unknown()), id: z.string().optional() })).optional(),
   usage: UsageSchema.nullable().optional(),
   finishReason: z.string().optional(),
   latencyMs: nonNegativeInt.optional(),

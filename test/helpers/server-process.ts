@@ -36,7 +36,14 @@ export const startServerProcess = async (
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', OTEL_TRACES_EXPORTER: 'none', ...env },
+    env: {
+      PATH: process.env['PATH'] ?? '',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+      OTEL_TRACES_EXPORTER: 'none',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -103,9 +110,14 @@ export type ServerUser = { readonly id: string; readonly username: string; reado
  *
  * @throws Error unless the server answers 201.
  */
-export const registerThrough = async (server: { readonly baseUrl: string }, { username = `user_${ulid().toLowerCase().slice(-10)}` } = {}): Promise<ServerUser> => {
+export const registerThrough = async (
+  server: { readonly baseUrl: string },
+  { username = `user_${ulid().toLowerCase().slice(-10)}` } = {},
+): Promise<ServerUser> => {
   const password = 'correct horse battery staple';
-  const response = await requestJson(server, 'POST', '/api/v1/auth/register', { body: { email: `${username}@example.com`, username, password } });
+  const response = await requestJson(server, 'POST', '/api/v1/auth/register', {
+    body: { email: `${username}@example.com`, username, password },
+  });
   if (response.status !== 201) throw new Error(`register failed: ${response.status} ${JSON.stringify(response.body)}`);
   const body = response.body as { access_token: string; user: { id: string } };
   return { id: body.user.id, username, password, token: body.access_token };

@@ -4,7 +4,12 @@
  * `data.config`, edges with `sourceHandle` and `data.condition`.
  */
 
-type Node = { id: string; type: string; position: { x: number; y: number }; data: { label: string; nodeType: string; config?: Record<string, unknown> } };
+type Node = {
+  id: string;
+  type: string;
+  position: { x: number; y: number };
+  data: { label: string; nodeType: string; config?: Record<string, unknown> };
+};
 
 export const builderNode = (id: string, nodeType: string, config: Record<string, unknown> = {}, y = 0): Node => ({
   id,
@@ -13,13 +18,21 @@ export const builderNode = (id: string, nodeType: string, config: Record<string,
   data: { label: id, nodeType, config },
 });
 
-export const builderEdge = (id: string, source: string, target: string, extra: Record<string, unknown> = {}) => ({ id, source, target, ...extra });
+export const builderEdge = (id: string, source: string, target: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  source,
+  target,
+  ...extra,
+});
 
 /**
  * start → agent (model) → route (conditional on has_tool_calls): true → toolbox (tool
  * node with `tools`) → agent; false → end.
  */
-export const toolLoopGraph = (tools: readonly string[], modelConfig: Record<string, unknown> = { system_message: 'You are a careful assistant.' }) => ({
+export const toolLoopGraph = (
+  tools: readonly string[],
+  modelConfig: Record<string, unknown> = { system_message: 'You are a careful assistant.' },
+) => ({
   nodes: [
     builderNode('start', 'start', {}, 0),
     builderNode('agent', 'model', modelConfig, 100),

@@ -36,7 +36,12 @@ describe('error bodies', () => {
     const as = asUser(api.app, user);
     const cases = [
       {
-        response: await as({ method: 'POST', url: '/api/v1/conversations/', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ title: 'x'.repeat(2 * 1024 * 1024) }) }),
+        response: await as({
+          method: 'POST',
+          url: '/api/v1/conversations/',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ title: 'x'.repeat(2 * 1024 * 1024) }),
+        }),
         status: 413,
         body: { detail: 'Request body is larger than the limit of 1048576 bytes', code: 'payload_too_large' },
       },
@@ -46,22 +51,42 @@ describe('error bodies', () => {
         body: { detail: 'A path parameter is too long', code: 'uri_too_long' },
       },
       {
-        response: await as({ method: 'POST', url: '/api/v1/conversations/', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'title=t' }),
+        response: await as({
+          method: 'POST',
+          url: '/api/v1/conversations/',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          payload: 'title=t',
+        }),
         status: 415,
         body: { detail: expect.stringMatching(/^Unsupported media type/), code: 'unsupported_media_type' },
       },
       {
-        response: await as({ method: 'POST', url: '/api/v1/conversations/', headers: { 'content-type': 'application/xml' }, payload: '<title/>' }),
+        response: await as({
+          method: 'POST',
+          url: '/api/v1/conversations/',
+          headers: { 'content-type': 'application/xml' },
+          payload: '<title/>',
+        }),
         status: 415,
         body: { detail: expect.stringMatching(/^Unsupported media type/), code: 'unsupported_media_type' },
       },
       {
-        response: await as({ method: 'POST', url: '/api/v1/conversations/', headers: { 'content-type': 'application/json' }, payload: '{"title": ' }),
+        response: await as({
+          method: 'POST',
+          url: '/api/v1/conversations/',
+          headers: { 'content-type': 'application/json' },
+          payload: '{"title": ',
+        }),
         status: 422,
         body: { detail: [{ loc: ['body'], msg: 'The body is not valid JSON', type: 'json_invalid' }] },
       },
       {
-        response: await as({ method: 'POST', url: '/api/v1/conversations/', headers: { 'content-type': 'application/json' }, payload: '{"title":"t","__proto__":{"admin":true}}' }),
+        response: await as({
+          method: 'POST',
+          url: '/api/v1/conversations/',
+          headers: { 'content-type': 'application/json' },
+          payload: '{"title":"t","__proto__":{"admin":true}}',
+        }),
         status: 422,
         body: { detail: [{ loc: ['body'], msg: 'The body is not valid JSON', type: 'json_invalid' }] },
       },
@@ -105,12 +130,22 @@ describe('error bodies', () => {
       Buffer.from([...Buffer.from('{"title":"'), 0xf0, 0x9f, 0x98, ...Buffer.from('"}')]), // truncated emoji
     ];
     for (const payload of invalid) {
-      const response = await as({ method: 'POST', url: '/api/v1/conversations/', headers: { 'content-type': 'application/json; charset=utf-8' }, payload });
+      const response = await as({
+        method: 'POST',
+        url: '/api/v1/conversations/',
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        payload,
+      });
       expect(response.statusCode, response.body).toBe(422);
       expect(response.json()).toEqual({ detail: [{ loc: ['body'], msg: 'The body is not valid UTF-8', type: 'utf8_invalid' }] });
     }
     expect(await conversations()).toBe(before);
-    const valid = await as({ method: 'POST', url: '/api/v1/conversations/', headers: { 'content-type': 'application/json' }, payload: Buffer.from('{"title":"café 😀"}') });
+    const valid = await as({
+      method: 'POST',
+      url: '/api/v1/conversations/',
+      headers: { 'content-type': 'application/json' },
+      payload: Buffer.from('{"title":"café 😀"}'),
+    });
     expect(valid.statusCode, valid.body).toBe(201);
     expect(valid.json()).toMatchObject({ title: 'café 😀' });
   });

@@ -95,7 +95,9 @@ describe('SSE routes on the wire', () => {
     ]);
     // One data line per event, in the frontend's shape, its type the same as the `event:` line.
     const data = blocks.slice(1).map((block) => JSON.parse(block.split('\n')[2]!.slice('data: '.length)) as Record<string, unknown>);
-    expect(data.map((event) => Object.keys(event).sort())).toEqual(data.map(() => ['data', 'id', 'metadata', 'timestamp', 'type', 'user_id']));
+    expect(data.map((event) => Object.keys(event).sort())).toEqual(
+      data.map(() => ['data', 'id', 'metadata', 'timestamp', 'type', 'user_id']),
+    );
     expect(data.map((event) => (event['metadata'] as { event_type: string }).event_type)).toEqual([
       'workflow_started',
       'model_response',

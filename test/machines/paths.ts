@@ -1,12 +1,7 @@
 import { getShortestPaths, getSimplePaths } from 'xstate/graph';
 import type { SnapshotFrom } from 'xstate';
 import { workflowRunMachine } from '../../machines/workflow-run.js';
-import type {
-  ModelCallResult,
-  ModelRespondedEvent,
-  WorkflowRunEvent,
-  WorkflowRunInput,
-} from '../../machines/workflow-run-types.js';
+import type { ModelCallResult, ModelRespondedEvent, WorkflowRunEvent, WorkflowRunInput } from '../../machines/workflow-run-types.js';
 import type { Usage } from '../../machines/usage.js';
 
 /**

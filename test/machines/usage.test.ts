@@ -57,10 +57,25 @@ describe('cost arithmetic', () => {
 
   it('prices a run with an unknown price as unknown, not as the partial sum', () => {
     const usage = { inputUncached: 1, cacheRead: 0, cacheWrite: 0, output: 1, reasoning: 0 };
-    expect(runCostOfCalls([{ usage, costUsd: 0.1 }, { usage, costUsd: 0.2 }])).toEqual({ costUsd: 0.3, costUnknown: false });
-    expect(runCostOfCalls([{ usage, costUsd: 0.1 }, { usage, costUsd: null }])).toEqual({ costUsd: null, costUnknown: true });
+    expect(
+      runCostOfCalls([
+        { usage, costUsd: 0.1 },
+        { usage, costUsd: 0.2 },
+      ]),
+    ).toEqual({ costUsd: 0.3, costUnknown: false });
+    expect(
+      runCostOfCalls([
+        { usage, costUsd: 0.1 },
+        { usage, costUsd: null },
+      ]),
+    ).toEqual({ costUsd: null, costUnknown: true });
     // A call without usage has nothing to price (usage_missing): the price is not unknown.
-    expect(runCostOfCalls([{ usage, costUsd: 0.1 }, { usage: null, costUsd: null }])).toEqual({ costUsd: 0.1, costUnknown: false });
+    expect(
+      runCostOfCalls([
+        { usage, costUsd: 0.1 },
+        { usage: null, costUsd: null },
+      ]),
+    ).toEqual({ costUsd: 0.1, costUnknown: false });
   });
 
   it('writes and reads numeric(20, 10) text exactly', () => {

@@ -9,14 +9,7 @@ import type {
   WorkflowRunInput,
 } from '../../machines/workflow-run-types.js';
 import type { Usage } from '../../machines/usage.js';
-import {
-  generateShortestPaths,
-  generateSimplePaths,
-  pathInput,
-  sampleEvents as ev,
-  sampleResults,
-  type RunPath,
-} from './paths.js';
+import { generateShortestPaths, generateSimplePaths, pathInput, sampleEvents as ev, sampleResults, type RunPath } from './paths.js';
 
 const EFFECTS = [
   'onRunStarted',
@@ -92,9 +85,7 @@ describe('workflowRunMachine transitions', () => {
     const { context } = run.snapshot();
     expect(run.snapshot().value).toEqual({ running: 'stepping' });
     expect(context).toMatchObject({ modelCalls: 1, activeModelCallId: null, costUsd: 0.0003123457 });
-    expect(run.calls('onModelCallEnded')).toEqual([
-      { callId: 'model-call', result: sampleResults.priced, partial: false },
-    ]);
+    expect(run.calls('onModelCallEnded')).toEqual([{ callId: 'model-call', result: sampleResults.priced, partial: false }]);
     expect(run.calls('onUsageMissing')).toEqual([]);
     expect(run.calls('onPriceUnknown')).toEqual([]);
   });
@@ -160,9 +151,7 @@ describe('workflowRunMachine transitions', () => {
     expect(context.costUsd).toBe(0.3);
     expect(context.costUnknown).toBe(true);
     expect(context.usageMissingCalls).toBe(0);
-    expect(run.calls('onPriceUnknown')).toEqual([
-      { callId: 'model-call', result: sampleResults.priceUnknown, partial: false },
-    ]);
+    expect(run.calls('onPriceUnknown')).toEqual([{ callId: 'model-call', result: sampleResults.priceUnknown, partial: false }]);
   });
 
   it('ends in budgetExceeded by tokens and keeps the usage of the exceeding response', () => {
@@ -180,12 +169,7 @@ describe('workflowRunMachine transitions', () => {
     expect(run.calls('onModelCallEnded')).toHaveLength(2);
     expect(run.calls('onBudgetExceeded')).toEqual([{ reason: 'budget_tokens' }]);
     expect(run.calls('abortWork')).toEqual([{ status: 'budgetExceeded' }]);
-    expect(run.effects.map((effect) => effect.name).slice(-4)).toEqual([
-      'onModelCallEnded',
-      'onBudgetExceeded',
-      'abortWork',
-      'onRunEnded',
-    ]);
+    expect(run.effects.map((effect) => effect.name).slice(-4)).toEqual(['onModelCallEnded', 'onBudgetExceeded', 'abortWork', 'onRunEnded']);
   });
 
   it('ends in budgetExceeded by cost and keeps the cost of the exceeding response', () => {

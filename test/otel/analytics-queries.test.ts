@@ -41,7 +41,12 @@ describe('percentileFromBuckets', () => {
     const counts = histogramOf([...Array.from({ length: 99 }, () => 50), 70_000]);
     expect(percentileFromBuckets(counts, 0.99)).toBe(100);
     expect(percentileFromBuckets(counts, 1)).toBe(60_000);
-    expect(percentileFromBuckets(LATENCY_BOUNDS_MS.map(() => 0), 0.5)).toBeNull();
+    expect(
+      percentileFromBuckets(
+        LATENCY_BOUNDS_MS.map(() => 0),
+        0.5,
+      ),
+    ).toBeNull();
     expect(() => percentileFromBuckets(counts, 1.5)).toThrow(RangeError);
   });
 });
@@ -112,22 +117,61 @@ describe('createAnalyticsQueries', () => {
     const mine = await queries.dailyTotals({ ...MARCH, userId: 'user-a' });
     expect(mine).toEqual([
       {
-        day: '2026-03-01', provider: 'anthropic', model: 'claude-sonnet-4-5',
-        input_tokens: 100, cache_read_tokens: 10, cache_write_tokens: 0, output_tokens: 40, reasoning_tokens: 5,
-        prompt_tokens: 110, total_tokens: 150, cost: 0, model_calls: 1, runs_total: 1, runs_by_status: { completed: 1 }, errors: 0,
-        latency_sum_ms: 400, latency_count: 1,
+        day: '2026-03-01',
+        provider: 'anthropic',
+        model: 'claude-sonnet-4-5',
+        input_tokens: 100,
+        cache_read_tokens: 10,
+        cache_write_tokens: 0,
+        output_tokens: 40,
+        reasoning_tokens: 5,
+        prompt_tokens: 110,
+        total_tokens: 150,
+        cost: 0,
+        model_calls: 1,
+        runs_total: 1,
+        runs_by_status: { completed: 1 },
+        errors: 0,
+        latency_sum_ms: 400,
+        latency_count: 1,
       },
       {
-        day: '2026-03-01', provider: 'openai', model: 'gpt-4o-mini',
-        input_tokens: 200, cache_read_tokens: 20, cache_write_tokens: 0, output_tokens: 80, reasoning_tokens: 10,
-        prompt_tokens: 220, total_tokens: 300, cost: 0.0002, model_calls: 2, runs_total: 3,
-        runs_by_status: { completed: 2, failed: 1 }, errors: 1, latency_sum_ms: 800, latency_count: 2,
+        day: '2026-03-01',
+        provider: 'openai',
+        model: 'gpt-4o-mini',
+        input_tokens: 200,
+        cache_read_tokens: 20,
+        cache_write_tokens: 0,
+        output_tokens: 80,
+        reasoning_tokens: 10,
+        prompt_tokens: 220,
+        total_tokens: 300,
+        cost: 0.0002,
+        model_calls: 2,
+        runs_total: 3,
+        runs_by_status: { completed: 2, failed: 1 },
+        errors: 1,
+        latency_sum_ms: 800,
+        latency_count: 2,
       },
       {
-        day: '2026-03-02', provider: 'openai', model: 'gpt-4o-mini',
-        input_tokens: 100, cache_read_tokens: 10, cache_write_tokens: 0, output_tokens: 40, reasoning_tokens: 5,
-        prompt_tokens: 110, total_tokens: 150, cost: 0.0001, model_calls: 1, runs_total: 1,
-        runs_by_status: { completed: 1 }, errors: 0, latency_sum_ms: 400, latency_count: 1,
+        day: '2026-03-02',
+        provider: 'openai',
+        model: 'gpt-4o-mini',
+        input_tokens: 100,
+        cache_read_tokens: 10,
+        cache_write_tokens: 0,
+        output_tokens: 40,
+        reasoning_tokens: 5,
+        prompt_tokens: 110,
+        total_tokens: 150,
+        cost: 0.0001,
+        model_calls: 1,
+        runs_total: 1,
+        runs_by_status: { completed: 1 },
+        errors: 0,
+        latency_sum_ms: 400,
+        latency_count: 1,
       },
     ]);
 
@@ -151,7 +195,14 @@ describe('createAnalyticsQueries', () => {
     };
     await path.seed([
       // user-a: 1…1000 ms spread over three hours (three rows to sum).
-      ...hours.flatMap((hour, offset) => run(callsFrom(at(hour), range(1, 1000).filter((_, index) => index % 3 === offset)))),
+      ...hours.flatMap((hour, offset) =>
+        run(
+          callsFrom(
+            at(hour),
+            range(1, 1000).filter((_, index) => index % 3 === offset),
+          ),
+        ),
+      ),
       // user-b: 1000 calls between 10 and 11 s.
       ...run(callsFrom(at('2026-03-01T08:30:00Z'), range(10_001, 11_000)), { userId: 'user-b' }),
     ]);
@@ -167,7 +218,9 @@ describe('createAnalyticsQueries', () => {
     expect(everyone).toMatchObject({ count: 2000, p50_ms: 1000, p95_ms: 28_000 });
 
     expect(await queries.latency({ ...MARCH, userId: 'user-a' }, { model: 'other' })).toMatchObject({
-      count: 0, mean_ms: null, p50_ms: null,
+      count: 0,
+      mean_ms: null,
+      p50_ms: null,
     });
   });
 });

@@ -13,7 +13,11 @@ describe('readRollupSummary', () => {
     db = await createTestDatabase();
     await insertUsers(db.pool, ['user-a', 'user-b']);
     path = createRecordPath(db.pool);
-    const models = [['openai', 'gpt-4o-mini'], ['openai', 'gpt-4.1'], ['anthropic', 'claude-haiku-4-5']] as const;
+    const models = [
+      ['openai', 'gpt-4o-mini'],
+      ['openai', 'gpt-4.1'],
+      ['anthropic', 'claude-haiku-4-5'],
+    ] as const;
     const statuses = ['completed', 'failed', 'cancelled', 'timedOut'] as const;
     const plans: RunPlan[] = [];
     for (let index = 0; index < 120; index += 1) {
@@ -28,7 +32,10 @@ describe('readRollupSummary', () => {
           {
             chat: {
               // Some calls report no usage, some have no known price, some fail.
-              usage: index % 7 === 0 ? null : { inputUncached: index, cacheRead: index % 5, cacheWrite: index % 3, output: 2 * index, reasoning: index % 2 },
+              usage:
+                index % 7 === 0
+                  ? null
+                  : { inputUncached: index, cacheRead: index % 5, cacheWrite: index % 3, output: 2 * index, reasoning: index % 2 },
               costUsd: index % 6 === 0 ? null : index / 1e7,
               latencyMs: (index * 1234) % 70_000,
               ...(index % 9 === 0 ? { errorType: 'RateLimitError' } : {}),
@@ -78,7 +85,9 @@ describe('readRollupSummary', () => {
 
   it('follows the hourly rows when they change or leave (a cost recompute, a deleted user)', async () => {
     const range = { from: new Date('2026-02-28T00:00:00Z'), to: new Date('2026-03-04T00:00:00Z') };
-    await db.pool.query(sql.unsafe`UPDATE analytics_hourly SET cost = cost + 0.0000000007, output_tokens = output_tokens + 3 WHERE user_id = 'user-b'`);
+    await db.pool.query(
+      sql.unsafe`UPDATE analytics_hourly SET cost = cost + 0.0000000007, output_tokens = output_tokens + 3 WHERE user_id = 'user-b'`,
+    );
     await db.pool.query(sql.unsafe`UPDATE analytics_hourly_totals SET cost = cost + 0.0000000007 * 2, output_tokens = output_tokens + 6`);
     await db.pool.query(sql.unsafe`DELETE FROM analytics_hourly WHERE user_id = 'user-a' AND bucket_start < '2026-03-02T07:00:00Z'`);
     for (const userId of ['user-a', 'user-b', null]) {

@@ -82,6 +82,8 @@ describe('AnalyticsSpanProcessor', () => {
     await expect(provider.forceFlush()).resolves.toBeUndefined();
 
     const { samples } = await scrape(metrics.metricsHandler);
-    expect(total(samples, 'chatter_telemetry_processor_errors_total', { chatter_telemetry_processor: 'analytics', error_type: 'feed_failed' })).toBe(2);
+    expect(
+      total(samples, 'chatter_telemetry_processor_errors_total', { chatter_telemetry_processor: 'analytics', error_type: 'feed_failed' }),
+    ).toBe(2);
   });
 });

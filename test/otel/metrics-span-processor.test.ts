@@ -56,9 +56,23 @@ const PLANS: readonly RunPlan[] = [
     status: 'completed',
     startAt: T0,
     steps: [
-      { chat: { usage: { inputUncached: 1200, cacheRead: 300, cacheWrite: 0, output: 250, reasoning: 40 }, costUsd: 0.000345, latencyMs: 820, timeToFirstChunkMs: 140 } },
+      {
+        chat: {
+          usage: { inputUncached: 1200, cacheRead: 300, cacheWrite: 0, output: 250, reasoning: 40 },
+          costUsd: 0.000345,
+          latencyMs: 820,
+          timeToFirstChunkMs: 140,
+        },
+      },
       { tool: { tool: 'calculator', ok: true, durationMs: 3 } },
-      { chat: { usage: { inputUncached: 1500, cacheRead: 1500, cacheWrite: 0, output: 90, reasoning: 0 }, costUsd: 0.0002915, latencyMs: 1430, timeToFirstChunkMs: 210 } },
+      {
+        chat: {
+          usage: { inputUncached: 1500, cacheRead: 1500, cacheWrite: 0, output: 90, reasoning: 0 },
+          costUsd: 0.0002915,
+          latencyMs: 1430,
+          timeToFirstChunkMs: 210,
+        },
+      },
     ],
   },
   {
@@ -69,7 +83,14 @@ const PLANS: readonly RunPlan[] = [
     startAt: T0 + 60_000,
     steps: [
       { chat: { usage: null, costUsd: null, latencyMs: 95, errorType: 'RateLimitError' } },
-      { chat: { usage: { inputUncached: 40, cacheRead: 0, cacheWrite: 2048, output: 512, reasoning: 128 }, costUsd: null, latencyMs: 3900, timeToFirstChunkMs: 600 } },
+      {
+        chat: {
+          usage: { inputUncached: 40, cacheRead: 0, cacheWrite: 2048, output: 512, reasoning: 128 },
+          costUsd: null,
+          latencyMs: 3900,
+          timeToFirstChunkMs: 600,
+        },
+      },
       { tool: { tool: 'current_time', ok: false, durationMs: 2 } },
     ],
   },
@@ -89,10 +110,25 @@ const PLANS: readonly RunPlan[] = [
     status: 'completed',
     startAt: T0 + 180_000,
     steps: [
-      { chat: { responseModel: 'gpt-4.1-2025-04-14', usage: { inputUncached: 7, cacheRead: 0, cacheWrite: 0, output: 3, reasoning: 0 }, costUsd: 0.0000417, latencyMs: 64_000, timeToFirstChunkMs: 50 } },
+      {
+        chat: {
+          responseModel: 'gpt-4.1-2025-04-14',
+          usage: { inputUncached: 7, cacheRead: 0, cacheWrite: 0, output: 3, reasoning: 0 },
+          costUsd: 0.0000417,
+          latencyMs: 64_000,
+          timeToFirstChunkMs: 50,
+        },
+      },
       { tool: { tool: 'calculator', ok: true, durationMs: 1 } },
       { tool: { tool: 'calculator', ok: false, durationMs: 1 } },
-      { chat: { usage: { inputUncached: 9, cacheRead: 0, cacheWrite: 0, output: 4, reasoning: 0 }, costUsd: 0.0000101, latencyMs: 90_000, timeToFirstChunkMs: 30 } },
+      {
+        chat: {
+          usage: { inputUncached: 9, cacheRead: 0, cacheWrite: 0, output: 4, reasoning: 0 },
+          costUsd: 0.0000101,
+          latencyMs: 90_000,
+          timeToFirstChunkMs: 30,
+        },
+      },
     ],
   },
 ];
@@ -100,9 +136,11 @@ const PLANS: readonly RunPlan[] = [
 const emitPlans = (tracer: Harness['tracer']): FinishedRun[] => PLANS.map((plan) => emitRun({ ...plan, tracer }));
 
 const chatCallsOf = (runs: readonly FinishedRun[]) => runs.flatMap((run) => run.chatCalls);
-const modelKeys = (runs: readonly FinishedRun[]) => [
-  ...new Map(chatCallsOf(runs).map((call) => [`${call.provider}/${call.requestModel}`, call] as const)).values(),
-].map((call) => ({ provider: call.provider, model: call.requestModel }));
+const modelKeys = (runs: readonly FinishedRun[]) =>
+  [...new Map(chatCallsOf(runs).map((call) => [`${call.provider}/${call.requestModel}`, call] as const)).values()].map((call) => ({
+    provider: call.provider,
+    model: call.requestModel,
+  }));
 const modelLabels = (key: { provider: string; model: string }) => ({
   gen_ai_provider_name: key.provider,
   gen_ai_request_model: key.model,
@@ -115,7 +153,12 @@ describe('MetricsSpanProcessor', () => {
     const { samples } = await scrape(metrics.metricsHandler);
 
     // Anchor one series on hand-computed numbers, then every series on the spans.
-    expect(total(samples, 'chatter_llm_tokens_total', { ...modelLabels({ provider: 'openai', model: 'gpt-4o-mini' }), gen_ai_token_type: 'input' })).toBe(2700);
+    expect(
+      total(samples, 'chatter_llm_tokens_total', {
+        ...modelLabels({ provider: 'openai', model: 'gpt-4o-mini' }),
+        gen_ai_token_type: 'input',
+      }),
+    ).toBe(2700);
     for (const key of modelKeys(runs)) {
       const calls = chatCallsOf(runs).filter((call) => call.provider === key.provider && call.requestModel === key.model);
       const withUsage = calls.flatMap((call) => (call.usage === null || call.errorType !== undefined ? [] : [call.usage]));
@@ -153,7 +196,10 @@ describe('MetricsSpanProcessor', () => {
       (acc, type) => acc + total(samples, 'chatter_llm_tokens_total', { gen_ai_token_type: type }),
       0,
     );
-    const runTotals = runs.reduce((acc, run) => acc + run.totals.inputUncached + run.totals.cacheRead + run.totals.cacheWrite + run.totals.output, 0);
+    const runTotals = runs.reduce(
+      (acc, run) => acc + run.totals.inputUncached + run.totals.cacheRead + run.totals.cacheWrite + run.totals.output,
+      0,
+    );
     expect(allTokens).toBe(runTotals);
   });
 
@@ -203,13 +249,16 @@ describe('MetricsSpanProcessor', () => {
     expect(samples.filter((sample) => /^gen_ai_client_(token_usage|operation_)/.test(sample.name))).toEqual([]);
     expect(text).toContain('# TYPE gen_ai_client_inference_usage_input_tokens_total counter');
     expect(text).toContain('# TYPE gen_ai_client_inference_operation_input_tokens histogram');
-    expect(total(samples, 'gen_ai_client_inference_usage_input_tokens_total', { ...modelLabels({ provider: 'openai', model: 'gpt-4o-mini' }) })).toBe(4500);
+    expect(
+      total(samples, 'gen_ai_client_inference_usage_input_tokens_total', { ...modelLabels({ provider: 'openai', model: 'gpt-4o-mini' }) }),
+    ).toBe(4500);
     for (const key of modelKeys(runs)) {
       const calls = chatCallsOf(runs).filter((call) => call.provider === key.provider && call.requestModel === key.model);
       const withUsage = calls.flatMap((call) => (call.usage === null || call.errorType !== undefined ? [] : [call.usage]));
       const sum = (pick: (usage: (typeof withUsage)[number]) => number) => withUsage.reduce((acc, usage) => acc + pick(usage), 0);
       const labels = { ...modelLabels(key), gen_ai_operation_name: 'chat' };
-      const counted = (name: string) => total(samples, `gen_ai_client_inference_usage_${name}_total`, { ...labels, gen_ai_token_modality: 'text' });
+      const counted = (name: string) =>
+        total(samples, `gen_ai_client_inference_usage_${name}_total`, { ...labels, gen_ai_token_modality: 'text' });
       // Input counts cached tokens, output counts reasoning: the cache and reasoning counters are subsets.
       expect(counted('input_tokens')).toBe(sum((u) => u.inputUncached + u.cacheRead + u.cacheWrite));
       expect(counted('output_tokens')).toBe(sum((u) => u.output));
@@ -235,7 +284,10 @@ describe('MetricsSpanProcessor', () => {
     const released = harness();
     emitPlans(released.tracer);
     const own = (all: readonly Sample[]) =>
-      all.filter((sample) => sample.name.startsWith('chatter_')).map((sample) => `${sample.name}${JSON.stringify(sample.labels)} ${sample.value}`).sort();
+      all
+        .filter((sample) => sample.name.startsWith('chatter_'))
+        .map((sample) => `${sample.name}${JSON.stringify(sample.labels)} ${sample.value}`)
+        .sort();
     expect(own(samples)).toEqual(own((await scrape(released.metrics.metricsHandler)).samples));
   });
 
@@ -320,8 +372,11 @@ describe('MetricsSpanProcessor', () => {
 
   it('raises active runs when a root span starts and lowers them when it ends', async () => {
     const { tracer, metrics } = harness(createAlwaysRecordSampler(new AlwaysOffSampler()));
-    const active = async () => total((await scrape(metrics.metricsHandler)).samples, 'chatter_workflow_active_runs', { chatter_workflow_name: 'chat' });
-    const step = { chat: { usage: { inputUncached: 1, cacheRead: 0, cacheWrite: 0, output: 1, reasoning: 0 }, costUsd: 0.000001, latencyMs: 10 } };
+    const active = async () =>
+      total((await scrape(metrics.metricsHandler)).samples, 'chatter_workflow_active_runs', { chatter_workflow_name: 'chat' });
+    const step = {
+      chat: { usage: { inputUncached: 1, cacheRead: 0, cacheWrite: 0, output: 1, reasoning: 0 }, costUsd: 0.000001, latencyMs: 10 },
+    };
 
     const first = startRun({ tracer, userId: 'user-a', steps: [step] });
     const second = startRun({ tracer, userId: 'user-b', steps: [step] });

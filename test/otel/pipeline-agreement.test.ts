@@ -22,17 +22,23 @@ const runMix = async (h: Harness): Promise<void> => {
     { content: '', toolCalls: [{ name: 'calculator', args: { expression: '3*3' } }], usage: usage(90, 9, 40) },
     { content: 'Nine.', usage: usage(120, 4, 80, 2) },
   ]);
-  await (await h.startTurn({ workflow: 'chat_with_tools', userId })).done;
+  await (
+    await h.startTurn({ workflow: 'chat_with_tools', userId })
+  ).done;
 
   h.script([{ content: 'Streaming answer in several chunks of text.', usage: usage(33, 11) }]);
-  await (await h.startTurn({ streaming: true, onToken: () => {} })).done;
+  await (
+    await h.startTurn({ streaming: true, onToken: () => {} })
+  ).done;
 
   h.script([
     { error: { message: 'busy', status: 429 } },
     { content: '', toolCalls: [{ name: 'calculator', args: { expression: '1/0' } }], usage: usage(50, 6) },
     { error: { message: 'bad request', status: 400 } },
   ]);
-  await (await h.startTurn({ workflow: 'chat_with_tools' })).done;
+  await (
+    await h.startTurn({ workflow: 'chat_with_tools' })
+  ).done;
 
   h.script([{ content: 'a b c d e f g h i j k l m n o p', chunkDelayMs: 30, usage: usage(44, 16) }]);
   let cancelled = false;
@@ -51,13 +57,19 @@ const runMix = async (h: Harness): Promise<void> => {
     { content: '', toolCalls: [{ name: 'calculator', args: { expression: '2+2' } }], usage: usage(500, 60) },
     { content: 'unreached', usage: usage(1, 1) },
   ]);
-  await (await h.startTurn({ workflow: 'chat_with_tools', budget: { tokensRemaining: 100, costRemainingUsd: null } })).done;
+  await (
+    await h.startTurn({ workflow: 'chat_with_tools', budget: { tokensRemaining: 100, costRemainingUsd: null } })
+  ).done;
 
   h.script([{ content: 'no usage reported', usage: null }]);
-  await (await h.startTurn({})).done;
+  await (
+    await h.startTurn({})
+  ).done;
 
   h.script([{ content: 'no price known', usage: usage(12, 3) }]);
-  await (await h.startTurn({ model: 'unpriced-model-x' })).done;
+  await (
+    await h.startTurn({ model: 'unpriced-model-x' })
+  ).done;
 };
 
 const DbSums = z.object({
@@ -208,9 +220,17 @@ describe('one pipeline for workflow definitions', () => {
     try {
       const user = await registerUser(api.app);
       const as = asUser(api.app, user);
-      const server = await as({ method: 'POST', url: '/api/v1/toolservers/servers', payload: { name: 'local', display_name: 'Local', base_url: mcp.url } });
+      const server = await as({
+        method: 'POST',
+        url: '/api/v1/toolservers/servers',
+        payload: { name: 'local', display_name: 'Local', base_url: mcp.url },
+      });
       expect(server.statusCode, server.body).toBe(201);
-      const created = await as({ method: 'POST', url: '/api/v1/workflows/definitions', payload: { name: 'Both tools', ...toolLoopGraph(['calculator', 'local__add']) } });
+      const created = await as({
+        method: 'POST',
+        url: '/api/v1/workflows/definitions',
+        payload: { name: 'Both tools', ...toolLoopGraph(['calculator', 'local__add']) },
+      });
       expect(created.statusCode, created.body).toBe(200);
       const definitionId = created.json<{ id: string }>().id;
 
@@ -239,7 +259,11 @@ describe('one pipeline for workflow definitions', () => {
       const chat = await as({
         method: 'POST',
         url: '/api/v1/workflows/execute/chat',
-        payload: { message: 'Multiply and add 2 and 9', workflow_definition_id: definitionId, conversation_id: executed.json<{ conversation_id: string }>().conversation_id },
+        payload: {
+          message: 'Multiply and add 2 and 9',
+          workflow_definition_id: definitionId,
+          conversation_id: executed.json<{ conversation_id: string }>().conversation_id,
+        },
       });
       expect(chat.statusCode, chat.body).toBe(200);
       expect(chat.json()).toMatchObject({ message: { content: '18 and 11.' }, run_status: 'completed' });

@@ -19,7 +19,13 @@ import * as semconv from '../../otel/semconv.js';
 
 const count = fc.integer({ min: 0, max: 2_000_000_000 });
 const usageArb: fc.Arbitrary<Usage> = fc
-  .record({ inputUncached: count, cacheRead: count, cacheWrite: count, output: count, reasoningShare: fc.double({ min: 0, max: 1, noNaN: true }) })
+  .record({
+    inputUncached: count,
+    cacheRead: count,
+    cacheWrite: count,
+    output: count,
+    reasoningShare: fc.double({ min: 0, max: 1, noNaN: true }),
+  })
   .map(({ reasoningShare, ...buckets }) => ({ ...buckets, reasoning: Math.floor(buckets.output * reasoningShare) }));
 /** A cost as the pricing produces it: whole 1e-10 USD units. */
 const costArb = fc.integer({ min: 0, max: 100_000_000_000_000 }).map((units) => units / 1e10);
@@ -98,8 +104,16 @@ describe.each(['released', 'latest'] as const)('run span codec, encoding the %s 
     );
     const unpriced = encodeRunEnd(
       {
-        status: 'completed', terminalReason: 'completed', usage: { inputUncached: 5, cacheRead: 0, cacheWrite: 0, output: 2, reasoning: 0 },
-        costUsd: 0.25, costUnknown: true, usageMissingCalls: 0, modelCalls: 2, toolCalls: 0, error: null, output: 'x',
+        status: 'completed',
+        terminalReason: 'completed',
+        usage: { inputUncached: 5, cacheRead: 0, cacheWrite: 0, output: 2, reasoning: 0 },
+        costUsd: 0.25,
+        costUnknown: true,
+        usageMissingCalls: 0,
+        modelCalls: 2,
+        toolCalls: 0,
+        error: null,
+        output: 'x',
       },
       conventions,
     );
@@ -110,8 +124,13 @@ describe.each(['released', 'latest'] as const)('run span codec, encoding the %s 
 
 describe('run span codec', () => {
   const call: ModelResultAttributes = {
-    responseModel: 'm', usage: { inputUncached: 10, cacheRead: 5, cacheWrite: 3, output: 8, reasoning: 2 }, usageSource: 'provider',
-    costUsd: 0.01, priceId: 'p', finishReason: 'stop', timeToFirstChunkMs: 1234,
+    responseModel: 'm',
+    usage: { inputUncached: 10, cacheRead: 5, cacheWrite: 3, output: 8, reasoning: 2 },
+    usageSource: 'provider',
+    costUsd: 0.01,
+    priceId: 'p',
+    finishReason: 'stop',
+    timeToFirstChunkMs: 1234,
   };
 
   it('writes the released names by default: cache_creation, the time to first chunk in ms', () => {
@@ -142,10 +161,13 @@ describe('run span codec', () => {
     expect(encodeCost(null)).toEqual({});
   });
 
-
   it('reads a span from elsewhere: absent detail buckets are none, the uncached bucket is derived', () => {
     expect(
-      decodeUsage({ [semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 120, [semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 7, [semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: 100 }),
+      decodeUsage({
+        [semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 120,
+        [semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 7,
+        [semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: 100,
+      }),
     ).toEqual({ inputUncached: 20, cacheRead: 100, cacheWrite: 0, output: 7, reasoning: 0 });
   });
 
@@ -167,7 +189,14 @@ describe('run span codec', () => {
     ['a negative count', { ...valid, [semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: -5 }],
     ['a string count', { ...valid, [semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: '8' }],
     ['buckets that do not add up to the input', { ...valid, [semconv.ATTR_UNCACHED_INPUT_TOKENS]: 11 }],
-    ['cache above the input', { [semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 3, [semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 1, [semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: 4 }],
+    [
+      'cache above the input',
+      {
+        [semconv.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 3,
+        [semconv.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 1,
+        [semconv.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: 4,
+      },
+    ],
     ['reasoning above the output', { ...valid, [semconv.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS]: 9 }],
   ];
   for (const [what, attributes] of unusable) {

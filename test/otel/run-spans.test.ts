@@ -136,7 +136,10 @@ describe('run spans with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimenta
 
   it('carries the latest GenAI names, and the run is recorded from them as from the released ones', async () => {
     h.script([
-      { content: 'Cached and streamed.', usage: { input_tokens: 100, output_tokens: 10, input_token_details: { cache_read: 20, cache_creation: 30 } } },
+      {
+        content: 'Cached and streamed.',
+        usage: { input_tokens: 100, output_tokens: 10, input_token_details: { cache_read: 20, cache_creation: 30 } },
+      },
     ]);
     const turn = await h.startTurn({ streaming: true, onToken: () => {} });
     await turn.done;
@@ -152,7 +155,9 @@ describe('run spans with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimenta
     expect(typeof seconds).toBe('number');
     expect(chat?.attributes).not.toHaveProperty(semconv.ATTR_TIME_TO_FIRST_CHUNK_MS);
 
-    const call = await h.db.pool.one(sql.type(z.object({ cache_write_tokens: z.number().nullable(), time_to_first_token_ms: z.number().nullable() }))`
+    const call = await h.db.pool.one(sql.type(
+      z.object({ cache_write_tokens: z.number().nullable(), time_to_first_token_ms: z.number().nullable() }),
+    )`
       SELECT cache_write_tokens, time_to_first_token_ms FROM model_calls WHERE run_id = ${turn.runId}`);
     expect(call).toEqual({ cache_write_tokens: 30, time_to_first_token_ms: Math.round((seconds as number) * 1000) });
   });

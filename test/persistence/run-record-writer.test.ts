@@ -111,11 +111,7 @@ describe('RunRecordWriter', () => {
     for (const r of records) {
       writer.enqueue(r);
     }
-    await expect(Promise.all(records.map((r) => writer.whenDurable(r.runId)))).resolves.toEqual([
-      'database',
-      'database',
-      'database',
-    ]);
+    await expect(Promise.all(records.map((r) => writer.whenDurable(r.runId)))).resolves.toEqual(['database', 'database', 'database']);
     expect(writer.stats().transactions).toBe(1);
     // Replays: the same records again, singly and in a batch.
     writer.enqueue(records[0]!);
@@ -142,7 +138,10 @@ describe('RunRecordWriter', () => {
     expect(writer.stats().transactions).toBe(1);
     const rows = await db.pool.any(sql.type(z.object({ run_id: z.string(), conversation_id: z.string(), sequence_number: z.number() }))`
       SELECT run_id, conversation_id, sequence_number FROM messages
-      WHERE run_id = ANY(${sql.array(records.map((r) => r.runId), 'text')}) ORDER BY conversation_id, sequence_number`);
+      WHERE run_id = ANY(${sql.array(
+        records.map((r) => r.runId),
+        'text',
+      )}) ORDER BY conversation_id, sequence_number`);
     for (const id of [conversationId, other]) {
       const runsInOrder = records.filter((r) => r.conversationId === id).map((r) => r.runId);
       expect(rows.filter((row) => row.conversation_id === id).map((row) => row.run_id)).toEqual(runsInOrder);
@@ -153,7 +152,9 @@ describe('RunRecordWriter', () => {
          OR c.total_tokens <> (SELECT COALESCE(sum(total_tokens), 0) FROM messages m WHERE m.conversation_id = c.id)
          OR c.total_cost <> (SELECT COALESCE(sum(cost), 0) FROM messages m WHERE m.conversation_id = c.id)`);
     expect(mismatched).toBe(0);
-    const user = await db.pool.one(sql.type(z.object({ tokens: z.number(), cost: z.number(), message_tokens: z.number(), message_cost: z.number() }))`
+    const user = await db.pool.one(sql.type(
+      z.object({ tokens: z.number(), cost: z.number(), message_tokens: z.number(), message_cost: z.number() }),
+    )`
       SELECT u.total_tokens AS tokens, u.total_cost AS cost,
              (SELECT COALESCE(sum(m.total_tokens), 0) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.user_id = u.id) AS message_tokens,
              (SELECT COALESCE(sum(m.cost), 0) FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE c.user_id = u.id) AS message_cost
@@ -176,7 +177,10 @@ describe('RunRecordWriter', () => {
     const deadPool = await createPool(db.url, { maxPoolSize: 1 });
     await deadPool.end();
     const { writer: downWriter, spoolPath } = await newWriter(deadPool);
-    const records = [record(userId, conversationId, { input: 7, output: 3 }, 0.01), record(userId, conversationId, { input: 5, output: 5 }, 0.02)];
+    const records = [
+      record(userId, conversationId, { input: 7, output: 3 }, 0.01),
+      record(userId, conversationId, { input: 5, output: 5 }, 0.02),
+    ];
     records.forEach((r) => downWriter.enqueue(r));
     await expect(downWriter.whenDurable(records[0]!.runId)).resolves.toBe('spool');
     await expect(downWriter.whenDurable(records[1]!.runId)).resolves.toBe('spool');

@@ -26,8 +26,18 @@ describe('prompt templates', () => {
   it('names a placeholder that is not declared and a declared variable that is never used', () => {
     const { issues } = checkTemplate(declare('Be {tone} about {topic}', ['tone', 'audience']));
     expect(issues).toEqual([
-      expect.objectContaining({ field: 'content', type: 'prompt_template.undeclared_variable', variable: 'topic', message: expect.stringContaining('"topic"') }),
-      expect.objectContaining({ field: 'variables', type: 'prompt_template.unused_variable', variable: 'audience', message: expect.stringContaining('"audience"') }),
+      expect.objectContaining({
+        field: 'content',
+        type: 'prompt_template.undeclared_variable',
+        variable: 'topic',
+        message: expect.stringContaining('"topic"'),
+      }),
+      expect.objectContaining({
+        field: 'variables',
+        type: 'prompt_template.unused_variable',
+        variable: 'audience',
+        message: expect.stringContaining('"audience"'),
+      }),
     ]);
   });
 
@@ -36,7 +46,12 @@ describe('prompt templates', () => {
       checkTemplate(declare(content, variables, format, required)).issues.map((issue) => issue.type);
     expect(types('unclosed {name', null)).toEqual(['prompt_template.syntax']);
     expect(types('stray } brace', null)).toEqual(['prompt_template.syntax']);
-    expect(types('{0} and {a.b}', null)).toEqual(['prompt_template.syntax', 'prompt_template.syntax', 'prompt_template.variable_name', 'prompt_template.variable_name']);
+    expect(types('{0} and {a.b}', null)).toEqual([
+      'prompt_template.syntax',
+      'prompt_template.syntax',
+      'prompt_template.variable_name',
+      'prompt_template.variable_name',
+    ]);
     expect(types('{a}', ['a', 'a'])).toEqual(['prompt_template.duplicate_variable']);
     expect(types('{a}', ['a'], 'f-string', ['b'])).toEqual(['prompt_template.unknown_required_variable']);
     expect(types('{% if x %}{{ x }}{% endif %}', null, 'jinja2')).toContain('prompt_template.unsupported');

@@ -88,11 +88,7 @@ function respond(request: RecordedRequest, response: ServerResponse): void {
   }
   sendEvent(response, { type: 'content_block_stop', index: 0 }, 'content_block_stop');
   // message_delta usage is cumulative for the whole message (Anthropic's MessageDeltaUsage).
-  sendEvent(
-    response,
-    { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage },
-    'message_delta',
-  );
+  sendEvent(response, { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage }, 'message_delta');
   sendEvent(response, { type: 'message_stop' }, 'message_stop');
   response.end();
 }
@@ -208,11 +204,17 @@ describe('anthropic provider against a loopback Messages API server', () => {
 
   it('classifies 529 overloaded as transient and 400 as permanent', async () => {
     behaviour = { kind: 'error', status: 529, headers: {}, type: 'overloaded_error', message: 'Overloaded' };
-    const overloaded = await registry.createChatModel({}).invoke('hi').catch((error: unknown) => error);
+    const overloaded = await registry
+      .createChatModel({})
+      .invoke('hi')
+      .catch((error: unknown) => error);
     expect(classifyProviderError(overloaded)).toMatchObject({ transient: true, status: 529 });
 
     behaviour = { kind: 'error', status: 400, headers: {}, type: 'invalid_request_error', message: 'max_tokens: too large' };
-    const invalid = await registry.createChatModel({}).invoke('hi').catch((error: unknown) => error);
+    const invalid = await registry
+      .createChatModel({})
+      .invoke('hi')
+      .catch((error: unknown) => error);
     expect(classifyProviderError(invalid)).toMatchObject({ transient: false, status: 400 });
   });
 });

@@ -80,9 +80,7 @@ describe('LocalChatModel', () => {
   it('calls the calculator for arithmetic when it is bound', async () => {
     const model = new LocalChatModel().bindTools([calculator, currentTime]);
     const reply = await model.invoke('what is 12*(3+4)?');
-    expect(reply.tool_calls).toEqual([
-      expect.objectContaining({ name: 'calculator', args: { expression: '12*(3+4)' } }),
-    ]);
+    expect(reply.tool_calls).toEqual([expect.objectContaining({ name: 'calculator', args: { expression: '12*(3+4)' } })]);
     expect(reply.response_metadata.finish_reason).toBe('tool_calls');
     const { message } = await collect(await model.stream('what is 12*(3+4)?'));
     expect(message.tool_calls).toEqual(reply.tool_calls);
@@ -178,11 +176,13 @@ describe('LocalChatModel', () => {
   it('answers from a current_time result', async () => {
     const call = { name: 'current_time', args: {}, id: 'call_t', type: 'tool_call' as const };
     const time = JSON.stringify({ utc: '2026-01-01T12:00:00Z', timezone: 'UTC', local: '2026-01-01 12:00:00', weekday: 'Thursday' });
-    const reply = await new LocalChatModel().bindTools([currentTime]).invoke([
-      new HumanMessage('What time is it?'),
-      new AIMessage({ content: '', tool_calls: [call] }),
-      new ToolMessage({ content: time, tool_call_id: 'call_t', name: 'current_time' }),
-    ]);
+    const reply = await new LocalChatModel()
+      .bindTools([currentTime])
+      .invoke([
+        new HumanMessage('What time is it?'),
+        new AIMessage({ content: '', tool_calls: [call] }),
+        new ToolMessage({ content: time, tool_call_id: 'call_t', name: 'current_time' }),
+      ]);
     expect(reply.content).toBe('The current time is Thursday, 2026-01-01 12:00:00 (UTC).');
   });
 

@@ -94,7 +94,14 @@ async function respond(request: RecordedRequest, response: ServerResponse): Prom
   }
   sendEvent(response, completionChunk(model, {}, 'stop'));
   if (body.stream_options?.include_usage) {
-    sendEvent(response, { id: 'chatcmpl-loopback', object: 'chat.completion.chunk', created: 1_767_225_600, model, choices: [], usage: behaviour.usage });
+    sendEvent(response, {
+      id: 'chatcmpl-loopback',
+      object: 'chat.completion.chunk',
+      created: 1_767_225_600,
+      model,
+      choices: [],
+      usage: behaviour.usage,
+    });
   }
   sendEvent(response, '[DONE]');
   response.end();
@@ -210,7 +217,12 @@ describe('openai provider against a loopback Chat Completions server', () => {
   });
 
   it('classifies a 401 as permanent', async () => {
-    behaviour = { kind: 'error', status: 401, headers: {}, body: { error: { message: 'Incorrect API key', type: 'invalid_request_error' } } };
+    behaviour = {
+      kind: 'error',
+      status: 401,
+      headers: {},
+      body: { error: { message: 'Incorrect API key', type: 'invalid_request_error' } },
+    };
     const model = registry.createChatModel({ provider: 'openai', model: 'gpt-4o-mini' });
 
     const error = await model.invoke('hi').catch((caught: unknown) => caught);

@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  computeCost,
-  findPrice,
-  loadShippedPrices,
-  PriceListSchema,
-  type PriceRow,
-} from '../../src/providers/pricing.js';
+import { computeCost, findPrice, loadShippedPrices, PriceListSchema, type PriceRow } from '../../src/providers/pricing.js';
 import { sumCosts, type Usage } from '../../machines/usage.js';
 
 const row = (id: string, modelPattern: string, validFrom: string, inputPerMTok: number): PriceRow => ({

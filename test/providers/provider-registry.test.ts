@@ -1,15 +1,10 @@
 import { HumanMessage } from '@langchain/core/messages';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalChatModel } from '../../src/providers/local-chat-model.js';
-import {
-  createProviderRegistry,
-  ProviderNotConfiguredError,
-  UnknownProviderError,
-} from '../../src/providers/provider-registry.js';
+import { createProviderRegistry, ProviderNotConfiguredError, UnknownProviderError } from '../../src/providers/provider-registry.js';
 import { sendJson, startLoopbackServer, type LoopbackServer } from './loopback-server.js';
 
-const localOnly = () =>
-  createProviderRegistry({ defaultProvider: 'local', local: { latencyMs: 0 }, openai: {}, anthropic: {} });
+const localOnly = () => createProviderRegistry({ defaultProvider: 'local', local: { latencyMs: 0 }, openai: {}, anthropic: {} });
 
 describe('createProviderRegistry', () => {
   it('resolves a missing provider and model to the defaults', () => {
@@ -107,7 +102,10 @@ describe('createProviderRegistry', () => {
         server.requests.length = 0;
         await registry.createChatModel({ provider, topP: 0.3 }).invoke([new HumanMessage('hi')]);
         await registry.createChatModel({ provider }).invoke([new HumanMessage('hi')]);
-        expect(server.requests.map((request) => (request.body as { top_p?: number }).top_p), provider).toEqual([0.3, undefined]);
+        expect(
+          server.requests.map((request) => (request.body as { top_p?: number }).top_p),
+          provider,
+        ).toEqual([0.3, undefined]);
       }
     });
   });

@@ -16,8 +16,39 @@ const utf8Length = (text: string): number => Buffer.byteLength(text, 'utf8');
 // cases, digits, spaces and newlines, punctuation, contractions, accents and combining
 // marks, CJK, Cyrillic, emoji (surrogate pairs, ZWJ sequences), a lone surrogate, U+FFFD.
 const ALPHABET = [
-  'a', 'b', 'z', 'A', 'Q', '0', '7', ' ', '  ', '\n', '\r\n', '\t', '.', ',', '!', '/', "'s", "'LL",
-  'é', 'e\u0301', 'ß', '漢', '字', 'か', 'ж', 'Ω', '€', '😀', '👩‍👩‍👧', '🇫🇷', '\uD800', '\uFFFD', '<|endoftext|>',
+  'a',
+  'b',
+  'z',
+  'A',
+  'Q',
+  '0',
+  '7',
+  ' ',
+  '  ',
+  '\n',
+  '\r\n',
+  '\t',
+  '.',
+  ',',
+  '!',
+  '/',
+  "'s",
+  "'LL",
+  'é',
+  'e\u0301',
+  'ß',
+  '漢',
+  '字',
+  'か',
+  'ж',
+  'Ω',
+  '€',
+  '😀',
+  '👩‍👩‍👧',
+  '🇫🇷',
+  '\uD800',
+  '\uFFFD',
+  '<|endoftext|>',
 ];
 const character = fc.constantFrom(...ALPHABET);
 /** Text made of runs of one character: the shape that made counting quadratic. */
@@ -34,15 +65,18 @@ beforeAll(() => {
 describe('createTokenCounter', () => {
   it('counts exactly what js-tiktoken counts, for any short text', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.string({ unit: 'grapheme', maxLength: 200 }), runs(40, 12)), (text) => {
-        expect(counter.count(text)).toBe(referenceCount(text));
-      }),
+      fc.property(
+        fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.string({ unit: 'grapheme', maxLength: 200 }), runs(40, 12)),
+        (text) => {
+          expect(counter.count(text)).toBe(referenceCount(text));
+        },
+      ),
       { numRuns: 400 },
     );
   });
 
   it.each([
-    ['prose', 'The quick brown fox jumps over the lazy dog. It didn\'t care; 12,345 times!\n\n'.repeat(40)],
+    ['prose', "The quick brown fox jumps over the lazy dog. It didn't care; 12,345 times!\n\n".repeat(40)],
     ['a run of one letter', 'a'.repeat(2000)],
     ['a run of capitals', 'A'.repeat(2000)],
     ['a run of emoji', '😀'.repeat(600)],

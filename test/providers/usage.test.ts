@@ -79,7 +79,10 @@ describe('normalizeUsage', () => {
     ['a string cache read', { input_tokens: 10, output_tokens: 2, input_token_details: { cache_read: '4' } }],
     ['a fractional reasoning count', { input_tokens: 10, output_tokens: 2, output_token_details: { reasoning: 0.5 } }],
     ['cached tokens above the input', { input_tokens: 50, output_tokens: 80, input_token_details: { cache_read: 60 } }],
-    ['cache read + write above the input', { input_tokens: 50, output_tokens: 80, input_token_details: { cache_read: 30, cache_creation: 30 } }],
+    [
+      'cache read + write above the input',
+      { input_tokens: 50, output_tokens: 80, input_token_details: { cache_read: 30, cache_creation: 30 } },
+    ],
     ['reasoning above the output', { input_tokens: 10, output_tokens: 5, output_token_details: { reasoning: 20 } }],
     ['a total that is not input + output', { input_tokens: 10, output_tokens: 5, total_tokens: 16 }],
     ['a string total', { input_tokens: 10, output_tokens: 5, total_tokens: '15' }],

@@ -54,7 +54,11 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance budget tests'))('bu
   const twelveChats = async (token: string) =>
     Promise.all(
       Array.from({ length: 12 }, async (_, index) => {
-        const answer = await cluster.chat(servers[index % 3]!, { token }, { message: `hello number ${index}, how are you today?`, max_tokens: 30 });
+        const answer = await cluster.chat(
+          servers[index % 3]!,
+          { token },
+          { message: `hello number ${index}, how are you today?`, max_tokens: 30 },
+        );
         return answer.status;
       }),
     );

@@ -29,7 +29,10 @@ describe('a crash during 200 concurrent chats', () => {
     const answered: { runId: string; messageId: string; conversationId: string; totalTokens: number }[] = [];
     let finished = 0;
     const chats = Array.from({ length: CHATS }, (_, index) =>
-      requestJson(first, 'POST', '/api/v1/workflows/execute/chat', { token, body: { message: `chat number ${index}: tell me a little story` } })
+      requestJson(first, 'POST', '/api/v1/workflows/execute/chat', {
+        token,
+        body: { message: `chat number ${index}: tell me a little story` },
+      })
         .then((response) => {
           if (response.status === 200) {
             const message = response.body!['message'] as { id: string; total_tokens: number };
@@ -75,7 +78,9 @@ describe('a crash during 200 concurrent chats', () => {
       const statuses = await pool.any(sql.type(z.object({ status: z.string(), n: z.number() }))`
         SELECT status, count(*) AS n FROM workflow_runs GROUP BY status ORDER BY status`);
       const byStatus = Object.fromEntries(statuses.map((row) => [row.status, row.n]));
-      console.log(`crash test: ${answered.length}/${CHATS} chats answered before SIGKILL; runs by status after restart: ${JSON.stringify(byStatus)}`);
+      console.log(
+        `crash test: ${answered.length}/${CHATS} chats answered before SIGKILL; runs by status after restart: ${JSON.stringify(byStatus)}`,
+      );
       expect(byStatus['running']).toBeUndefined();
       expect(byStatus['queued']).toBeUndefined();
       expect(byStatus['completed']).toBeGreaterThanOrEqual(answered.length);

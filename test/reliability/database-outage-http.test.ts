@@ -32,7 +32,10 @@ describe('a 20 s database outage under load', () => {
     expect(answered.map((response) => response.statusCode)).toEqual(answered.map(() => 200));
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(503);
-    expect(ready.json()).toMatchObject({ status: 'not_ready', checks: { database: { status: 'unhealthy' }, run_records: { status: 'degraded' } } });
+    expect(ready.json()).toMatchObject({
+      status: 'not_ready',
+      checks: { database: { status: 'unhealthy' }, run_records: { status: 'degraded' } },
+    });
     expect(services.writer.stats().spooled).toBe(25);
     const refused = await chat('during the outage');
     expect(refused.statusCode).toBe(503);
@@ -58,7 +61,10 @@ describe('a 20 s database outage under load', () => {
     expect(messages).toBe(25);
     // What each chat answered during the outage is, field by field, the row the replay wrote.
     for (const response of answered) {
-      const body = response.json<{ message: MessageRow; conversation: { message_count: number; total_tokens: number; total_cost: number } }>();
+      const body = response.json<{
+        message: MessageRow;
+        conversation: { message_count: number; total_tokens: number; total_cost: number };
+      }>();
       const stored = await direct.pool.one(sql.type(MessageRow)`
         SELECT ${messageColumns} FROM messages WHERE id = ${body.message.id}`);
       expect(body.message).toEqual(stored);

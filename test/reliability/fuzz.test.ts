@@ -5,7 +5,9 @@ import { createChatApi, type ChatApi } from '../helpers/chat-api.js';
 
 type Operation = { method: string; path: string; hasBody: boolean; query: string[]; params: string[] };
 
-const operationsOf = (document: { paths: Record<string, Record<string, { requestBody?: unknown; parameters?: { name: string; in: string }[] }>> }): Operation[] =>
+const operationsOf = (document: {
+  paths: Record<string, Record<string, { requestBody?: unknown; parameters?: { name: string; in: string }[] }>>;
+}): Operation[] =>
   Object.entries(document.paths).flatMap(([path, methods]) =>
     Object.entries(methods)
       .filter(([method]) => ['get', 'post', 'put', 'delete', 'patch'].includes(method))
@@ -32,7 +34,12 @@ describe('fuzzing every route from the OpenAPI document', () => {
   let user: RegisteredUser;
   let operations: Operation[];
   beforeAll(async () => {
-    api = await createChatApi({ CHAT_RATE_LIMIT_PER_MINUTE: '100000', CHAT_RATE_LIMIT_PER_HOUR: '100000', LOGIN_MAX_FAILURES_PER_IP: '100000', LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000' });
+    api = await createChatApi({
+      CHAT_RATE_LIMIT_PER_MINUTE: '100000',
+      CHAT_RATE_LIMIT_PER_HOUR: '100000',
+      LOGIN_MAX_FAILURES_PER_IP: '100000',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000',
+    });
     user = await registerUser(api.app);
     // Every run the fuzzer manages to start answers at once.
     api.script(Array.from({ length: 2_000 }, () => ({ content: 'ok', usage: { input_tokens: 1, output_tokens: 1 } })));
@@ -52,14 +59,23 @@ describe('fuzzing every route from the OpenAPI document', () => {
 
   it('never answers 5xx to random bodies, query strings, path parameters and headers', async () => {
     const as = asUser(api.app, user);
-    const text = fc.oneof(fc.string(), fc.constantFrom("'; DROP TABLE users; --", '\u0000', '%00', '../../etc/passwd', '9'.repeat(400), '-1', '1e309', '{}', 'null'));
+    const text = fc.oneof(
+      fc.string(),
+      fc.constantFrom("'; DROP TABLE users; --", '\u0000', '%00', '../../etc/passwd', '9'.repeat(400), '-1', '1e309', '{}', 'null'),
+    );
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...operations),
         fc.oneof(fc.jsonValue(), fc.dictionary(fc.string(), fc.jsonValue())),
         fc.dictionary(fc.string({ maxLength: 20 }), text, { maxKeys: 4 }),
         fc.array(text, { minLength: 3, maxLength: 3 }),
-        fc.record({ 'x-correlation-id': text, 'content-type': fc.constantFrom('application/json', 'text/plain', 'application/json; charset=utf-8') }, { requiredKeys: [] }),
+        fc.record(
+          {
+            'x-correlation-id': text,
+            'content-type': fc.constantFrom('application/json', 'text/plain', 'application/json; charset=utf-8'),
+          },
+          { requiredKeys: [] },
+        ),
         async (operation, body, extraQuery, paramValues, headers) => {
           let path = operation.path;
           operation.params.forEach((name, index) => {
@@ -95,7 +111,10 @@ describe('fuzzing every route from the OpenAPI document', () => {
   }, 180_000);
 
   it('answers 413 to an oversized body', async () => {
-    const response = await asUser(api.app, user)({
+    const response = await asUser(
+      api.app,
+      user,
+    )({
       method: 'POST',
       url: '/api/v1/workflows/execute/chat',
       headers: { 'content-type': 'application/json' },

@@ -72,14 +72,18 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance tests'))('three ins
       },
       (error: unknown) => ({ status: 0, body: { error: String(error) }, text: '' }),
     );
-    const runId = await waitFor('the run row', async () =>
-      (await cluster.db.pool.maybeOneFirst(sql.type(z.object({ id: z.string() }))`
+    const runId = await waitFor(
+      'the run row',
+      async () =>
+        (await cluster.db.pool.maybeOneFirst(sql.type(z.object({ id: z.string() }))`
         SELECT id FROM workflow_runs WHERE correlation_id = ${correlation} AND status = 'running'`)) ?? undefined,
     );
     // Its owner's first group commit records what it is doing (the model call's start).
     await waitFor('the run to be recorded calling the model', async () =>
       (await cluster.db.pool.maybeOneFirst(sql.type(z.object({ live_state: z.string().nullable() }))`
-        SELECT live_state FROM workflow_runs WHERE id = ${runId}`)) === 'running.callingModel' ? true : undefined,
+        SELECT live_state FROM workflow_runs WHERE id = ${runId}`)) === 'running.callingModel'
+        ? true
+        : undefined,
     );
     return { runId, answer };
   };
@@ -146,7 +150,9 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance tests'))('three ins
     await new Promise((resolve) => setTimeout(resolve, 300));
 
     const { runId, answer } = await startChat(a, alice);
-    const started = await waitFor('workflow_started on C', async () => received.find((e) => e.runId === runId && e.type === 'workflow_started'));
+    const started = await waitFor('workflow_started on C', async () =>
+      received.find((e) => e.runId === runId && e.type === 'workflow_started'),
+    );
     // Live: it reached C while the run was still going on A.
     expect((await run(runId)).status).toBe('running');
     expect((await answer).status).toBe(200);
@@ -222,9 +228,11 @@ describe.skipIf(!requirePostgres(server, 'the multi-instance tests'))('three ins
 
     const row = await run(runId);
     expect(row).toMatchObject({ status: 'cancelled', instance_id: a.id });
-    const calls = await cluster.db.pool.any(sql.type(
-      z.object({ input_tokens: z.number().nullable(), output_tokens: z.number().nullable(), finish_reason: z.string().nullable() }),
-    )`SELECT input_tokens, output_tokens, finish_reason FROM model_calls WHERE run_id = ${runId} ORDER BY sequence`);
+    const calls = await cluster.db.pool.any(
+      sql.type(
+        z.object({ input_tokens: z.number().nullable(), output_tokens: z.number().nullable(), finish_reason: z.string().nullable() }),
+      )`SELECT input_tokens, output_tokens, finish_reason FROM model_calls WHERE run_id = ${runId} ORDER BY sequence`,
+    );
     expect(calls).toEqual([{ input_tokens: expect.any(Number), output_tokens: expect.any(Number), finish_reason: 'cancelled' }]);
     expect(calls[0]!.input_tokens).toBeGreaterThan(0);
     expect(calls[0]!.output_tokens).toBeGreaterThan(0);

@@ -150,7 +150,12 @@ describe('provider faults against a loopback OpenAI-compatible server', () => {
       model_used: RESPONSE_MODEL,
       provider_used: 'openai',
     });
-    expect(result.totals).toMatchObject({ message_count: 2, sum_count: 2, total_tokens: prompt + completion, sum_tokens: prompt + completion });
+    expect(result.totals).toMatchObject({
+      message_count: 2,
+      sum_count: 2,
+      total_tokens: prompt + completion,
+      sum_tokens: prompt + completion,
+    });
     expect(Math.round(result.totals.total_cost * 1e10)).toBe(units);
     expect(Math.round(result.totals.sum_cost * 1e10)).toBe(units);
   };
@@ -199,7 +204,11 @@ describe('provider faults against a loopback OpenAI-compatible server', () => {
     });
 
     it('does not retry a 400 (not transient): the run fails at once', async () => {
-      server.enqueue({ kind: 'error', status: 400, body: { error: { message: 'Invalid value for messages', type: 'invalid_request_error' } } });
+      server.enqueue({
+        kind: 'error',
+        status: 400,
+        body: { error: { message: 'Invalid value for messages', type: 'invalid_request_error' } },
+      });
       const result = await run(false);
 
       expect(result.outcome).toMatchObject({ status: 'failed', terminalReason: 'non_transient_error' });

@@ -39,7 +39,9 @@ describe('replies whose records could not be kept', () => {
       SELECT type FROM events WHERE run_id = ${runId} AND type = 'run_record_rejected'`);
     expect(events).toEqual(['run_record_rejected']);
     // No reply was stored, and none was claimed.
-    expect(await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM messages WHERE role = 'assistant'`)).toBe(0);
+    expect(
+      await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM messages WHERE role = 'assistant'`),
+    ).toBe(0);
   });
 
   it('answers 503 and stays up when neither the database nor the spool takes a record, then writes it once both can', async () => {

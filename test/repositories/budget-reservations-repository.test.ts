@@ -118,7 +118,9 @@ describe('budget reservations', () => {
   it('prices a model without a known price at the provider\u2019s highest price', async () => {
     const { runId, request } = await fixture({ costBudgetUsd: 1 });
     const rows = loadShippedPrices().prices.filter((row) => row.provider === 'anthropic' && Date.parse(row.validFrom) <= Date.now());
-    const inputUnits = Math.max(...rows.map((row) => Math.round(Math.max(row.inputPerMTok, row.cacheReadPerMTok, row.cacheWritePerMTok) * 1e4)));
+    const inputUnits = Math.max(
+      ...rows.map((row) => Math.round(Math.max(row.inputPerMTok, row.cacheReadPerMTok, row.cacheWritePerMTok) * 1e4)),
+    );
     const outputUnits = Math.max(...rows.map((row) => Math.round(row.outputPerMTok * 1e4)));
     const result = await budgets().reserve(request({ provider: 'anthropic', inputTokens: 1000, price: null }));
     const expected = Math.floor((1e10 - 1000 * inputUnits) / outputUnits);
@@ -136,8 +138,14 @@ describe('budget reservations', () => {
     // Without the conversation in scope only the user's 1000 count.
     expect(await budgets().reserve(request({ inputTokens: 10, maxOutputTokens: 5 }))).toEqual({ granted: true, maxOutputTokens: 5 });
     // 50 − 20 stored − 15 reserved = 15 left in the conversation: 10 input, 5 output.
-    expect(await budgets().reserve(request({ inputTokens: 10, scope: { conversation: true } }))).toEqual({ granted: true, maxOutputTokens: 5 });
-    expect(await budgets().reserve(request({ inputTokens: 0, scope: { conversation: true } }))).toEqual({ granted: false, reason: 'budget_tokens' });
+    expect(await budgets().reserve(request({ inputTokens: 10, scope: { conversation: true } }))).toEqual({
+      granted: true,
+      maxOutputTokens: 5,
+    });
+    expect(await budgets().reserve(request({ inputTokens: 0, scope: { conversation: true } }))).toEqual({
+      granted: false,
+      reason: 'budget_tokens',
+    });
     expect((await reservationsOf(runId)).map((row) => row.tokens)).toEqual([15, 15]);
   });
 

@@ -64,7 +64,10 @@ describe('one live run per conversation', () => {
   it('ends all but the earliest of the live runs already in a conversation when the constraint is added', async () => {
     db = await createEmptyTestDatabase();
     const migrations = await loadMigrations();
-    await migrate(db.pool, migrations.filter((migration) => migration.version < 7));
+    await migrate(
+      db.pool,
+      migrations.filter((migration) => migration.version < 7),
+    );
     const ids = await insertUserAndConversation(db);
     const other = await insertUserAndConversation(db);
     const runs = [

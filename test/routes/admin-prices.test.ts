@@ -179,7 +179,10 @@ describe('admin price routes', () => {
       const response = await as({ method: 'POST', url: `${BASE}/`, payload });
       expect(response.statusCode, JSON.stringify(payload)).toBe(422);
       const detail = response.json<{ detail: { loc: string[] }[] }>().detail;
-      expect(detail.map((item) => item.loc.join('.')), JSON.stringify(payload)).toContain(`body.${field}`);
+      expect(
+        detail.map((item) => item.loc.join('.')),
+        JSON.stringify(payload),
+      ).toContain(`body.${field}`);
     }
     const operatorRows = await api.db.pool.oneFirst(
       sql.type(z.object({ n: z.number() }))`SELECT count(*)::int AS n FROM model_prices WHERE source = 'operator'`,
@@ -224,7 +227,10 @@ describe('admin price routes', () => {
     expect(operatorPrice).toMatchObject({ source: 'operator', active: true, created_by: admin.id, input_per_mtok: 1.25 });
     const duplicate = await asUser(api.app, admin)({ method: 'POST', url: `${BASE}/`, payload: newPrice });
     expect(duplicate.statusCode).toBe(409);
-    const mysteryPrice = await asUser(api.app, admin)({
+    const mysteryPrice = await asUser(
+      api.app,
+      admin,
+    )({
       method: 'POST',
       url: `${BASE}/`,
       payload: { ...newPrice, model_pattern: 'mystery-model-*', input_per_mtok: 3, output_per_mtok: 9 },
@@ -246,16 +252,26 @@ describe('admin price routes', () => {
       price_ids: [operatorPrice.id],
     });
     // Each call now costs its buckets at the new price, from the stored tokens.
-    const calls = await api.db.pool.any(sql.type(z.object({
-      input_tokens: z.number(), cache_read_tokens: z.number(), cache_write_tokens: z.number(), output_tokens: z.number(),
-      cost: z.string(), price_id: z.string(),
-    }))`SELECT input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, cost::text AS cost, price_id
+    const calls = await api.db.pool.any(sql.type(
+      z.object({
+        input_tokens: z.number(),
+        cache_read_tokens: z.number(),
+        cache_write_tokens: z.number(),
+        output_tokens: z.number(),
+        cost: z.string(),
+        price_id: z.string(),
+      }),
+    )`SELECT input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, cost::text AS cost, price_id
         FROM model_calls WHERE request_model = 'gpt-4o-mini' ORDER BY id`);
     expect(calls).toHaveLength(4);
     for (const call of calls) {
       const uncached = BigInt(call.input_tokens - call.cache_read_tokens - call.cache_write_tokens);
       // Prices in $0.0001/MTok units: 1.25 → 12500, 0.5 → 5000, 2 → 20000, 7.5 → 75000.
-      const expected = uncached * 12_500n + BigInt(call.cache_read_tokens) * 5_000n + BigInt(call.cache_write_tokens) * 20_000n + BigInt(call.output_tokens) * 75_000n;
+      const expected =
+        uncached * 12_500n +
+        BigInt(call.cache_read_tokens) * 5_000n +
+        BigInt(call.cache_write_tokens) * 20_000n +
+        BigInt(call.output_tokens) * 75_000n;
       expect(units(call.cost)).toBe(expected);
       expect(call.price_id).toBe(operatorPrice.id);
     }
@@ -264,7 +280,9 @@ describe('admin price routes', () => {
     await expectInvariants();
 
     // The event says what was done.
-    const event = await api.db.pool.one(sql.type(z.object({ type: z.string(), user_id: z.string(), data: z.record(z.string(), z.unknown()) }))`
+    const event = await api.db.pool.one(sql.type(
+      z.object({ type: z.string(), user_id: z.string(), data: z.record(z.string(), z.unknown()) }),
+    )`
       SELECT type, user_id, data FROM events WHERE id = ${first.event_id} AND category = 'admin'`);
     expect(event).toMatchObject({
       type: 'prices_recomputed',
@@ -282,7 +300,13 @@ describe('admin price routes', () => {
 
     // The unpriced run gets its first cost: run, message, conversation, user and rollups.
     const priced = await recompute({ provider: 'openai', model: 'mystery-model-1', from: windowFrom, to });
-    expect(priced).toMatchObject({ model_calls_changed: 1, runs_changed: 1, messages_changed: 1, conversations_changed: 1, users_changed: 1 });
+    expect(priced).toMatchObject({
+      model_calls_changed: 1,
+      runs_changed: 1,
+      messages_changed: 1,
+      conversations_changed: 1,
+      users_changed: 1,
+    });
     expect(priced.difference_usd).toBe('0.0039000000'); // 1000 × $3 + 100 × $9 per 1M
     const mysteryRun = await api.db.pool.one(sql.type(z.object({ cost: z.string().nullable(), cost_unknown: z.boolean() }))`
       SELECT cost::text AS cost, cost_unknown FROM workflow_runs WHERE conversation_id = ${mystery.conversation_id}`);
@@ -301,15 +325,29 @@ describe('admin price routes', () => {
     expect(back.price_ids).toEqual(['openai:gpt-4o-mini@2024-07-18']);
     await expectInvariants();
     // The old figures stay in the price history.
-    const history = await asUser(api.app, admin)({ method: 'GET', url: `${BASE}/?provider=openai&model_pattern=gpt-4o-mini&status=retired` });
-    expect(history.json<{ prices: Price[] }>().prices.map((price) => [price.id, price['input_per_mtok']])).toEqual([[operatorPrice.id, 1.25]]);
+    const history = await asUser(
+      api.app,
+      admin,
+    )({ method: 'GET', url: `${BASE}/?provider=openai&model_pattern=gpt-4o-mini&status=retired` });
+    expect(history.json<{ prices: Price[] }>().prices.map((price) => [price.id, price['input_per_mtok']])).toEqual([
+      [operatorPrice.id, 1.25],
+    ]);
   });
 
   it('costs the next run with a price added through the API, without a restart', async () => {
-    const added = await asUser(api.app, admin)({
+    const added = await asUser(
+      api.app,
+      admin,
+    )({
       method: 'POST',
       url: `${BASE}/`,
-      payload: { ...newPrice, model_pattern: 'gpt-4o-mini', valid_from: new Date(Date.now() - 1_000).toISOString(), input_per_mtok: 10, output_per_mtok: 20 },
+      payload: {
+        ...newPrice,
+        model_pattern: 'gpt-4o-mini',
+        valid_from: new Date(Date.now() - 1_000).toISOString(),
+        input_per_mtok: 10,
+        output_per_mtok: 20,
+      },
     });
     expect(added.statusCode, added.body).toBe(201);
     api.script([{ content: 'New price.', usage: usage(1000, 1000) }]);
@@ -321,7 +359,9 @@ describe('admin price routes', () => {
   });
 
   it('appears in the OpenAPI document', async () => {
-    const document = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json<{ paths: Record<string, Record<string, unknown>> }>();
+    const document = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      paths: Record<string, Record<string, unknown>>;
+    }>();
     expect(Object.keys(document.paths[`${BASE}/`] ?? {}).sort()).toEqual(['get', 'post']);
     expect(Object.keys(document.paths[`${BASE}/recompute`] ?? {})).toEqual(['post']);
     expect(Object.keys(document.paths[`${BASE}/{price_id}/retire`] ?? {})).toEqual(['post']);

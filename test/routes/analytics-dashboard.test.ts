@@ -50,7 +50,10 @@ describe.skipIf(fullContractMissing !== undefined)('dashboard analytics in the c
 
   const chat = async (user: RegisteredUser, turns: ScriptedTurn[], payload: Body, streaming = false) => {
     api.script(turns);
-    const response = await asUser(api.app, user)({
+    const response = await asUser(
+      api.app,
+      user,
+    )({
       method: 'POST',
       url: `/api/v1/workflows/execute/chat${streaming ? '/streaming' : ''}`,
       payload,
@@ -96,11 +99,10 @@ describe.skipIf(fullContractMissing !== undefined)('dashboard analytics in the c
     const usage = await json<Usage>(alice, `/usage?${PERIOD}`, 'UsageMetricsResponse');
     expect(usage.total_tokens).toBe(20 + 5 + 40 + 6 + 50 + 6 + 60 + 4 + 90 + 7);
     expect(usage.total_cost).toBeGreaterThan(0);
-    const chart = await json<{ token_usage_data: { tokens: number; cost: number }[]; conversation_chart_data: { conversations: number }[] }>(
-      alice,
-      `/dashboard/chart-data?${PERIOD}`,
-      'ChartReadyAnalytics',
-    );
+    const chart = await json<{
+      token_usage_data: { tokens: number; cost: number }[];
+      conversation_chart_data: { conversations: number }[];
+    }>(alice, `/dashboard/chart-data?${PERIOD}`, 'ChartReadyAnalytics');
     expect(chart.token_usage_data.reduce((sum, day) => sum + day.tokens, 0)).toBe(usage.total_tokens);
     expect(chart.token_usage_data.reduce((sum, day) => sum + day.cost, 0)).toBeCloseTo(usage.total_cost, 12);
     expect(chart.conversation_chart_data.reduce((sum, day) => sum + day.conversations, 0)).toBe(3);
@@ -136,7 +138,10 @@ describe.skipIf(fullContractMissing !== undefined)('dashboard analytics in the c
 
   it('exports the usage report as a JSON download with the report’s own figures', async () => {
     const usage = await json<Usage>(alice, `/usage?${PERIOD}`, 'UsageMetricsResponse');
-    const response = await asUser(api.app, alice)({ method: 'POST', url: `${BASE}/export?format=json&metrics=usage&metrics=conversations&${PERIOD}` });
+    const response = await asUser(
+      api.app,
+      alice,
+    )({ method: 'POST', url: `${BASE}/export?format=json&metrics=usage&metrics=conversations&${PERIOD}` });
     expect(response.statusCode, response.body).toBe(200);
     expect(response.headers['content-type']).toContain('application/json');
     expect(response.headers['content-disposition']).toMatch(/^attachment; filename="chatter-analytics-\d{10}-\d{10}\.json"$/);
@@ -158,7 +163,8 @@ describe.skipIf(fullContractMissing !== undefined)('dashboard analytics in the c
     expect(response.headers.get('content-disposition')).toMatch(/^attachment; filename="chatter-analytics-\d{10}-\d{10}\.csv"$/);
     const rows = parseCsv(await response.text());
     expect(rows[0]).toEqual(['report', 'metric', 'key', 'value']);
-    const value = (report: string, metric: string, key = '') => rows.find((row) => row[0] === report && row[1] === metric && row[2] === key)?.[3];
+    const value = (report: string, metric: string, key = '') =>
+      rows.find((row) => row[0] === report && row[1] === metric && row[2] === key)?.[3];
     expect(Number(value('usage', 'total_tokens'))).toBe(usage.total_tokens);
     expect(Number(value('usage', 'total_cost'))).toBe(usage.total_cost);
     const daily = rows.filter((row) => row[0] === 'usage' && row[1] === 'daily_usage');
@@ -201,7 +207,12 @@ describe.skipIf(fullContractMissing !== undefined)('dashboard analytics in the c
     });
     expect(tools['average_response_time_ms']).toBeCloseTo(rows.reduce((sum, row) => sum + (row.duration_ms ?? 0), 0) / 2, 9);
     expect(Object.values(tools.error_distribution)).toEqual([1]);
-    expect(Object.keys(tools.error_distribution)[0]).toBe(rows.find((row) => row.error !== null)?.error?.split('\n')[0]?.slice(0, 100));
+    expect(Object.keys(tools.error_distribution)[0]).toBe(
+      rows
+        .find((row) => row.error !== null)
+        ?.error?.split('\n')[0]
+        ?.slice(0, 100),
+    );
     const bobs = await json<Body>(bob, `/toolservers?${PERIOD}`, 'ToolServerAnalyticsResponse');
     expect(bobs).toMatchObject({ total_requests: 0, tool_usage_stats: {}, error_distribution: {} });
     const everyone = await json<Body>(admin, `/toolservers?${PERIOD}&all_users=true`, 'ToolServerAnalyticsResponse');
@@ -210,7 +221,11 @@ describe.skipIf(fullContractMissing !== undefined)('dashboard analytics in the c
   });
 
   it('reports this instance and its database, and user counts to superusers only', async () => {
-    const mine = await json<Body & { instance: Body & { event_loop: Body }; database: Body & { pool: Body } }>(alice, '/system', 'SystemAnalyticsResponse');
+    const mine = await json<Body & { instance: Body & { event_loop: Body }; database: Body & { pool: Body } }>(
+      alice,
+      '/system',
+      'SystemAnalyticsResponse',
+    );
     expect(mine['total_users']).toBe(0);
     expect(mine.instance).toMatchObject({ instance_id: api.services.instanceId, active_runs: 0 });
     expect(mine.database).toMatchObject({ reachable: true, kind: api.db.kind });

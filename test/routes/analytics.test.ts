@@ -28,7 +28,10 @@ const usage = ({ input, output, cacheRead = 0, cacheWrite = 0 }: Call): Provider
   input_token_details: { cache_read: cacheRead, cache_creation: cacheWrite },
 });
 const costOf = ({ input, output, cacheRead = 0, cacheWrite = 0 }: Call): number =>
-  Math.round(((input - cacheRead - cacheWrite) * PRICE.input + cacheRead * PRICE.cacheRead + cacheWrite * PRICE.cacheWrite + output * PRICE.output) * 1e4) / 1e10;
+  Math.round(
+    ((input - cacheRead - cacheWrite) * PRICE.input + cacheRead * PRICE.cacheRead + cacheWrite * PRICE.cacheWrite + output * PRICE.output) *
+      1e4,
+  ) / 1e10;
 const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
 const totalsOf = (calls: readonly Call[]) => ({
   prompt: sum(calls.map((call) => call.input)),
@@ -71,7 +74,10 @@ describe('analytics routes', () => {
 
   const chat = async (user: RegisteredUser, turns: ScriptedTurn[], payload: Body, streaming = false) => {
     api.script(turns);
-    const response = await asUser(api.app, user)({
+    const response = await asUser(
+      api.app,
+      user,
+    )({
       method: 'POST',
       url: `/api/v1/workflows/execute/chat${streaming ? '/streaming' : ''}`,
       payload,
@@ -119,12 +125,22 @@ describe('analytics routes', () => {
       { message: 'What is 6*7?', conversation_id: conversationA, enable_tools: true },
     );
     expect(tool.statusCode, tool.body).toBe(200);
-    const failed = await chat(alice, [{ error: { message: 'bad request', status: 400 } }], { message: 'Fail', conversation_id: conversationA });
+    const failed = await chat(alice, [{ error: { message: 'bad request', status: 400 } }], {
+      message: 'Fail',
+      conversation_id: conversationA,
+    });
     expect(failed.statusCode, failed.body).toBe(502);
-    const retried = await chat(alice, [{ error: { message: 'overloaded', status: 500 } }, { content: 'ok', usage: usage(A4) }], { message: 'Again' });
+    const retried = await chat(alice, [{ error: { message: 'overloaded', status: 500 } }, { content: 'ok', usage: usage(A4) }], {
+      message: 'Again',
+    });
     expect(retried.statusCode, retried.body).toBe(200);
     const conversationB = retried.json<{ conversation_id: string }>().conversation_id;
-    const streamed = await chat(alice, [{ content: 'Streamed.', usage: usage(A5) }], { message: 'Stream', conversation_id: conversationB }, true);
+    const streamed = await chat(
+      alice,
+      [{ content: 'Streamed.', usage: usage(A5) }],
+      { message: 'Stream', conversation_id: conversationB },
+      true,
+    );
     expect(streamed.statusCode).toBe(200);
 
     expect((await chat(bob, [{ content: 'Bob.', usage: usage(B1) }], { message: 'Hi' })).statusCode).toBe(200);
@@ -201,7 +217,9 @@ describe('analytics routes', () => {
       const past = await getJson<Usage>(alice, '/usage?start_date=2020-01-01&end_date=2020-02-01', 'UsageMetricsResponse');
       expect(past).toMatchObject({ total_tokens: 0, daily_usage: {}, conversations_per_day: 0 });
       for (const period of ['1h', '24h', '30d', '90d']) {
-        expect((await getJson<Usage>(alice, `/usage?period=${period}`, 'UsageMetricsResponse')).total_prompt_tokens).toBeLessThanOrEqual(ALICE.prompt);
+        expect((await getJson<Usage>(alice, `/usage?period=${period}`, 'UsageMetricsResponse')).total_prompt_tokens).toBeLessThanOrEqual(
+          ALICE.prompt,
+        );
       }
       expect((await getJson<Usage>(alice, '/usage?period=90d')).total_tokens).toBe(ALICE.total);
     });
@@ -220,7 +238,13 @@ describe('analytics routes', () => {
       expect(byModel['median_response_time_ms']).toBeCloseTo(312.5, 10);
       expect(byModel['p95_response_time_ms']).toBeCloseTo(2125, 10);
       expect(byModel['p99_response_time_ms']).toBeCloseTo(2425, 10);
-      expect(body).toMatchObject({ total_errors: 0, error_rate: 0, errors_by_type: {}, vector_search_time_ms: 0, embedding_generation_time_ms: 0 });
+      expect(body).toMatchObject({
+        total_errors: 0,
+        error_rate: 0,
+        errors_by_type: {},
+        vector_search_time_ms: 0,
+        embedding_generation_time_ms: 0,
+      });
     });
 
     it('counts requests, tokens per minute over the elapsed window, and errors by type', async () => {
@@ -244,7 +268,7 @@ describe('analytics routes', () => {
         error_rate: 20,
         failed_model_calls: 2,
       });
-      expect(((body['performance_by_model'] as Record<string, Body>)[MODEL]?.['total_cost'] as number)).toBeCloseTo(ALICE.cost, 10);
+      expect((body['performance_by_model'] as Record<string, Body>)[MODEL]?.['total_cost'] as number).toBeCloseTo(ALICE.cost, 10);
     });
   });
 
@@ -308,7 +332,12 @@ describe('analytics routes', () => {
       const body = await getJson<Record<string, Body>>(admin, '/dashboard?all_users=true', 'DashboardResponse');
       expect(body['usage_metrics']?.['total_tokens']).toBe(ALICE.total + BOB.total + CAROL.total);
       const users = await api.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*)::int8 AS n FROM users`);
-      expect(body['system_health']).toMatchObject({ total_users: users, active_users_today: 3, active_users_week: 3, active_users_month: 3 });
+      expect(body['system_health']).toMatchObject({
+        total_users: users,
+        active_users_today: 3,
+        active_users_week: 3,
+        active_users_month: 3,
+      });
       expect(body['system_health']?.['system_uptime_seconds']).toBeGreaterThan(0);
     });
   });
@@ -391,7 +420,10 @@ describe('analytics routes', () => {
 
         const call: Call = { input: 30, output: 9, cacheRead: 6 };
         api.script([{ content: 'Live.', usage: usage(call) }]);
-        const response = await asUser(api.app, dave)({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'live' } });
+        const response = await asUser(
+          api.app,
+          dave,
+        )({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'live' } });
         expect(response.statusCode).toBe(200);
         const runId = response.json<{ run_id: string }>().run_id;
         const answeredAt = Date.now();
@@ -525,4 +557,3 @@ const openStream = (url: string, user: RegisteredUser): Promise<StreamClient> =>
     });
     request.end();
   });
-

@@ -39,7 +39,9 @@ describe('API keys', () => {
     expect(body.api_key).toMatch(/^chk_[A-Za-z0-9_-]{43}$/);
 
     const rows = await api.db.pool.any(
-      sql.type(z.object({ key_hash: z.string(), key_prefix: z.string() }))`SELECT key_hash, key_prefix FROM api_keys WHERE id = ${body.key_id}`,
+      sql.type(
+        z.object({ key_hash: z.string(), key_prefix: z.string() }),
+      )`SELECT key_hash, key_prefix FROM api_keys WHERE id = ${body.key_id}`,
     );
     expect(rows).toEqual([{ key_hash: createHash('sha256').update(body.api_key).digest('hex'), key_prefix: body.api_key.slice(0, 12) }]);
     // The key appears nowhere in the database: not in api_keys, not in the events.
@@ -71,7 +73,9 @@ describe('API keys', () => {
     expect(new Set(list.map((item) => item.id)).size).toBe(list.length);
     expect(list.every((item) => item.id === item.key_id)).toBe(true);
     const other = await createKey(user, 'to revoke');
-    const listedOther = (await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/api-keys' })).json<KeyBody[]>().find((item) => item.api_key_name === 'to revoke');
+    const listedOther = (await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/api-keys' }))
+      .json<KeyBody[]>()
+      .find((item) => item.api_key_name === 'to revoke');
     const revoke = await asUser(api.app, user)({ method: 'DELETE', url: `/api/v1/auth/api-key?key_id=${listedOther?.id ?? ''}` });
     expect(revoke.json()).toMatchObject({ revoked: 1 });
     const after = (await asUser(api.app, user)({ method: 'GET', url: '/api/v1/auth/api-keys' })).json<KeyBody[]>();
@@ -96,7 +100,12 @@ describe('API keys', () => {
 
   it('refuses to create a key when authenticated with a key', async () => {
     const key = await createKey(user, 'limited');
-    const response = await api.app.inject({ method: 'POST', url: '/api/v1/auth/api-key', headers: withKey(key.api_key), payload: { name: 'escalate' } });
+    const response = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/api-key',
+      headers: withKey(key.api_key),
+      payload: { name: 'escalate' },
+    });
     expect(response.statusCode).toBe(403);
     expect(await securityEvents(api.db, 'access_denied')).toContainEqual(expect.objectContaining({ user_id: user.id }));
   });

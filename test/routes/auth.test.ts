@@ -31,7 +31,11 @@ describe('auth routes', () => {
     expect(response.statusCode).toBe(201);
     const body = response.json<TokenBody & { user: Record<string, unknown> }>();
     expect(published.errors(published.responseSchemaOf('/api/v1/auth/register', 'post', '201'), body)).toEqual([]);
-    expect(body).toMatchObject({ token_type: 'bearer', expires_in: 1800, user: { username: 'ada_l', full_name: 'Ada Lovelace', is_superuser: false } });
+    expect(body).toMatchObject({
+      token_type: 'bearer',
+      expires_in: 1800,
+      user: { username: 'ada_l', full_name: 'Ada Lovelace', is_superuser: false },
+    });
     expect(body.user).not.toHaveProperty('password_hash');
     const cookie = response.cookies.find((c) => c.name === 'refresh_token');
     expect(cookie).toMatchObject({ value: body.refresh_token, httpOnly: true, sameSite: 'Strict', path: '/api/v1/auth' });
@@ -68,11 +72,7 @@ describe('auth routes', () => {
 
   it('logs in with the email, the username, or an email given as the username', async () => {
     const user = await registerUser(api.app);
-    for (const credentials of [
-      { email: user.email.toUpperCase() },
-      { username: user.username },
-      { username: user.email },
-    ]) {
+    for (const credentials of [{ email: user.email.toUpperCase() }, { username: user.username }, { username: user.email }]) {
       const response = await api.app.inject({
         method: 'POST',
         url: '/api/v1/auth/login',
@@ -115,8 +115,16 @@ describe('auth routes', () => {
 
   it('answers a wrong password and an unknown user with the same 401 and records login_failed', async () => {
     const user = await registerUser(api.app);
-    const wrong = await api.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password: 'nope-nope' } });
-    const unknown = await api.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: 'nobody_here', password: 'nope-nope' } });
+    const wrong = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { username: user.username, password: 'nope-nope' },
+    });
+    const unknown = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { username: 'nobody_here', password: 'nope-nope' },
+    });
     expect(wrong.statusCode).toBe(401);
     expect(unknown.statusCode).toBe(401);
     expect(wrong.json()).toEqual(unknown.json());
@@ -169,7 +177,11 @@ describe('auth routes', () => {
     const user = await registerUser(api.app);
     const ok = await api.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: user.refreshToken } });
     expect(ok.statusCode).toBe(200);
-    const again = await api.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: ok.json<TokenBody>().refresh_token } });
+    const again = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/refresh',
+      payload: { refresh_token: ok.json<TokenBody>().refresh_token },
+    });
     expect(again.statusCode).toBe(200);
     const missing = await api.app.inject({ method: 'POST', url: '/api/v1/auth/refresh' });
     expect(missing.statusCode).toBe(401);
@@ -189,7 +201,11 @@ describe('auth routes', () => {
 
   it('logs out: the refresh token and the access token are refused afterwards, other sessions live on', async () => {
     const user = await registerUser(api.app);
-    const otherSession = await api.app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password: user.password } });
+    const otherSession = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { username: user.username, password: user.password },
+    });
     const other = otherSession.json<TokenBody>();
 
     const logout = await api.app.inject({
@@ -211,9 +227,17 @@ describe('auth routes', () => {
       expect.objectContaining({ user_id: user.id, data: expect.objectContaining({ reason: 'revoked' }) }),
     );
 
-    const otherMe = await api.app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { authorization: `Bearer ${other.access_token}` } });
+    const otherMe = await api.app.inject({
+      method: 'GET',
+      url: '/api/v1/auth/me',
+      headers: { authorization: `Bearer ${other.access_token}` },
+    });
     expect(otherMe.statusCode).toBe(200);
-    const otherRefresh = await api.app.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refresh_token: other.refresh_token } });
+    const otherRefresh = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/refresh',
+      payload: { refresh_token: other.refresh_token },
+    });
     expect(otherRefresh.statusCode).toBe(200);
   });
 

@@ -48,7 +48,10 @@ describe('budget routes', () => {
   });
 
   it('refuses non-superusers with 403 (recorded), unknown users with 404, bad budgets with 422', async () => {
-    const denied = await asUser(api.app, alice)({
+    const denied = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'PUT',
       url: `/api/v1/admin/users/${alice.id}/budget`,
       payload: { token_budget: null, cost_budget_usd: null },
@@ -58,7 +61,12 @@ describe('budget routes', () => {
     expect((await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/admin/users/${alice.id}/budget` })).statusCode).toBe(403);
     const as = asUser(api.app, admin);
     expect((await as({ method: 'GET', url: '/api/v1/admin/users/nobody/budget' })).statusCode).toBe(404);
-    for (const payload of [{ token_budget: -1, cost_budget_usd: null }, { token_budget: 1.5, cost_budget_usd: null }, { token_budget: 10 }, { token_budget: null, cost_budget_usd: '1' }]) {
+    for (const payload of [
+      { token_budget: -1, cost_budget_usd: null },
+      { token_budget: 1.5, cost_budget_usd: null },
+      { token_budget: 10 },
+      { token_budget: null, cost_budget_usd: '1' },
+    ]) {
       const response = await as({ method: 'PUT', url: `/api/v1/admin/users/${alice.id}/budget`, payload });
       expect(response.statusCode).toBe(422);
       expect(response.json<{ detail: unknown[] }>().detail.length).toBeGreaterThan(0);
@@ -90,7 +98,9 @@ describe('budget routes', () => {
     // Someone else's conversation answers like a missing one.
     const bob = await registerUser(api.app);
     expect((await asUser(api.app, bob)({ method: 'GET', url: `/api/v1/conversations/${id}/budget` })).statusCode).toBe(404);
-    expect((await asUser(api.app, bob)({ method: 'PUT', url: `/api/v1/conversations/${id}`, payload: { token_budget: 1 } })).statusCode).toBe(404);
+    expect(
+      (await asUser(api.app, bob)({ method: 'PUT', url: `/api/v1/conversations/${id}`, payload: { token_budget: 1 } })).statusCode,
+    ).toBe(404);
     const stored = await api.db.pool.oneFirst(sql.unsafe`SELECT token_budget FROM conversations WHERE id = ${id}`);
     expect(stored).toBe(1200);
   });

@@ -96,7 +96,15 @@ describe('chat routes', () => {
     };
     expect(complete.conversation_id).toBe(conversationId);
     const stored = await api.db.pool.one(sql.type(
-      z.object({ total_tokens: z.number(), prompt_tokens: z.number(), completion_tokens: z.number(), cost: z.number(), model_used: z.string(), provider_used: z.string(), response_time_ms: z.number() }),
+      z.object({
+        total_tokens: z.number(),
+        prompt_tokens: z.number(),
+        completion_tokens: z.number(),
+        cost: z.number(),
+        model_used: z.string(),
+        provider_used: z.string(),
+        response_time_ms: z.number(),
+      }),
     )`SELECT total_tokens, prompt_tokens, completion_tokens, cost, model_used, provider_used, response_time_ms
       FROM messages WHERE id = ${complete.message_id}`);
     expect(complete.metadata).toMatchObject(stored);
@@ -114,7 +122,10 @@ describe('chat routes', () => {
 
   it('echoes the correlation id and makes the run span a child of the request span', async () => {
     api.script([{ content: 'Traced.', usage: usage(3, 1) }]);
-    const response = await asUser(api.app, alice)({
+    const response = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'POST',
       url: '/api/v1/workflows/execute/chat',
       headers: { 'x-correlation-id': 'trace-me-123' },
@@ -155,7 +166,11 @@ describe('chat routes', () => {
     expect(missing.json()).toMatchObject({ detail: [{ loc: ['body', 'message'], type: 'required' }] });
     const unknown = await as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'x', provider: 'nope' } });
     expect(unknown.statusCode).toBe(400);
-    const unconfigured = await as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'x', provider: 'anthropic' } });
+    const unconfigured = await as({
+      method: 'POST',
+      url: '/api/v1/workflows/execute/chat',
+      payload: { message: 'x', provider: 'anthropic' },
+    });
     expect(unconfigured.statusCode).toBe(400);
     const template = await as({
       method: 'POST',
@@ -186,7 +201,11 @@ describe('chat routes', () => {
     const seed = await as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'seed' } });
     const conversationId = seed.json<{ conversation_id: string }>().conversation_id;
     api.script([{ content: 'slow', latencyMs: 300, usage: usage(2, 2) }]);
-    const slow = as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'slow', conversation_id: conversationId } });
+    const slow = as({
+      method: 'POST',
+      url: '/api/v1/workflows/execute/chat',
+      payload: { message: 'slow', conversation_id: conversationId },
+    });
     await new Promise((resolve) => setTimeout(resolve, 100));
     const second = await as({
       method: 'POST',
@@ -264,19 +283,32 @@ describe('chat routes', () => {
 
   it('says null, not 0, for the figures of a streamed run that left no message', async () => {
     api.script([{ error: { message: 'invalid request', status: 400 } }]);
-    const response = await asUser(api.app, alice)({
+    const response = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'POST',
       url: '/api/v1/workflows/execute/chat/streaming',
       payload: { message: 'This one fails' },
     });
     expect(response.statusCode).toBe(200);
     const chunks = sseData(response.body) as (Record<string, unknown> | string)[];
-    const failed = chunks.find((chunk) => typeof chunk === 'object' && chunk['type'] === 'error') as { message_id: string; metadata: Record<string, unknown> };
+    const failed = chunks.find((chunk) => typeof chunk === 'object' && chunk['type'] === 'error') as {
+      message_id: string;
+      metadata: Record<string, unknown>;
+    };
     expect(failed.metadata).toMatchObject({
-      total_tokens: null, prompt_tokens: null, completion_tokens: null, cached_input_tokens: null, reasoning_tokens: null,
-      cost: null, run_status: 'failed',
+      total_tokens: null,
+      prompt_tokens: null,
+      completion_tokens: null,
+      cached_input_tokens: null,
+      reasoning_tokens: null,
+      cost: null,
+      run_status: 'failed',
     });
-    const messages = await api.db.pool.anyFirst(sql.type(z.object({ id: z.string() }))`SELECT id FROM messages WHERE id = ${failed.message_id}`);
+    const messages = await api.db.pool.anyFirst(
+      sql.type(z.object({ id: z.string() }))`SELECT id FROM messages WHERE id = ${failed.message_id}`,
+    );
     expect(messages).toEqual([]);
   });
 });

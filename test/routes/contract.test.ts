@@ -49,30 +49,84 @@ describeWithContract('the Chatter contract, path by path', () => {
     ['/healthz', 'get', { method: 'GET', url: '/healthz', status: 200, auth: 'none' }],
     ['/readyz', 'get', { method: 'GET', url: '/readyz', status: 200, auth: 'none' }],
     ['/live', 'get', { method: 'GET', url: '/live', status: 200, auth: 'none' }],
-    ['/api/v1/auth/register', 'post', {
-      method: 'POST', url: '/api/v1/auth/register', status: 201, auth: 'none',
-      body: { email: 'contract@example.com', username: 'contract_user', password: 'correct horse battery staple' },
-    }],
-    ['/api/v1/auth/login', 'post', {
-      method: 'POST', url: '/api/v1/auth/login', status: 200, auth: 'none',
-      body: { username: 'contract_user', password: 'correct horse battery staple' },
-    }],
+    [
+      '/api/v1/auth/register',
+      'post',
+      {
+        method: 'POST',
+        url: '/api/v1/auth/register',
+        status: 201,
+        auth: 'none',
+        body: { email: 'contract@example.com', username: 'contract_user', password: 'correct horse battery staple' },
+      },
+    ],
+    [
+      '/api/v1/auth/login',
+      'post',
+      {
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        status: 200,
+        auth: 'none',
+        body: { username: 'contract_user', password: 'correct horse battery staple' },
+      },
+    ],
     ['/api/v1/auth/me', 'get', { method: 'GET', url: '/api/v1/auth/me', status: 200, auth: 'user' }],
-    ['/api/v1/auth/api-key', 'post', { method: 'POST', url: '/api/v1/auth/api-key', status: 200, auth: 'user', body: { name: 'contract key' } }],
+    [
+      '/api/v1/auth/api-key',
+      'post',
+      { method: 'POST', url: '/api/v1/auth/api-key', status: 200, auth: 'user', body: { name: 'contract key' } },
+    ],
     ['/api/v1/auth/api-keys', 'get', { method: 'GET', url: '/api/v1/auth/api-keys', status: 200, auth: 'user' }],
-    ['/api/v1/conversations/', 'post', { method: 'POST', url: '/api/v1/conversations/', status: 201, auth: 'user', body: { title: 'Contract walk' } }],
+    [
+      '/api/v1/conversations/',
+      'post',
+      { method: 'POST', url: '/api/v1/conversations/', status: 201, auth: 'user', body: { title: 'Contract walk' } },
+    ],
     ['/api/v1/conversations/', 'get', { method: 'GET', url: '/api/v1/conversations/?limit=5', status: 200, auth: 'user' }],
-    ['/api/v1/workflows/execute/chat', 'post', { method: 'POST', url: '/api/v1/workflows/execute/chat', status: 200, auth: 'user', body: { message: 'hello' } }],
-    ['/api/v1/conversations/{conversation_id}', 'get', { method: 'GET', url: '/api/v1/conversations/{conversation_id}', status: 200, auth: 'user' }],
-    ['/api/v1/conversations/{conversation_id}', 'put', { method: 'PUT', url: '/api/v1/conversations/{conversation_id}', status: 200, auth: 'user', body: { title: 'Renamed' } }],
-    ['/api/v1/conversations/{conversation_id}/messages', 'get', { method: 'GET', url: '/api/v1/conversations/{conversation_id}/messages', status: 200, auth: 'user' }],
-    ['/api/v1/workflows/execute/chat/streaming', 'post', { method: 'POST', url: '/api/v1/workflows/execute/chat/streaming', status: 200, auth: 'user', body: { message: 'stream it' } }],
-    ['/api/v1/workflows/executions', 'get', { method: 'GET', url: '/api/v1/workflows/executions?limit=5&offset=0', status: 200, auth: 'user' }],
+    [
+      '/api/v1/workflows/execute/chat',
+      'post',
+      { method: 'POST', url: '/api/v1/workflows/execute/chat', status: 200, auth: 'user', body: { message: 'hello' } },
+    ],
+    [
+      '/api/v1/conversations/{conversation_id}',
+      'get',
+      { method: 'GET', url: '/api/v1/conversations/{conversation_id}', status: 200, auth: 'user' },
+    ],
+    [
+      '/api/v1/conversations/{conversation_id}',
+      'put',
+      { method: 'PUT', url: '/api/v1/conversations/{conversation_id}', status: 200, auth: 'user', body: { title: 'Renamed' } },
+    ],
+    [
+      '/api/v1/conversations/{conversation_id}/messages',
+      'get',
+      { method: 'GET', url: '/api/v1/conversations/{conversation_id}/messages', status: 200, auth: 'user' },
+    ],
+    [
+      '/api/v1/workflows/execute/chat/streaming',
+      'post',
+      { method: 'POST', url: '/api/v1/workflows/execute/chat/streaming', status: 200, auth: 'user', body: { message: 'stream it' } },
+    ],
+    [
+      '/api/v1/workflows/executions',
+      'get',
+      { method: 'GET', url: '/api/v1/workflows/executions?limit=5&offset=0', status: 200, auth: 'user' },
+    ],
     ['/api/v1/analytics/usage', 'get', { method: 'GET', url: '/api/v1/analytics/usage?period=24h', status: 200, auth: 'user' }],
     ['/api/v1/analytics/performance', 'get', { method: 'GET', url: '/api/v1/analytics/performance?period=7d', status: 200, auth: 'user' }],
-    ['/api/v1/analytics/conversations', 'get', { method: 'GET', url: '/api/v1/analytics/conversations?period=30d', status: 200, auth: 'user' }],
+    [
+      '/api/v1/analytics/conversations',
+      'get',
+      { method: 'GET', url: '/api/v1/analytics/conversations?period=30d', status: 200, auth: 'user' },
+    ],
     ['/api/v1/analytics/dashboard', 'get', { method: 'GET', url: '/api/v1/analytics/dashboard?period=24h', status: 200, auth: 'user' }],
-    ['/api/v1/conversations/{conversation_id}', 'delete', { method: 'DELETE', url: '/api/v1/conversations/{conversation_id}', status: 200, auth: 'user' }],
+    [
+      '/api/v1/conversations/{conversation_id}',
+      'delete',
+      { method: 'DELETE', url: '/api/v1/conversations/{conversation_id}', status: 200, auth: 'user' },
+    ],
     ['/api/v1/auth/api-key', 'delete', { method: 'DELETE', url: '/api/v1/auth/api-key', status: 200, auth: 'user' }],
     ['/api/v1/auth/refresh', 'post', { method: 'POST', url: '/api/v1/auth/refresh', status: 200, auth: 'fresh' }],
     ['/api/v1/auth/logout', 'post', { method: 'POST', url: '/api/v1/auth/logout', status: 200, auth: 'fresh' }],
@@ -81,7 +135,9 @@ describeWithContract('the Chatter contract, path by path', () => {
   it('answers every contract operation with a body that matches its schema', async () => {
     const listed = calls();
     const covered = new Set(listed.map(([path, method]) => `${method} ${path}`));
-    const inContract = Object.entries(contract.document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method} ${path}`));
+    const inContract = Object.entries(contract.document.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((method) => `${method} ${path}`),
+    );
     // The events stream is walked below (it never ends by itself).
     expect(inContract.filter((operation) => !covered.has(operation))).toEqual(['get /api/v1/events/stream']);
 

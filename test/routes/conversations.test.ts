@@ -47,7 +47,10 @@ describe('conversation routes', () => {
   };
 
   it('creates a conversation and answers 201 with the contract ConversationResponse', async () => {
-    const response = await asUser(api.app, alice)({
+    const response = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'POST',
       url: `${BASE}/`,
       payload: {
@@ -86,7 +89,13 @@ describe('conversation routes', () => {
     const body = response.json<Conversation & { messages: Message[] }>();
     expect(published.errors(published.responseSchemaOf(`${BASE}/{conversation_id}`, 'get', '200'), body)).toEqual([]);
     expect(body.messages.map((message) => message.content)).toEqual(['message 0', 'message 1', 'message 2']);
-    expect(body.messages[1]).toMatchObject({ role: 'assistant', prompt_tokens: 11, completion_tokens: 7, total_tokens: 18, cost: 0.0000123456 });
+    expect(body.messages[1]).toMatchObject({
+      role: 'assistant',
+      prompt_tokens: 11,
+      completion_tokens: 7,
+      total_tokens: 18,
+      cost: 0.0000123456,
+    });
 
     const bare = await asUser(api.app, alice)({ method: 'GET', url: `${BASE}/${conversation.id}?include_messages=false` });
     expect(bare.json<{ messages: unknown[] }>().messages).toEqual([]);
@@ -165,7 +174,10 @@ describe('conversation routes', () => {
 
   it('updates the fields present in the body and leaves the others', async () => {
     const conversation = await create(alice, { title: 'Before', description: 'keep me', temperature: 0.2, extra_metadata: { a: 1 } });
-    const response = await asUser(api.app, alice)({
+    const response = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'PUT',
       url: `${BASE}/${conversation.id}`,
       payload: { title: 'After', temperature: null, extra_metadata: { b: 2 }, status: null },
@@ -217,7 +229,10 @@ describe('conversation routes', () => {
       const created = await as({ method: 'POST', url: `${BASE}/`, payload: { title: 'never stored', tags } });
       expect(created.statusCode, JSON.stringify(tags)).toBe(422);
       const detail = created.json<{ detail: { loc: (string | number)[]; type: string }[] }>().detail;
-      expect(detail.some((item) => item.loc[0] === 'body' && item.loc[1] === 'tags' && item.type === keyword), created.body).toBe(true);
+      expect(
+        detail.some((item) => item.loc[0] === 'body' && item.loc[1] === 'tags' && item.type === keyword),
+        created.body,
+      ).toBe(true);
       const updated = await as({ method: 'PUT', url: `${BASE}/${conversation.id}`, payload: { tags } });
       expect(updated.statusCode, JSON.stringify(tags)).toBe(422);
     }
@@ -244,7 +259,9 @@ describe('conversation routes', () => {
     }
     const list = (await asUser(api.app, alice)({ method: 'GET', url: `${BASE}/?limit=100` })).json<ConversationList>();
     expect(list.conversations.map((c) => c.id)).not.toContain(conversation.id);
-    const status = await api.db.pool.oneFirst(sql.type(z.object({ status: z.string() }))`SELECT status FROM conversations WHERE id = ${conversation.id}`);
+    const status = await api.db.pool.oneFirst(
+      sql.type(z.object({ status: z.string() }))`SELECT status FROM conversations WHERE id = ${conversation.id}`,
+    );
     expect(status).toBe('deleted');
   });
 
@@ -288,7 +305,9 @@ describe('conversation routes', () => {
     const listed = await asUser(api.app, admin)({ method: 'GET', url: `${BASE}/?user_id=${alice.id}&limit=100` });
     expect(listed.json<ConversationList>().conversations.map((c) => c.id)).toContain(conversation.id);
     // Superusers read; they do not edit other users' conversations.
-    expect((await asUser(api.app, admin)({ method: 'DELETE', url: `${BASE}/${conversation.id}?user_id=${alice.id}` })).statusCode).toBe(404);
+    expect((await asUser(api.app, admin)({ method: 'DELETE', url: `${BASE}/${conversation.id}?user_id=${alice.id}` })).statusCode).toBe(
+      404,
+    );
 
     const forbidden = await asUser(api.app, bob)({ method: 'GET', url: `${BASE}/?user_id=${alice.id}` });
     expect(forbidden.statusCode).toBe(403);

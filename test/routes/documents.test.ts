@@ -24,7 +24,12 @@ describe.skipIf(fullContractMissing !== undefined)('documents (/api/v1/documents
     const paged = await as({ method: 'GET', url: '/api/v1/documents?limit=25&offset=50' });
     expect(paged.json()).toEqual({ documents: [], total_count: 0, limit: 25, offset: 50 });
     expect(fullContractErrors('DocumentListResponse', paged.json())).toEqual([]);
-    for (const url of ['/api/v1/documents?limit=abc', '/api/v1/documents?limit=1e309', '/api/v1/documents?offset=1e309', '/api/v1/conversations/?limit=1e309']) {
+    for (const url of [
+      '/api/v1/documents?limit=abc',
+      '/api/v1/documents?limit=1e309',
+      '/api/v1/documents?offset=1e309',
+      '/api/v1/conversations/?limit=1e309',
+    ]) {
       // 1e309 is coerced to Infinity, which the schema's integer and maximum checks let through.
       const bad = await as({ method: 'GET', url });
       expect(bad.statusCode, url).toBe(422);
@@ -52,7 +57,10 @@ describe.skipIf(fullContractMissing !== undefined)('documents (/api/v1/documents
   it('refuses a multipart upload with the same 501, not a 415', async () => {
     const boundary = 'chatter-test-boundary';
     const payload = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--${boundary}--\r\n`;
-    const response = await asUser(api.app, user)({
+    const response = await asUser(
+      api.app,
+      user,
+    )({
       method: 'POST',
       url: '/api/v1/documents/upload',
       headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
@@ -63,12 +71,16 @@ describe.skipIf(fullContractMissing !== undefined)('documents (/api/v1/documents
   });
 
   it('serves every contract path of profiles, prompts, documents and ratings with its operationId in /openapi.json', async () => {
-    const contract = JSON.parse(readFileSync(new URL('../../../shared/chatter-api/openapi-full.json', import.meta.url), 'utf8')) as Document;
+    const contract = JSON.parse(
+      readFileSync(new URL('../../../shared/chatter-api/openapi-full.json', import.meta.url), 'utf8'),
+    ) as Document;
     const served = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json<Document>();
     // Not implemented (not called by the in-scope pages): clone, stats and prompt testing;
     // providers/available needs the runtime's services (checked in profiles.test.ts).
     const notServed = /\/providers\/available$|\/clone$|\/stats\/overview$|\/test$|^\/api\/v1\/data\/|^\/api\/v1\/analytics\//;
-    const expected = Object.entries(contract.paths).filter(([path]) => /\/(profiles|prompts|documents)|\/rating$/.test(path) && !notServed.test(path));
+    const expected = Object.entries(contract.paths).filter(
+      ([path]) => /\/(profiles|prompts|documents)|\/rating$/.test(path) && !notServed.test(path),
+    );
     expect(expected).toHaveLength(16);
     for (const [path, operations] of expected) {
       for (const [method, operation] of Object.entries(operations)) {

@@ -60,7 +60,11 @@ const eventBlocks = (text: string): { sseId: number; event: string; data: Stream
     .split('\n\n')
     .filter((block) => block.includes('\ndata: '))
     .map((block) => {
-      const line = (name: string) => block.split('\n').find((entry) => entry.startsWith(`${name}: `))?.slice(name.length + 2) ?? '';
+      const line = (name: string) =>
+        block
+          .split('\n')
+          .find((entry) => entry.startsWith(`${name}: `))
+          ?.slice(name.length + 2) ?? '';
       return { sseId: Number(line('id')), event: line('event'), data: JSON.parse(line('data')) as Streamed };
     });
 
@@ -125,13 +129,16 @@ describe('events in the frontend’s shape, stats and test events', () => {
     expect(blocks[2]?.data.data).toMatchObject({ status: 'running', current_step: 'tool_called', 'gen_ai.tool.name': 'calculator' });
     expect(blocks[4]?.data.data).toMatchObject({ status: 'completed', completed_at: blocks[4]?.data.timestamp });
     // The ids and seqs are the stored rows', and the stored types stay queryable.
-    const stored = (
-      await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/events?run_id=${runId}&limit=50` })
-    ).json<{ events: { id: string; seq: number; type: string; category: string }[] }>().events.reverse();
+    const stored = (await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/events?run_id=${runId}&limit=50` }))
+      .json<{ events: { id: string; seq: number; type: string; category: string }[] }>()
+      .events.reverse();
     expect(stored.map((event) => [event.id, event.seq, event.type])).toEqual(
       blocks.map((block) => [block.data.id, block.data.metadata.seq, block.data.metadata.event_type]),
     );
-    const byType = await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/events?type=workflow_completed&category=workflow&run_id=${runId}` });
+    const byType = await asUser(
+      api.app,
+      alice,
+    )({ method: 'GET', url: `/api/v1/events?type=workflow_completed&category=workflow&run_id=${runId}` });
     expect(byType.json<{ events: unknown[] }>().events).toHaveLength(1);
     expect(bobs.text()).not.toContain(runId);
     alices.close();
@@ -152,68 +159,83 @@ describe('events in the frontend’s shape, stats and test events', () => {
     stream.close();
   });
 
-  it.skipIf(fullContractMissing !== undefined)('counts this instance’s streams and the caller’s events in the contract’s SSEStatsResponse', async () => {
-    const as = asUser(api.app, alice);
-    const before = (await as({ method: 'GET', url: '/api/v1/events/stats' })).json<{ total_connections: number; your_connections: number }>();
-    const mine = [await openStream(`${base}/api/v1/events/stream`, alice.auth), await openStream(`${base}/api/v1/events/stream`, alice.auth)];
-    const theirs = await openStream(`${base}/api/v1/events/stream`, bob.auth);
-    const response = await as({ method: 'GET', url: '/api/v1/events/stats' });
-    expect(response.statusCode).toBe(200);
-    const stats = response.json<{
-      total_connections: number;
-      your_connections: number;
-      your_events: { total: number; last_24h: number; by_category: Record<string, number>; by_type: Record<string, number> };
-    }>();
-    expect(fullContractErrors('SSEStatsResponse', stats)).toEqual([]);
-    expect(stats.total_connections).toBe(before.total_connections + 3);
-    expect(stats.your_connections).toBe(before.your_connections + 2);
-    // The caller's rows, counted by the database.
-    const listed = (await as({ method: 'GET', url: '/api/v1/events?limit=500' })).json<{ events: { category: string; type: string }[] }>().events;
-    expect(stats.your_events.total).toBe(listed.length);
-    expect(stats.your_events.last_24h).toBe(listed.length);
-    expect(stats.your_events.by_category['workflow']).toBe(listed.filter((event) => event.category === 'workflow').length);
-    expect(stats.your_events.by_type['workflow_completed']).toBe(listed.filter((event) => event.type === 'workflow_completed').length);
-    for (const stream of [...mine, theirs]) stream.close();
-    // Closed streams stop counting.
-    let now = stats;
-    const deadline = Date.now() + 5_000;
-    while (now.total_connections !== before.total_connections && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      now = (await as({ method: 'GET', url: '/api/v1/events/stats' })).json<typeof stats>();
-    }
-    expect([now.total_connections, now.your_connections]).toEqual([before.total_connections, before.your_connections]);
-    const bobStats = (await asUser(api.app, bob)({ method: 'GET', url: '/api/v1/events/stats' })).json<{ your_events: { total: number } }>();
-    expect(bobStats.your_events.total).toBe(0);
-    expect((await api.app.inject({ method: 'GET', url: '/api/v1/events/stats' })).statusCode).toBe(401);
-  });
+  it.skipIf(fullContractMissing !== undefined)(
+    'counts this instance’s streams and the caller’s events in the contract’s SSEStatsResponse',
+    async () => {
+      const as = asUser(api.app, alice);
+      const before = (await as({ method: 'GET', url: '/api/v1/events/stats' })).json<{
+        total_connections: number;
+        your_connections: number;
+      }>();
+      const mine = [
+        await openStream(`${base}/api/v1/events/stream`, alice.auth),
+        await openStream(`${base}/api/v1/events/stream`, alice.auth),
+      ];
+      const theirs = await openStream(`${base}/api/v1/events/stream`, bob.auth);
+      const response = await as({ method: 'GET', url: '/api/v1/events/stats' });
+      expect(response.statusCode).toBe(200);
+      const stats = response.json<{
+        total_connections: number;
+        your_connections: number;
+        your_events: { total: number; last_24h: number; by_category: Record<string, number>; by_type: Record<string, number> };
+      }>();
+      expect(fullContractErrors('SSEStatsResponse', stats)).toEqual([]);
+      expect(stats.total_connections).toBe(before.total_connections + 3);
+      expect(stats.your_connections).toBe(before.your_connections + 2);
+      // The caller's rows, counted by the database.
+      const listed = (await as({ method: 'GET', url: '/api/v1/events?limit=500' })).json<{ events: { category: string; type: string }[] }>()
+        .events;
+      expect(stats.your_events.total).toBe(listed.length);
+      expect(stats.your_events.last_24h).toBe(listed.length);
+      expect(stats.your_events.by_category['workflow']).toBe(listed.filter((event) => event.category === 'workflow').length);
+      expect(stats.your_events.by_type['workflow_completed']).toBe(listed.filter((event) => event.type === 'workflow_completed').length);
+      for (const stream of [...mine, theirs]) stream.close();
+      // Closed streams stop counting.
+      let now = stats;
+      const deadline = Date.now() + 5_000;
+      while (now.total_connections !== before.total_connections && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        now = (await as({ method: 'GET', url: '/api/v1/events/stats' })).json<typeof stats>();
+      }
+      expect([now.total_connections, now.your_connections]).toEqual([before.total_connections, before.your_connections]);
+      const bobStats = (await asUser(api.app, bob)({ method: 'GET', url: '/api/v1/events/stats' })).json<{
+        your_events: { total: number };
+      }>();
+      expect(bobStats.your_events.total).toBe(0);
+      expect((await api.app.inject({ method: 'GET', url: '/api/v1/events/stats' })).statusCode).toBe(401);
+    },
+  );
 
-  it.skipIf(fullContractMissing !== undefined)('emits a test event to the caller’s own streams only, stored as system/test_event', async () => {
-    const alices = await openStream(`${base}/api/v1/events/stream`, alice.auth);
-    const bobs = await openStream(`${base}/api/v1/events/stream`, bob.auth);
-    const response = await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/events/test-event' });
-    expect(response.statusCode).toBe(200);
-    const body = response.json<{ message: string; event_id: string; seq: number }>();
-    expect(fullContractErrors('TestEventResponse', body)).toEqual([]);
-    await waitFor(() => alices.text().includes(body.event_id));
-    const [block] = eventBlocks(alices.text()).filter((entry) => entry.data.id === body.event_id);
-    expect(block).toMatchObject({
-      sseId: body.seq,
-      event: 'system.alert',
-      data: {
-        type: 'system.alert',
-        user_id: alice.id,
-        data: { message: 'This is a test event', severity: 'info', test: true, triggered_by: alice.id },
-        metadata: { category: 'system', event_type: 'test_event', seq: body.seq },
-      },
-    });
-    expect(frontendAccepts(block?.data)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(bobs.text()).not.toContain(body.event_id);
-    const stored = await asUser(api.app, alice)({ method: 'GET', url: '/api/v1/events?category=system&type=test_event' });
-    expect(stored.json<{ events: { id: string }[] }>().events.map((event) => event.id)).toEqual([body.event_id]);
-    alices.close();
-    bobs.close();
-  });
+  it.skipIf(fullContractMissing !== undefined)(
+    'emits a test event to the caller’s own streams only, stored as system/test_event',
+    async () => {
+      const alices = await openStream(`${base}/api/v1/events/stream`, alice.auth);
+      const bobs = await openStream(`${base}/api/v1/events/stream`, bob.auth);
+      const response = await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/events/test-event' });
+      expect(response.statusCode).toBe(200);
+      const body = response.json<{ message: string; event_id: string; seq: number }>();
+      expect(fullContractErrors('TestEventResponse', body)).toEqual([]);
+      await waitFor(() => alices.text().includes(body.event_id));
+      const [block] = eventBlocks(alices.text()).filter((entry) => entry.data.id === body.event_id);
+      expect(block).toMatchObject({
+        sseId: body.seq,
+        event: 'system.alert',
+        data: {
+          type: 'system.alert',
+          user_id: alice.id,
+          data: { message: 'This is a test event', severity: 'info', test: true, triggered_by: alice.id },
+          metadata: { category: 'system', event_type: 'test_event', seq: body.seq },
+        },
+      });
+      expect(frontendAccepts(block?.data)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(bobs.text()).not.toContain(body.event_id);
+      const stored = await asUser(api.app, alice)({ method: 'GET', url: '/api/v1/events?category=system&type=test_event' });
+      expect(stored.json<{ events: { id: string }[] }>().events.map((event) => event.id)).toEqual([body.event_id]);
+      alices.close();
+      bobs.close();
+    },
+  );
 
   it('refuses more than 10 test events a minute per user, without storing the refused one', async () => {
     const as = asUser(api.app, bob);

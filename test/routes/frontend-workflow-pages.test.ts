@@ -43,7 +43,10 @@ describe.skipIf(fullContractMissing !== undefined)('the frontend\u2019s workflow
   const calls: [string, Call][] = [
     ['GET /api/v1/workflows/defaults', {}],
     ['POST /api/v1/workflows/definitions/validate', { body: { name: 'Check', ...graph } }],
-    ['POST /api/v1/workflows/definitions', { body: { name: 'Walked', description: 'walked', ...graph }, after: (json, ids) => void (ids.definition = json['id'] as string) }],
+    [
+      'POST /api/v1/workflows/definitions',
+      { body: { name: 'Walked', description: 'walked', ...graph }, after: (json, ids) => void (ids.definition = json['id'] as string) },
+    ],
     ['GET /api/v1/workflows/definitions', {}],
     ['GET /api/v1/workflows/definitions/{id}', {}],
     ['PUT /api/v1/workflows/definitions/{id}', { body: { name: 'Walked again' } }],
@@ -54,7 +57,13 @@ describe.skipIf(fullContractMissing !== undefined)('the frontend\u2019s workflow
     ['GET /api/v1/workflows/definitions/{id}/analytics', {}],
     ['GET /api/v1/workflows/executions', { query: '?limit=5&offset=0' }],
     ['GET /api/v1/workflows/templates', {}],
-    ['POST /api/v1/workflows/templates', { body: { name: 'T', description: 'from the walk', workflow_definition_id: '{definition}' }, after: (json, ids) => void (ids.template = json['id'] as string) }],
+    [
+      'POST /api/v1/workflows/templates',
+      {
+        body: { name: 'T', description: 'from the walk', workflow_definition_id: '{definition}' },
+        after: (json, ids) => void (ids.template = json['id'] as string),
+      },
+    ],
     ['PUT /api/v1/workflows/templates/{id}', { body: { description: 'changed' } }],
     ['GET /api/v1/workflows/templates/{id}/export', {}],
     ['POST /api/v1/workflows/templates/import', { body: { template: { name: 'Imported', description: 'imported', ...graph } } }],

@@ -29,13 +29,20 @@ describe.skipIf(fullContractMissing !== undefined)('PATCH /api/v1/conversations/
   });
 
   const rate = (user: RegisteredUser, rating: unknown, ids: { conversation?: string; message?: string } = {}) =>
-    asUser(api.app, user)({
+    asUser(
+      api.app,
+      user,
+    )({
       method: 'PATCH',
       url: `/api/v1/conversations/${ids.conversation ?? conversationId}/messages/${ids.message ?? messageId}/rating`,
       payload: { rating },
     });
   const stored = async (id: string) =>
-    api.db.pool.one(sql.type(z.object({ rating: z.number().nullable(), rating_count: z.number() }))`SELECT rating, rating_count FROM messages WHERE id = ${id}`);
+    api.db.pool.one(
+      sql.type(
+        z.object({ rating: z.number().nullable(), rating_count: z.number() }),
+      )`SELECT rating, rating_count FROM messages WHERE id = ${id}`,
+    );
 
   it('rates the owner’s message: the average of the ratings given and their count, as the message reads it', async () => {
     const first = await rate(alice, 4);
@@ -46,7 +53,9 @@ describe.skipIf(fullContractMissing !== undefined)('PATCH /api/v1/conversations/
     expect(second.json()).toMatchObject({ rating: 3.25, rating_count: 2 });
     expect(await stored(messageId)).toEqual({ rating: 3.25, rating_count: 2 });
     const read = await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/conversations/${conversationId}` });
-    expect(read.json<{ messages: { id: string; rating: number; rating_count: number }[] }>().messages.find((m) => m.id === messageId)).toMatchObject({
+    expect(
+      read.json<{ messages: { id: string; rating: number; rating_count: number }[] }>().messages.find((m) => m.id === messageId),
+    ).toMatchObject({
       rating: 3.25,
       rating_count: 2,
     });
@@ -66,7 +75,10 @@ describe.skipIf(fullContractMissing !== undefined)('PATCH /api/v1/conversations/
       expect(response.statusCode, JSON.stringify(rating)).toBe(422);
       expect(fullContractErrors('HTTPValidationError', response.json())).toEqual([]);
     }
-    const empty = await asUser(api.app, alice)({ method: 'PATCH', url: `/api/v1/conversations/${conversationId}/messages/${messageId}/rating`, payload: {} });
+    const empty = await asUser(
+      api.app,
+      alice,
+    )({ method: 'PATCH', url: `/api/v1/conversations/${conversationId}/messages/${messageId}/rating`, payload: {} });
     expect(empty.json()).toEqual({ detail: [expect.objectContaining({ loc: ['body', 'rating'] })] });
     expect(await stored(messageId)).toEqual(before);
   });
@@ -77,7 +89,9 @@ describe.skipIf(fullContractMissing !== undefined)('PATCH /api/v1/conversations/
     const missing = await rate(bob, 1, { message: '01HZZZZZZZZZZZZZZZZZZZZZZZ' });
     expect(theirs.statusCode).toBe(404);
     expect(theirs.body).toBe(missing.body);
-    expect(await securityEvents(api.db, 'access_denied')).toContainEqual(expect.objectContaining({ user_id: bob.id, data: expect.objectContaining({ resource: 'message' }) }));
+    expect(await securityEvents(api.db, 'access_denied')).toContainEqual(
+      expect.objectContaining({ user_id: bob.id, data: expect.objectContaining({ resource: 'message' }) }),
+    );
 
     const other = await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/conversations/', payload: { title: 'other' } });
     expect((await rate(alice, 1, { conversation: other.json<{ id: string }>().id })).statusCode).toBe(404);
@@ -85,6 +99,14 @@ describe.skipIf(fullContractMissing !== undefined)('PATCH /api/v1/conversations/
 
     expect((await asUser(api.app, alice)({ method: 'DELETE', url: `/api/v1/conversations/${conversationId}` })).statusCode).toBe(200);
     expect((await rate(alice, 1)).statusCode).toBe(404);
-    expect((await api.app.inject({ method: 'PATCH', url: `/api/v1/conversations/${conversationId}/messages/${messageId}/rating`, payload: { rating: 1 } })).statusCode).toBe(401);
+    expect(
+      (
+        await api.app.inject({
+          method: 'PATCH',
+          url: `/api/v1/conversations/${conversationId}/messages/${messageId}/rating`,
+          payload: { rating: 1 },
+        })
+      ).statusCode,
+    ).toBe(401);
   });
 });

@@ -38,7 +38,10 @@ describe('denied accesses reveal nothing about the target (no existence oracle)'
   });
 
   const securityOf = async (user: RegisteredUser, query = '') => {
-    const response = await asUser(api.app, user)({ method: 'GET', url: `/api/v1/events?category=security&type=access_denied&limit=500${query}` });
+    const response = await asUser(
+      api.app,
+      user,
+    )({ method: 'GET', url: `/api/v1/events?category=security&type=access_denied&limit=500${query}` });
     expect(response.statusCode).toBe(200);
     return response.json<{ events: Event[] }>().events;
   };
@@ -50,7 +53,10 @@ describe('denied accesses reveal nothing about the target (no existence oracle)'
     const missing = ulid();
     const before = (await securityOf(bob)).length;
     const theirs = await asUser(api.app, bob)({ method: 'GET', url: path(), headers: { 'x-correlation-id': `theirs-${resource}` } });
-    const nothing = await asUser(api.app, bob)({ method: 'GET', url: path().replace(/[^/]+$/, missing), headers: { 'x-correlation-id': `missing-${resource}` } });
+    const nothing = await asUser(
+      api.app,
+      bob,
+    )({ method: 'GET', url: path().replace(/[^/]+$/, missing), headers: { 'x-correlation-id': `missing-${resource}` } });
     expect(theirs.statusCode).toBe(404);
     expect(nothing.statusCode).toBe(404);
     expect(theirs.body).toBe(nothing.body);

@@ -7,7 +7,10 @@ type Document = {
   openapi: string;
   info: { title: string; version: string };
   paths: Record<string, Record<string, { operationId?: string; security?: unknown[] }>>;
-  components: { schemas: Record<string, { required?: string[]; properties?: Record<string, unknown> }>; securitySchemes: Record<string, unknown> };
+  components: {
+    schemas: Record<string, { required?: string[]; properties?: Record<string, unknown> }>;
+    securitySchemes: Record<string, unknown>;
+  };
 };
 
 describe('OpenAPI document and docs UI', () => {
@@ -89,7 +92,9 @@ describeWithContract('the published OpenAPI document against the original contra
 
   it('lists the contract component schemas with at least their properties and required fields', () => {
     const names = Object.keys(document.components.schemas).filter((name) => name in contract.components.schemas);
-    expect(names).toEqual(expect.arrayContaining(['UserResponse', 'TokenResponse', 'ConversationResponse', 'MessageResponse', 'HTTPValidationError']));
+    expect(names).toEqual(
+      expect.arrayContaining(['UserResponse', 'TokenResponse', 'ConversationResponse', 'MessageResponse', 'HTTPValidationError']),
+    );
     for (const name of names) {
       const theirs = contract.components.schemas[name] as { required?: string[]; properties?: Record<string, unknown> };
       const ours = document.components.schemas[name];
@@ -100,7 +105,6 @@ describeWithContract('the published OpenAPI document against the original contra
       }
     }
   });
-
 });
 
 describe('CORS', () => {

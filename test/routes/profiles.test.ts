@@ -34,7 +34,13 @@ describe.skipIf(fullContractMissing !== undefined)('profiles (/api/v1/profiles)'
   };
 
   it('creates a profile with the contract defaults and reads it back', async () => {
-    const profile = await create(alice, { name: 'Precise', llm_provider: 'openai', llm_model: 'gpt-4o-mini', temperature: 0.1, tags: ['work'] });
+    const profile = await create(alice, {
+      name: 'Precise',
+      llm_provider: 'openai',
+      llm_model: 'gpt-4o-mini',
+      temperature: 0.1,
+      tags: ['work'],
+    });
     expect(profile).toMatchObject({
       name: 'Precise',
       owner_id: alice.id,
@@ -59,27 +65,49 @@ describe.skipIf(fullContractMissing !== undefined)('profiles (/api/v1/profiles)'
 
   it('updates the fields given, clears nullable ones sent as null, leaves the others', async () => {
     const profile = await create(alice, { name: 'Editable', description: 'first', system_prompt: 'Be brief.' });
-    const put = await asUser(api.app, alice)({
+    const put = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'PUT',
       url: `/api/v1/profiles/${profile.id}`,
       payload: { description: null, max_tokens: 256, name: null, enable_tools: true },
     });
     expect(put.statusCode, put.body).toBe(200);
     expect(fullContractErrors('ProfileResponse', put.json())).toEqual([]);
-    expect(put.json()).toMatchObject({ name: 'Editable', description: null, max_tokens: 256, enable_tools: true, system_prompt: 'Be brief.' });
+    expect(put.json()).toMatchObject({
+      name: 'Editable',
+      description: null,
+      max_tokens: 256,
+      enable_tools: true,
+      system_prompt: 'Be brief.',
+    });
     expect(Date.parse(put.json<Profile>()['updated_at'] as string)).toBeGreaterThanOrEqual(Date.parse(profile['updated_at'] as string));
   });
 
   it('answers 422 for bad fields and changes nothing', async () => {
     const profile = await create(alice, { name: 'Strict' });
-    for (const payload of [{}, { name: '' }, { name: 'x', temperature: 3 }, { name: 'x', llm_provider: 'nope' }, { name: 'x', max_tokens: 0 }, { name: 'x', tags: 'a' }, { name: 7 }]) {
+    for (const payload of [
+      {},
+      { name: '' },
+      { name: 'x', temperature: 3 },
+      { name: 'x', llm_provider: 'nope' },
+      { name: 'x', max_tokens: 0 },
+      { name: 'x', tags: 'a' },
+      { name: 7 },
+    ]) {
       const response = await asUser(api.app, alice)({ method: 'POST', url: '/api/v1/profiles/', payload });
       expect(response.statusCode, JSON.stringify(payload)).toBe(422);
       expect(fullContractErrors('HTTPValidationError', response.json())).toEqual([]);
     }
-    const bad = await asUser(api.app, alice)({ method: 'PUT', url: `/api/v1/profiles/${profile.id}`, payload: { temperature: -1, name: 'changed' } });
+    const bad = await asUser(
+      api.app,
+      alice,
+    )({ method: 'PUT', url: `/api/v1/profiles/${profile.id}`, payload: { temperature: -1, name: 'changed' } });
     expect(bad.statusCode).toBe(422);
-    expect(bad.json()).toEqual({ detail: expect.arrayContaining([expect.objectContaining({ loc: expect.arrayContaining(['body', 'temperature']) })]) });
+    expect(bad.json()).toEqual({
+      detail: expect.arrayContaining([expect.objectContaining({ loc: expect.arrayContaining(['body', 'temperature']) })]),
+    });
     const read = await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/profiles/${profile.id}` });
     expect(read.json()).toMatchObject({ name: 'Strict', temperature: 0.7 });
     const query = await asUser(api.app, alice)({ method: 'GET', url: '/api/v1/profiles?limit=0' });
@@ -100,8 +128,12 @@ describe.skipIf(fullContractMissing !== undefined)('profiles (/api/v1/profiles)'
       expect((await as({ method: 'PUT', url: `/api/v1/profiles/${id}`, payload: { name: 'mine now' } })).statusCode).toBe(404);
       expect((await as({ method: 'DELETE', url: `/api/v1/profiles/${id}` })).statusCode).toBe(404);
     }
-    expect((await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/profiles/${shared.id}` })).json()).toMatchObject({ name: 'Shared' });
-    expect(await securityEvents(api.db, 'access_denied')).toContainEqual(expect.objectContaining({ user_id: bob.id, data: expect.objectContaining({ resource: 'profile' }) }));
+    expect((await asUser(api.app, alice)({ method: 'GET', url: `/api/v1/profiles/${shared.id}` })).json()).toMatchObject({
+      name: 'Shared',
+    });
+    expect(await securityEvents(api.db, 'access_denied')).toContainEqual(
+      expect.objectContaining({ user_id: bob.id, data: expect.objectContaining({ resource: 'profile' }) }),
+    );
 
     const bobs = await list(bob);
     expect(bobs.profiles.map((profile) => profile.id)).toContain(shared.id);
@@ -141,7 +173,15 @@ describe.skipIf(fullContractMissing !== undefined)('profiles (/api/v1/profiles)'
     const response = await asUser(api.app, alice)({ method: 'GET', url: '/api/v1/profiles/providers/available' });
     expect(response.statusCode).toBe(200);
     const body = response.json<{
-      providers: Record<string, { configured: boolean; is_default: boolean; default_model: string; models: { name: string; price: { price_id: string; output_per_mtok: number } | null }[] }>;
+      providers: Record<
+        string,
+        {
+          configured: boolean;
+          is_default: boolean;
+          default_model: string;
+          models: { name: string; price: { price_id: string; output_per_mtok: number } | null }[];
+        }
+      >;
       total_providers: number;
       supported_features: Record<string, string[]>;
     }>();
@@ -160,8 +200,12 @@ describe.skipIf(fullContractMissing !== undefined)('profiles (/api/v1/profiles)'
   });
 
   it('documents the providers route in /openapi.json with the contract operationId', async () => {
-    const document = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json<{ paths: Record<string, Record<string, { operationId?: string }>> }>();
-    expect(document.paths['/api/v1/profiles/providers/available']?.['get']?.operationId).toBe('get_available_providers_api_v1_profiles_providers_available_get');
+    const document = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      paths: Record<string, Record<string, { operationId?: string }>>;
+    }>();
+    expect(document.paths['/api/v1/profiles/providers/available']?.['get']?.operationId).toBe(
+      'get_available_providers_api_v1_profiles_providers_available_get',
+    );
   });
 
   it('shows an operator price once it is added', async () => {
@@ -172,11 +216,20 @@ describe.skipIf(fullContractMissing !== undefined)('profiles (/api/v1/profiles)'
     const body = (await asUser(api.app, alice)({ method: 'GET', url: '/api/v1/profiles/providers/available' })).json<{
       providers: Record<string, { models: { name: string; price: { price_id: string } | null }[] }>;
     }>();
-    expect(body.providers['openai']?.models).toContainEqual({ name: 'my-finetune', is_default: false, price: expect.objectContaining({ price_id: 'operator:test-model', output_per_mtok: 2 }) });
+    expect(body.providers['openai']?.models).toContainEqual({
+      name: 'my-finetune',
+      is_default: false,
+      price: expect.objectContaining({ price_id: 'operator:test-model', output_per_mtok: 2 }),
+    });
   });
 
   it('refuses every route without a token', async () => {
-    for (const [method, url] of [['GET', '/api/v1/profiles'], ['POST', '/api/v1/profiles/'], ['GET', '/api/v1/profiles/providers/available'], ['GET', '/api/v1/profiles/x']] as const) {
+    for (const [method, url] of [
+      ['GET', '/api/v1/profiles'],
+      ['POST', '/api/v1/profiles/'],
+      ['GET', '/api/v1/profiles/providers/available'],
+      ['GET', '/api/v1/profiles/x'],
+    ] as const) {
       expect((await api.app.inject({ method, url, payload: method === 'POST' ? { name: 'x' } : undefined })).statusCode).toBe(401);
     }
   });

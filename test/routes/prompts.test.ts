@@ -2,7 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, createTestApi, registerUser, type RegisteredUser, type TestApi } from '../helpers/api.js';
 import { fullContractErrors, fullContractMissing } from '../helpers/full-contract.js';
 
-type Prompt = { id: string; owner_id: string; name: string; content: string; variables: string[]; version: number; is_public: boolean; [key: string]: unknown };
+type Prompt = {
+  id: string;
+  owner_id: string;
+  name: string;
+  content: string;
+  variables: string[];
+  version: number;
+  is_public: boolean;
+  [key: string]: unknown;
+};
 type PromptList = { prompts: Prompt[]; total_count: number; limit: number; offset: number };
 
 describe.skipIf(fullContractMissing !== undefined)('prompts (/api/v1/prompts)', () => {
@@ -18,7 +27,8 @@ describe.skipIf(fullContractMissing !== undefined)('prompts (/api/v1/prompts)', 
     await api.close();
   });
 
-  const post = (user: RegisteredUser, payload: Record<string, unknown>) => asUser(api.app, user)({ method: 'POST', url: '/api/v1/prompts/', payload });
+  const post = (user: RegisteredUser, payload: Record<string, unknown>) =>
+    asUser(api.app, user)({ method: 'POST', url: '/api/v1/prompts/', payload });
   const create = async (user: RegisteredUser, payload: Record<string, unknown>): Promise<Prompt> => {
     const response = await post(user, payload);
     expect(response.statusCode, response.body).toBe(201);
@@ -64,7 +74,9 @@ describe.skipIf(fullContractMissing !== undefined)('prompts (/api/v1/prompts)', 
       detail: [{ loc: ['body', 'content'], msg: expect.stringContaining('"place"'), type: 'prompt_template.undeclared_variable' }],
     });
     const unused = await post(alice, { name: 'x', content: 'Hi {{ name }}', template_format: 'mustache', variables: ['name', 'mood'] });
-    expect(unused.json()).toEqual({ detail: [{ loc: ['body', 'variables'], msg: expect.stringContaining('"mood"'), type: 'prompt_template.unused_variable' }] });
+    expect(unused.json()).toEqual({
+      detail: [{ loc: ['body', 'variables'], msg: expect.stringContaining('"mood"'), type: 'prompt_template.unused_variable' }],
+    });
     for (const payload of [
       { name: 'x', content: 'broken {' },
       { name: 'x', content: '{a}', required_variables: ['b'] },
@@ -88,16 +100,32 @@ describe.skipIf(fullContractMissing !== undefined)('prompts (/api/v1/prompts)', 
     const bad = await as({ method: 'PUT', url: `/api/v1/prompts/${prompt.id}`, payload: { content: 'Hello {name}, welcome to {city}' } });
     expect(bad.statusCode).toBe(422);
     expect(bad.json()).toEqual({ detail: [expect.objectContaining({ loc: ['body', 'content'], msg: expect.stringContaining('"city"') })] });
-    expect((await as({ method: 'GET', url: `/api/v1/prompts/${prompt.id}` })).json()).toMatchObject({ content: 'Hello {name}', version: 1 });
+    expect((await as({ method: 'GET', url: `/api/v1/prompts/${prompt.id}` })).json()).toMatchObject({
+      content: 'Hello {name}',
+      version: 1,
+    });
 
-    const ok = await as({ method: 'PUT', url: `/api/v1/prompts/${prompt.id}`, payload: { content: 'Hello {name}, welcome to {city}', variables: ['name', 'city'] } });
+    const ok = await as({
+      method: 'PUT',
+      url: `/api/v1/prompts/${prompt.id}`,
+      payload: { content: 'Hello {name}, welcome to {city}', variables: ['name', 'city'] },
+    });
     expect(ok.statusCode, ok.body).toBe(200);
     expect(fullContractErrors('PromptResponse', ok.json())).toEqual([]);
     expect(ok.json()).toMatchObject({ version: 2, variables: ['name', 'city'] });
     expect(ok.json<Prompt>()['content_hash']).not.toBe(prompt['content_hash']);
 
-    const renamed = await as({ method: 'PUT', url: `/api/v1/prompts/${prompt.id}`, payload: { name: 'Welcomer', description: 'greets', content: null } });
-    expect(renamed.json()).toMatchObject({ name: 'Welcomer', description: 'greets', version: 2, content: 'Hello {name}, welcome to {city}' });
+    const renamed = await as({
+      method: 'PUT',
+      url: `/api/v1/prompts/${prompt.id}`,
+      payload: { name: 'Welcomer', description: 'greets', content: null },
+    });
+    expect(renamed.json()).toMatchObject({
+      name: 'Welcomer',
+      description: 'greets',
+      version: 2,
+      content: 'Hello {name}, welcome to {city}',
+    });
     const derived = await as({ method: 'PUT', url: `/api/v1/prompts/${prompt.id}`, payload: { content: 'Bye {who}', variables: null } });
     expect(derived.json()).toMatchObject({ variables: ['who'], version: 3 });
   });
@@ -132,7 +160,12 @@ describe.skipIf(fullContractMissing !== undefined)('prompts (/api/v1/prompts)', 
     expect(mine(await list(carol, '?tags=t1&tags=t2'))).toEqual(['b']);
     expect(mine(await list(carol, '?is_chain=true'))).toEqual(['c']);
     expect(mine(await list(carol, '?is_public=false&sort_by=name&sort_order=asc'))).toEqual(['b', 'c']);
-    expect(await list(carol, '?is_public=false&sort_by=name&sort_order=asc&limit=1&offset=1')).toMatchObject({ total_count: 2, limit: 1, offset: 1, prompts: [expect.objectContaining({ name: 'c' })] });
+    expect(await list(carol, '?is_public=false&sort_by=name&sort_order=asc&limit=1&offset=1')).toMatchObject({
+      total_count: 2,
+      limit: 1,
+      offset: 1,
+      prompts: [expect.objectContaining({ name: 'c' })],
+    });
     expect((await asUser(api.app, carol)({ method: 'GET', url: '/api/v1/prompts?sort_order=up' })).statusCode).toBe(422);
   });
 

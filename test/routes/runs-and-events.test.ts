@@ -35,7 +35,10 @@ describe('executions, events and monitoring', () => {
       { content: '', toolCalls: [{ name: 'calculator', args: { expression: '5*5' } }], usage: usage(30, 4) },
       { content: 'Twenty-five.', usage: usage(45, 3) },
     ]);
-    const response = await asUser(api.app, alice)({
+    const response = await asUser(
+      api.app,
+      alice,
+    )({
       method: 'POST',
       url: '/api/v1/workflows/execute/chat',
       headers: { 'x-correlation-id': 'exec-test-1' },
@@ -84,26 +87,36 @@ describe('executions, events and monitoring', () => {
     expect(body.model_calls).toHaveLength(2);
     expect(item['cost']).toBe(body['cost'] ?? 0);
     expect(item['cost_unknown']).toBe(body['cost_unknown']);
-    expect([item['started_at'], item['completed_at'], item['execution_time_ms']]).toEqual([body['started_at'], body['finished_at'], body['duration_ms']]);
+    expect([item['started_at'], item['completed_at'], item['execution_time_ms']]).toEqual([
+      body['started_at'],
+      body['finished_at'],
+      body['duration_ms'],
+    ]);
     expect(body.tool_calls).toHaveLength(1);
     expect(body.events.map((event) => event.type)).toEqual(
       expect.arrayContaining(['workflow_started', 'model_response', 'tool_called', 'workflow_completed']),
     );
   });
 
-  it.skipIf(fullContractMissing !== undefined)('answers the executions page with items in the contract schema, offset and limit applied', async () => {
-    const as = asUser(api.app, alice);
-    api.script([{ content: 'second', usage: usage(3, 1) }]);
-    const second = (await as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'again' } })).json<Chat>();
-    const page = (await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=1&offset=1' })).json<{ items: { id: string }[]; total: number }>();
-    expect(page.total).toBeGreaterThanOrEqual(2);
-    const all = (await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=100' })).json<{ items: { id: string }[] }>();
-    expect(all.items.map((item) => item.id).slice(0, 1)).toEqual([second.run_id]);
-    expect(page.items.map((item) => item.id)).toEqual([all.items[1]!.id]);
-    for (const item of all.items) expect(fullContractErrors('WorkflowExecutionResponse', item)).toEqual([]);
-    expect((await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=0' })).statusCode).toBe(422);
-    expect((await as({ method: 'GET', url: '/api/v1/workflows/executions?offset=-1' })).statusCode).toBe(422);
-  });
+  it.skipIf(fullContractMissing !== undefined)(
+    'answers the executions page with items in the contract schema, offset and limit applied',
+    async () => {
+      const as = asUser(api.app, alice);
+      api.script([{ content: 'second', usage: usage(3, 1) }]);
+      const second = (await as({ method: 'POST', url: '/api/v1/workflows/execute/chat', payload: { message: 'again' } })).json<Chat>();
+      const page = (await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=1&offset=1' })).json<{
+        items: { id: string }[];
+        total: number;
+      }>();
+      expect(page.total).toBeGreaterThanOrEqual(2);
+      const all = (await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=100' })).json<{ items: { id: string }[] }>();
+      expect(all.items.map((item) => item.id).slice(0, 1)).toEqual([second.run_id]);
+      expect(page.items.map((item) => item.id)).toEqual([all.items[1]!.id]);
+      for (const item of all.items) expect(fullContractErrors('WorkflowExecutionResponse', item)).toEqual([]);
+      expect((await as({ method: 'GET', url: '/api/v1/workflows/executions?limit=0' })).statusCode).toBe(422);
+      expect((await as({ method: 'GET', url: '/api/v1/workflows/executions?offset=-1' })).statusCode).toBe(422);
+    },
+  );
 
   it("answers 404 for another user's execution and hides it from their list", async () => {
     const as = asUser(api.app, bob);

@@ -26,7 +26,15 @@ afterAll(async () => {
   await sseOnly.close();
 });
 
-type Tool = { id: string; name: string; server_id: string; status: string; is_available: boolean; function_name: string; total_calls: number };
+type Tool = {
+  id: string;
+  name: string;
+  server_id: string;
+  status: string;
+  is_available: boolean;
+  function_name: string;
+  total_calls: number;
+};
 type Server = {
   id: string;
   name: string;
@@ -266,7 +274,10 @@ describe('tool servers API', () => {
       });
       expect(response.statusCode, JSON.stringify(fields)).toBe(422);
       conforms('HTTPValidationError', response.json());
-      expect(response.json<{ detail: { loc: unknown[] }[] }>().detail.map((item) => item.loc), JSON.stringify(fields)).toContainEqual(loc);
+      expect(
+        response.json<{ detail: { loc: unknown[] }[] }>().detail.map((item) => item.loc),
+        JSON.stringify(fields),
+      ).toContainEqual(loc);
     }
     expect(await servers(user)).toHaveLength(1);
     const server = await register(user, { name: 'taken' });
@@ -276,7 +287,11 @@ describe('tool servers API', () => {
       payload: { name: 'taken', display_name: 'Again', base_url: mcp.url },
     });
     expect(duplicate.statusCode).toBe(409);
-    const update = await call(user)({ method: 'PUT', url: `/api/v1/toolservers/servers/${server.id}`, payload: { base_url: 'javascript:alert(1)' } });
+    const update = await call(user)({
+      method: 'PUT',
+      url: `/api/v1/toolservers/servers/${server.id}`,
+      payload: { base_url: 'javascript:alert(1)' },
+    });
     expect(update.statusCode).toBe(422);
     expect((await servers(user)).find((entry) => entry.id === server.id)).toMatchObject({ base_url: mcp.url });
   });
@@ -292,8 +307,16 @@ describe('tool servers API', () => {
       ['put', '/api/v1/toolservers/servers/{server_id}', 'update_tool_server_api_v1_toolservers_servers__server_id__put'],
       ['delete', '/api/v1/toolservers/servers/{server_id}', 'delete_tool_server_api_v1_toolservers_servers__server_id__delete'],
       ['post', '/api/v1/toolservers/servers/{server_id}/enable', 'enable_tool_server_api_v1_toolservers_servers__server_id__enable_post'],
-      ['post', '/api/v1/toolservers/servers/{server_id}/disable', 'disable_tool_server_api_v1_toolservers_servers__server_id__disable_post'],
-      ['post', '/api/v1/toolservers/servers/{server_id}/refresh-tools', 'refresh_server_tools_api_v1_toolservers_servers__server_id__refresh_tools_post'],
+      [
+        'post',
+        '/api/v1/toolservers/servers/{server_id}/disable',
+        'disable_tool_server_api_v1_toolservers_servers__server_id__disable_post',
+      ],
+      [
+        'post',
+        '/api/v1/toolservers/servers/{server_id}/refresh-tools',
+        'refresh_server_tools_api_v1_toolservers_servers__server_id__refresh_tools_post',
+      ],
       ['post', '/api/v1/toolservers/tools/{tool_id}/enable', 'enable_tool_api_v1_toolservers_tools__tool_id__enable_post'],
       ['post', '/api/v1/toolservers/tools/{tool_id}/disable', 'disable_tool_api_v1_toolservers_tools__tool_id__disable_post'],
     ];

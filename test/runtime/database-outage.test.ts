@@ -103,80 +103,84 @@ const proxiedHarness = async (): Promise<{ h: Harness; proxy: TcpProxy }> => {
 };
 
 describe('a database outage', () => {
-  it('loses no run and double-counts none when the database stops during a burst of runs and starts again', { timeout: 60_000 }, async () => {
-    const { h, proxy } = await proxiedHarness();
-    const turns = Array.from({ length: 20 }, (_, index) => slowTurn(index));
-    const userId = await createUser(h.db.pool);
-    const conversations: string[] = [];
-    for (const _turn of turns) {
-      // One at a time: a burst of direct connections would take PGlite's connection slots.
-      conversations.push(await createConversation(h.db.pool, userId));
-    }
-    const lateConversation = await createConversation(h.db.pool, userId);
+  it(
+    'loses no run and double-counts none when the database stops during a burst of runs and starts again',
+    { timeout: 60_000 },
+    async () => {
+      const { h, proxy } = await proxiedHarness();
+      const turns = Array.from({ length: 20 }, (_, index) => slowTurn(index));
+      const userId = await createUser(h.db.pool);
+      const conversations: string[] = [];
+      for (const _turn of turns) {
+        // One at a time: a burst of direct connections would take PGlite's connection slots.
+        conversations.push(await createConversation(h.db.pool, userId));
+      }
+      const lateConversation = await createConversation(h.db.pool, userId);
 
-    // One shared script: each run's single model call takes the next turn, once the gate opens.
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    h.script(turns, { gate });
-    const started = await Promise.all(conversations.map((conversationId) => h.startTurn({ userId, conversationId })));
-    const waiting = () => h.services.runtime.active().filter((run) => run.state === 'running.callingModel').length;
-    await waitUntil(() => waiting() === 20, { timeoutMs: 10_000, what: 'every run to call its model' });
-    proxy.setDown(true);
+      // One shared script: each run's single model call takes the next turn, once the gate opens.
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      h.script(turns, { gate });
+      const started = await Promise.all(conversations.map((conversationId) => h.startTurn({ userId, conversationId })));
+      const waiting = () => h.services.runtime.active().filter((run) => run.state === 'running.callingModel').length;
+      await waitUntil(() => waiting() === 20, { timeoutMs: 10_000, what: 'every run to call its model' });
+      proxy.setDown(true);
 
-    // While it is down, a new turn cannot even be saved.
-    await expect(h.startTurn({ userId, conversationId: lateConversation })).rejects.toThrow();
-    open(); // the 20 slow answers now arrive, the database still down
+      // While it is down, a new turn cannot even be saved.
+      await expect(h.startTurn({ userId, conversationId: lateConversation })).rejects.toThrow();
+      open(); // the 20 slow answers now arrive, the database still down
 
-    const outcomes = await Promise.all(started.map((turn) => turn.done));
-    expect(outcomes.map((outcome) => [outcome.status, outcome.durable])).toEqual(outcomes.map(() => ['completed', 'spool']));
-    expect(h.services.writer.stats()).toMatchObject({ spooled: 20, deadLettered: 0 });
-    // Nothing reached the database: the runs are still `running` there.
-    for (const turn of started) {
-      expect(await statusOf(h.db.pool, turn.runId)).toBe('running');
-    }
+      const outcomes = await Promise.all(started.map((turn) => turn.done));
+      expect(outcomes.map((outcome) => [outcome.status, outcome.durable])).toEqual(outcomes.map(() => ['completed', 'spool']));
+      expect(h.services.writer.stats()).toMatchObject({ spooled: 20, deadLettered: 0 });
+      // Nothing reached the database: the runs are still `running` there.
+      for (const turn of started) {
+        expect(await statusOf(h.db.pool, turn.runId)).toBe('running');
+      }
 
-    proxy.setDown(false);
-    await waitUntil(() => h.services.writer.stats().spooled === 0, { timeoutMs: 20_000, what: 'the spool to be replayed' });
+      proxy.setDown(false);
+      await waitUntil(() => h.services.writer.stats().spooled === 0, { timeoutMs: 20_000, what: 'the spool to be replayed' });
 
-    const s = await sums(h.db.pool);
-    const scripted = tokensOf(turns);
-    expect(s).toMatchObject({
-      runs: 20,
-      completed: 20,
-      applied: 20,
-      calls: 20,
-      user_messages: 20,
-      assistant_messages: 20,
-      conversation_messages: 40,
-      run_tokens: scripted,
-      call_tokens: scripted,
-      message_tokens: scripted,
-      conversation_tokens: scripted,
-      user_tokens: scripted,
-    });
-    expect(s.message_cost).toBe(s.run_cost);
-    // The analytics rollups, written with the spooled records once the database was back, agree with the rows.
-    await h.services.writer.forceFlush();
-    expect(h.services.writer.stats()).toMatchObject({ queued: 0, spooled: 0 });
-    expect(await analyticsSums(h.db.pool)).toEqual({ runs: 20, tokens: scripted, cost: s.run_cost });
-    for (const turn of started) {
-      const types = await readEventTypes(h.db.pool, turn.runId);
-      expect(types.filter((type) => type === 'workflow_started')).toHaveLength(1);
-      expect(types.filter((type) => type === 'workflow_completed')).toHaveLength(1);
-    }
-    expect(await conversationsOutOfStep(h.db.pool)).toEqual([]);
-    // The refused turn left nothing behind.
-    const late = await h.db.pool.oneFirst(sql.type(z.object({ message_count: z.number() }))`
+      const s = await sums(h.db.pool);
+      const scripted = tokensOf(turns);
+      expect(s).toMatchObject({
+        runs: 20,
+        completed: 20,
+        applied: 20,
+        calls: 20,
+        user_messages: 20,
+        assistant_messages: 20,
+        conversation_messages: 40,
+        run_tokens: scripted,
+        call_tokens: scripted,
+        message_tokens: scripted,
+        conversation_tokens: scripted,
+        user_tokens: scripted,
+      });
+      expect(s.message_cost).toBe(s.run_cost);
+      // The analytics rollups, written with the spooled records once the database was back, agree with the rows.
+      await h.services.writer.forceFlush();
+      expect(h.services.writer.stats()).toMatchObject({ queued: 0, spooled: 0 });
+      expect(await analyticsSums(h.db.pool)).toEqual({ runs: 20, tokens: scripted, cost: s.run_cost });
+      for (const turn of started) {
+        const types = await readEventTypes(h.db.pool, turn.runId);
+        expect(types.filter((type) => type === 'workflow_started')).toHaveLength(1);
+        expect(types.filter((type) => type === 'workflow_completed')).toHaveLength(1);
+      }
+      expect(await conversationsOutOfStep(h.db.pool)).toEqual([]);
+      // The refused turn left nothing behind.
+      const late = await h.db.pool.oneFirst(sql.type(z.object({ message_count: z.number() }))`
       SELECT message_count FROM conversations WHERE id = ${lateConversation}`);
-    expect(late).toBe(0);
+      expect(late).toBe(0);
 
-    // The service works normally again.
-    h.script([{ content: 'Back.', usage: { input_tokens: 5, output_tokens: 1 } }]);
-    const after = await (await h.startTurn({ userId, conversationId: lateConversation })).done;
-    expect(after).toMatchObject({ status: 'completed', durable: 'database' });
-  });
+      // The service works normally again.
+      h.script([{ content: 'Back.', usage: { input_tokens: 5, output_tokens: 1 } }]);
+      const after = await (await h.startTurn({ userId, conversationId: lateConversation })).done;
+      expect(after).toMatchObject({ status: 'completed', durable: 'database' });
+    },
+  );
 
   it('replays a spool left by a crash once at start-up, and never counts it again', { timeout: 60_000 }, async () => {
     const db: TestDatabase = await createTestDatabase(12);

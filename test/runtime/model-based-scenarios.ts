@@ -100,12 +100,7 @@ const STOP_KIND: Partial<Record<SampleEventName, StopKind>> = {
   interruptWithPartial: 'interrupt',
 };
 
-const RESPONSES = new Set<SampleEventName>([
-  'respondedPriced',
-  'respondedUsageMissing',
-  'respondedPriceUnknown',
-  'respondedExpensive',
-]);
+const RESPONSES = new Set<SampleEventName>(['respondedPriced', 'respondedUsageMissing', 'respondedPriceUnknown', 'respondedExpensive']);
 
 /** What a model call follows in the graph: the start, a retry's backoff, the tools node. */
 const MODEL_CALL_AFTER = new Set<SampleEventName>(['runStart', 'failedTransient', 'toolReturnedOk', 'toolReturnedError']);

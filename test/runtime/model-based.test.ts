@@ -268,8 +268,7 @@ describe('the run runtime along generated machine paths', () => {
         attempt: stop.attempt,
         perform: () => {
           stateAtStop = runtime.get(runId)?.state;
-          stopAccepted =
-            stop.kind === 'cancel' ? runtime.cancel(runId, STOP_REASON_TEXT) : runtime.interrupt(runId, STOP_REASON_TEXT);
+          stopAccepted = stop.kind === 'cancel' ? runtime.cancel(runId, STOP_REASON_TEXT) : runtime.interrupt(runId, STOP_REASON_TEXT);
         },
       });
     }
@@ -324,9 +323,11 @@ describe('the run runtime along generated machine paths', () => {
     const roots = (observer.ended.get(runId) ?? []).filter((span) => span.name.startsWith(`${semconv.SPAN_INVOKE_WORKFLOW} `));
     same(roots.length, 1, 'root spans');
     const root = roots[0];
-    same(root?.events.filter((event) => terminalEvents.has(event.name)).map((event) => event.name), [
-      semconv.TERMINAL_EVENT_BY_STATUS[outcome.status],
-    ], 'terminal events on the root span');
+    same(
+      root?.events.filter((event) => terminalEvents.has(event.name)).map((event) => event.name),
+      [semconv.TERMINAL_EVENT_BY_STATUS[outcome.status]],
+      'terminal events on the root span',
+    );
     same(root?.attributes[semconv.ATTR_RUN_STATUS], outcome.status, 'root span status');
 
     // At every observed step: one final state at most, never left; usage never decreases.

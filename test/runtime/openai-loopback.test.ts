@@ -10,14 +10,7 @@ import {
   type OpenAIUsage,
 } from '../helpers/openai-compatible-server.js';
 import { conversationTotals, createHarness, type Harness } from '../helpers/run-harness.js';
-import {
-  conversationsOutOfStep,
-  readAssistantMessage,
-  readEventTypes,
-  readModelCalls,
-  readRun,
-  usdText,
-} from '../helpers/run-rows.js';
+import { conversationsOutOfStep, readAssistantMessage, readEventTypes, readModelCalls, readRun, usdText } from '../helpers/run-rows.js';
 
 /*
  * Acceptance: the whole stack with the real provider registry (ChatOpenAICompletions and
@@ -74,10 +67,7 @@ describe('runs against a loopback OpenAI-compatible server', () => {
 
   beforeAll(async () => {
     server = await startOpenAICompatibleServer();
-    h = await createHarness(
-      { OPENAI_API_KEY: 'test', OPENAI_BASE_URL: server.baseUrl, MODEL_MAX_RETRIES: '2' },
-      { realProviders: true },
-    );
+    h = await createHarness({ OPENAI_API_KEY: 'test', OPENAI_BASE_URL: server.baseUrl, MODEL_MAX_RETRIES: '2' }, { realProviders: true });
   });
   afterAll(async () => {
     await h?.close();

@@ -44,7 +44,10 @@ describe('the reloadable price book', () => {
       // Before its valid_from the shipped version still prices the model.
       expect(book.find('openai', 'gpt-4o-mini', new Date('2024-12-31T00:00:00Z'))?.id).toBe('openai:gpt-4o-mini@2024-07-18');
 
-      const retired = await createPricesRepository(db.pool).retire(added?.id ?? '', { userId: operatorId, correlationId: 'price-book-test' });
+      const retired = await createPricesRepository(db.pool).retire(added?.id ?? '', {
+        userId: operatorId,
+        correlationId: 'price-book-test',
+      });
       expect(retired.kind).toBe('retired');
       await expect.poll(() => book.find('openai', 'gpt-4o-mini', at)?.id, { timeout: 5_000 }).toBe('openai:gpt-4o-mini@2024-07-18');
       expect(errors).toEqual([]);

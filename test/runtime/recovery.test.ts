@@ -5,13 +5,7 @@ import { z } from 'zod';
 import { createTokenCounter } from '../../src/providers/token-counter.js';
 import { RuntimeClosedError } from '../../src/runtime/run-runtime.js';
 import { conversationTotals, createHarness, type Harness } from '../helpers/run-harness.js';
-import {
-  conversationsOutOfStep,
-  readAssistantMessage,
-  readEventTypes,
-  readModelCalls,
-  readRun,
-} from '../helpers/run-rows.js';
+import { conversationsOutOfStep, readAssistantMessage, readEventTypes, readModelCalls, readRun } from '../helpers/run-rows.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /*
@@ -36,57 +30,69 @@ const unfinished = (pool: DatabasePool) =>
   pool.oneFirst(sql.type(z.object({ n: z.number() }))`
     SELECT count(*) AS n FROM workflow_runs WHERE status IN ('queued', 'running')`);
 
-const text = (message: BaseMessage): string =>
-  typeof message.content === 'string' ? message.content : JSON.stringify(message.content);
+const text = (message: BaseMessage): string => (typeof message.content === 'string' ? message.content : JSON.stringify(message.content));
 
 describe('runs left behind by a stopped process', () => {
-  it('marks the runs a dead process left running as interrupted when services start again on the same database', { timeout: 60_000 }, async () => {
-    const first = track(await createHarness());
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    first.script([{ content: 'An answer that comes too late.', latencyMs: 50, usage: { input_tokens: 40, output_tokens: 8 } }], { gate });
-    const turn = await first.startTurn({});
-    await waitUntil(() => first.services.runtime.get(turn.runId)?.state === 'running.callingModel', { timeoutMs: 10_000, what: 'the model call' });
-    expect((await readRun(first.db.pool, turn.runId)).status).toBe('running');
-    // A crash loses at most what waits for the next flush: let the reported progress commit.
-    await first.services.writer.forceFlush();
+  it(
+    'marks the runs a dead process left running as interrupted when services start again on the same database',
+    { timeout: 60_000 },
+    async () => {
+      const first = track(await createHarness());
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      first.script([{ content: 'An answer that comes too late.', latencyMs: 50, usage: { input_tokens: 40, output_tokens: 8 } }], { gate });
+      const turn = await first.startTurn({});
+      await waitUntil(() => first.services.runtime.get(turn.runId)?.state === 'running.callingModel', {
+        timeoutMs: 10_000,
+        what: 'the model call',
+      });
+      expect((await readRun(first.db.pool, turn.runId)).status).toBe('running');
+      // A crash loses at most what waits for the next flush: let the reported progress commit.
+      await first.services.writer.forceFlush();
 
-    // The first process is gone without a shutdown; a new one starts on the same database
-    // (same host, so the same instance id).
-    const second = track(await createHarness({}, { database: first.db }));
-    expect(second.services.instanceId).toBe(first.services.instanceId);
+      // The first process is gone without a shutdown; a new one starts on the same database
+      // (same host, so the same instance id).
+      const second = track(await createHarness({}, { database: first.db }));
+      expect(second.services.instanceId).toBe(first.services.instanceId);
 
-    expect(await readRun(first.db.pool, turn.runId)).toMatchObject({
-      status: 'interrupted',
-      terminal_reason: 'interrupted',
-      total_tokens: 0,
-    });
-    // What was committed while it ran stays; the call in flight is usage_missing, never zero.
-    const lifecycle = ['workflow_started', 'usage_missing', 'workflow_interrupted'];
-    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
-    expect(await readModelCalls(first.db.pool, turn.runId)).toMatchObject([{ usage_source: 'missing', input_tokens: null, output_tokens: null }]);
-    expect(await unfinished(first.db.pool)).toBe(0);
-    // The interrupted run leaves its (empty) reply, so the conversation keeps alternating.
-    expect(await readAssistantMessage(first.db.pool, turn.runId)).toMatchObject({ content: '', finish_reason: 'interrupted', total_tokens: 0 });
-    const totals = await conversationTotals(first.db, turn.conversationId);
-    expect(totals).toMatchObject({ message_count: 2, sum_count: 2, total_tokens: 0, sum_tokens: 0 });
+      expect(await readRun(first.db.pool, turn.runId)).toMatchObject({
+        status: 'interrupted',
+        terminal_reason: 'interrupted',
+        total_tokens: 0,
+      });
+      // What was committed while it ran stays; the call in flight is usage_missing, never zero.
+      const lifecycle = ['workflow_started', 'usage_missing', 'workflow_interrupted'];
+      expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
+      expect(await readModelCalls(first.db.pool, turn.runId)).toMatchObject([
+        { usage_source: 'missing', input_tokens: null, output_tokens: null },
+      ]);
+      expect(await unfinished(first.db.pool)).toBe(0);
+      // The interrupted run leaves its (empty) reply, so the conversation keeps alternating.
+      expect(await readAssistantMessage(first.db.pool, turn.runId)).toMatchObject({
+        content: '',
+        finish_reason: 'interrupted',
+        total_tokens: 0,
+      });
+      const totals = await conversationTotals(first.db, turn.conversationId);
+      expect(totals).toMatchObject({ message_count: 2, sum_count: 2, total_tokens: 0, sum_tokens: 0 });
 
-    // Should the old process still deliver its record, it counts nothing a second time.
-    open();
-    const outcome = await turn.done;
-    expect(outcome.durable).toBe('database');
-    expect((await readRun(first.db.pool, turn.runId)).status).toBe('interrupted');
-    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
-    expect(await readAssistantMessage(first.db.pool, turn.runId)).toMatchObject({ content: '', finish_reason: 'interrupted' });
-    expect(await conversationTotals(first.db, turn.conversationId)).toEqual(totals);
-    expect(await conversationsOutOfStep(first.db.pool)).toEqual([]);
+      // Should the old process still deliver its record, it counts nothing a second time.
+      open();
+      const outcome = await turn.done;
+      expect(outcome.durable).toBe('database');
+      expect((await readRun(first.db.pool, turn.runId)).status).toBe('interrupted');
+      expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
+      expect(await readAssistantMessage(first.db.pool, turn.runId)).toMatchObject({ content: '', finish_reason: 'interrupted' });
+      expect(await conversationTotals(first.db, turn.conversationId)).toEqual(totals);
+      expect(await conversationsOutOfStep(first.db.pool)).toEqual([]);
 
-    // A third start finds nothing more to interrupt.
-    track(await createHarness({}, { database: first.db }));
-    expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
-  });
+      // A third start finds nothing more to interrupt.
+      track(await createHarness({}, { database: first.db }));
+      expect(await readEventTypes(first.db.pool, turn.runId)).toEqual(lifecycle);
+    },
+  );
 
   it('ends live runs as interrupted on a graceful shutdown, keeping their usage so far', { timeout: 60_000 }, async () => {
     const h = track(await createHarness({ TOOL_CALL_LIMIT: '4' }));
@@ -95,7 +101,11 @@ describe('runs left behind by a stopped process', () => {
     // A run streaming its answer after a tool call…
     const streamingModel = h.script([
       { content: '', toolCalls: [{ name: 'calculator', args: { expression: '1+2' } }], usage: { input_tokens: 30, output_tokens: 3 } },
-      { content: 'one two three four five six seven eight nine ten eleven twelve', chunkDelayMs: 40, usage: { input_tokens: 60, output_tokens: 12 } },
+      {
+        content: 'one two three four five six seven eight nine ten eleven twelve',
+        chunkDelayMs: 40,
+        usage: { input_tokens: 60, output_tokens: 12 },
+      },
     ]);
     const chunks: string[] = [];
     const streaming = await h.startTurn({ workflow: 'chat_with_tools', streaming: true, onToken: (chunk) => chunks.push(chunk) });
@@ -112,7 +122,13 @@ describe('runs left behind by a stopped process', () => {
     const streamedPrompt = promptOf(streamingModel.calls[1]!.messages);
     const streamedOutput = tokens.count(chunks.join(''));
     expect(streamed).toMatchObject({ status: 'interrupted', terminalReason: 'interrupted', durable: 'database', modelCalls: 2 });
-    expect(streamed.usage).toEqual({ inputUncached: 30 + streamedPrompt, cacheRead: 0, cacheWrite: 0, output: 3 + streamedOutput, reasoning: 0 });
+    expect(streamed.usage).toEqual({
+      inputUncached: 30 + streamedPrompt,
+      cacheRead: 0,
+      cacheWrite: 0,
+      output: 3 + streamedOutput,
+      reasoning: 0,
+    });
     const waitedPrompt = promptOf(waitingModel.calls[0]!.messages);
     expect(waited).toMatchObject({ status: 'interrupted', durable: 'database', modelCalls: 1 });
     expect(waited.usage).toEqual({ inputUncached: waitedPrompt, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 });

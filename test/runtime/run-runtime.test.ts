@@ -158,9 +158,7 @@ describe('the run runtime', () => {
     const plain = await (await h.startTurn({ workflow: 'chat_with_tools', streaming: false })).done;
     script();
     const tokens: string[] = [];
-    const streamed = await (
-      await h.startTurn({ workflow: 'chat_with_tools', streaming: true, onToken: (text) => tokens.push(text) })
-    ).done;
+    const streamed = await (await h.startTurn({ workflow: 'chat_with_tools', streaming: true, onToken: (text) => tokens.push(text) })).done;
     expect(streamed.usage).toEqual(plain.usage);
     expect(streamed.costUsd).toBe(plain.costUsd);
     expect(streamed.output).toBe(plain.output);
@@ -288,9 +286,7 @@ describe('the run runtime', () => {
   it('refuses a second concurrent turn in the same conversation', async () => {
     h.script([{ content: 'slow answer', latencyMs: 200, usage: usage(5, 2) }]);
     const first = await h.startTurn({});
-    await expect(h.startTurn({ userId: first.userId, conversationId: first.conversationId })).rejects.toBeInstanceOf(
-      RunConflictError,
-    );
+    await expect(h.startTurn({ userId: first.userId, conversationId: first.conversationId })).rejects.toBeInstanceOf(RunConflictError);
     await first.done;
   });
 

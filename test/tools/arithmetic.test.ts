@@ -158,9 +158,7 @@ describe('evaluateArithmetic', () => {
     expect(evaluateArithmetic(nested(MAX_NESTING_DEPTH))).toBe(1);
     expect(failure(nested(MAX_NESTING_DEPTH + 1)).message).toContain(`nesting deeper than ${MAX_NESTING_DEPTH} levels`);
     expect(failure(`${'-'.repeat(MAX_NESTING_DEPTH + 1)}1`).message).toContain('nesting deeper');
-    expect(failure(`${'abs('.repeat(MAX_NESTING_DEPTH + 1)}1${')'.repeat(MAX_NESTING_DEPTH + 1)}`).message).toContain(
-      'nesting deeper',
-    );
+    expect(failure(`${'abs('.repeat(MAX_NESTING_DEPTH + 1)}1${')'.repeat(MAX_NESTING_DEPTH + 1)}`).message).toContain('nesting deeper');
   });
 });
 
@@ -204,8 +202,7 @@ function reference(ast: Ast): number {
 }
 
 const PRECEDENCE = { '+': 1, '-': 1, '*': 2, '/': 2, '%': 2 } as const;
-const precedence = (ast: Ast): number =>
-  ast.kind === 'bin' ? PRECEDENCE[ast.op] : ast.kind === 'neg' ? 3 : ast.kind === 'pow' ? 4 : 5;
+const precedence = (ast: Ast): number => (ast.kind === 'bin' ? PRECEDENCE[ast.op] : ast.kind === 'neg' ? 3 : ast.kind === 'pow' ? 4 : 5);
 
 /**
  * Prints with the fewest parentheses the grammar needs, so the parser's precedence

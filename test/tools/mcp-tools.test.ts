@@ -25,7 +25,14 @@ describe('exposedToolName', () => {
 
 describe('resultText', () => {
   it('joins text parts, names binary parts and falls back to structured content', () => {
-    expect(resultText({ content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] })).toBe('a\nb');
+    expect(
+      resultText({
+        content: [
+          { type: 'text', text: 'a' },
+          { type: 'text', text: 'b' },
+        ],
+      }),
+    ).toBe('a\nb');
     expect(resultText({ content: [{ type: 'image', data: 'AAAA', mimeType: 'image/png' }] })).toBe('[image image/png]');
     expect(resultText({ content: [], structuredContent: { temperature: 21 } })).toBe('{"temperature":21}');
   });

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { validateGraphDefinition } from '../../src/graphs/definition.js';
 import { listTemplates } from '../../src/graphs/templates.js';
-import { CUSTOM_WORKFLOW, toBuilderFormat, translateWorkflow, WorkflowValidationError, type WorkflowProblem } from '../../src/workflows/builder-graph.js';
+import {
+  CUSTOM_WORKFLOW,
+  toBuilderFormat,
+  translateWorkflow,
+  WorkflowValidationError,
+  type WorkflowProblem,
+} from '../../src/workflows/builder-graph.js';
 import { builderEdge, builderNode, toolLoopGraph } from '../helpers/workflow-graphs.js';
 
 const TOOLS = ['calculator', 'current_time', 'local__add'];
@@ -18,7 +24,12 @@ const problemsOf = (run: () => unknown): WorkflowProblem[] => {
 
 describe('translateWorkflow', () => {
   it('turns the builder\u2019s start, model, conditional, tool and end nodes into a graph definition that validates', () => {
-    const { nodes, edges } = toolLoopGraph(['calculator', 'local__add'], { system_message: 'Be exact.', provider: 'openai', model: 'gpt-4o-mini', max_tokens: 300 });
+    const { nodes, edges } = toolLoopGraph(['calculator', 'local__add'], {
+      system_message: 'Be exact.',
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      max_tokens: 300,
+    });
     const { definition, settings } = translateWorkflow(nodes, edges, { toolNames: TOOLS });
     expect(definition).toEqual({
       name: CUSTOM_WORKFLOW,
@@ -44,14 +55,28 @@ describe('translateWorkflow', () => {
     const { definition } = translateWorkflow(nodes, edges, { toolNames: TOOLS });
     expect(definition.nodes[2]).toEqual({ id: 'toolbox', type: 'tools', config: { tools: TOOLS } });
     expect(problemsOf(() => translateWorkflow(nodes, edges, { toolNames: [] }))).toEqual([
-      { loc: ['body', 'nodes', 3, 'data', 'config', 'tools'], msg: 'node "toolbox": you have no tool switched on for a tool node to offer', type: 'workflow.no_tools' },
+      {
+        loc: ['body', 'nodes', 3, 'data', 'config', 'tools'],
+        msg: 'node "toolbox": you have no tool switched on for a tool node to offer',
+        type: 'workflow.no_tools',
+      },
     ]);
   });
 
   it('starts without a start node at the one node no edge leads to, and refuses a graph with several', () => {
-    const nodes = [builderNode('memory', 'memory', { window: 6 }), builderNode('agent', 'llm', { tool_choice: 'omit' }), builderNode('done', 'end')];
+    const nodes = [
+      builderNode('memory', 'memory', { window: 6 }),
+      builderNode('agent', 'llm', { tool_choice: 'omit' }),
+      builderNode('done', 'end'),
+    ];
     const edges = [builderEdge('a', 'memory', 'agent'), builderEdge('b', 'agent', 'done')];
-    expect(translateWorkflow(nodes, edges, { toolNames: TOOLS }).definition).toMatchObject({ entry: 'memory', edges: [{ from: 'memory', to: 'agent' }, { from: 'agent', to: '__end__' }] });
+    expect(translateWorkflow(nodes, edges, { toolNames: TOOLS }).definition).toMatchObject({
+      entry: 'memory',
+      edges: [
+        { from: 'memory', to: 'agent' },
+        { from: 'agent', to: '__end__' },
+      ],
+    });
     expect(problemsOf(() => translateWorkflow(nodes, edges.slice(1), { toolNames: TOOLS })).map((problem) => problem.msg)).toEqual([
       'no start node, and 2 nodes have no incoming edge (memory, agent): add a start node leading to the first one',
     ]);
@@ -85,7 +110,9 @@ describe('translateWorkflow', () => {
       },
     ]);
     const noCondition = { ...graph, nodes: graph.nodes.map((node) => (node.id === 'route' ? builderNode('route', 'conditional') : node)) };
-    expect(problemsOf(() => translateWorkflow(noCondition.nodes, noCondition.edges, { toolNames: TOOLS })).map((problem) => problem.msg)).toEqual([
+    expect(
+      problemsOf(() => translateWorkflow(noCondition.nodes, noCondition.edges, { toolNames: TOOLS })).map((problem) => problem.msg),
+    ).toEqual([
       'edge "e-true" (route → toolbox): leaves the "true" handle of node "route", which has no condition',
       'edge "e-false" (route → end): leaves the "false" handle of node "route", which has no condition',
     ]);
@@ -94,11 +121,27 @@ describe('translateWorkflow', () => {
       edges: [builderEdge('1', 'start', 'a'), builderEdge('2', 'a', 'b'), builderEdge('3', 'b', 'a')],
     };
     expect(problemsOf(() => translateWorkflow(loop.nodes, loop.edges, { toolNames: TOOLS }))).toEqual([
-      { loc: ['body', 'nodes', 1], msg: 'node "a": has no path to __end__, so a run through it could never finish', type: 'workflow.invalid_node' },
-      { loc: ['body', 'nodes', 2], msg: 'node "b": has no path to __end__, so a run through it could never finish', type: 'workflow.invalid_node' },
-      { loc: ['body', 'nodes', 1], msg: 'nodes a → b → a: form a loop with no tools node, which could never end', type: 'workflow.invalid_loop' },
+      {
+        loc: ['body', 'nodes', 1],
+        msg: 'node "a": has no path to __end__, so a run through it could never finish',
+        type: 'workflow.invalid_node',
+      },
+      {
+        loc: ['body', 'nodes', 2],
+        msg: 'node "b": has no path to __end__, so a run through it could never finish',
+        type: 'workflow.invalid_node',
+      },
+      {
+        loc: ['body', 'nodes', 1],
+        msg: 'nodes a → b → a: form a loop with no tools node, which could never end',
+        type: 'workflow.invalid_loop',
+      },
     ]);
-    expect(problemsOf(() => translateWorkflow([{ id: 7 } as never], [{ source: 'a' } as never], { toolNames: TOOLS })).map((problem) => problem.loc)).toEqual([
+    expect(
+      problemsOf(() => translateWorkflow([{ id: 7 } as never], [{ source: 'a' } as never], { toolNames: TOOLS })).map(
+        (problem) => problem.loc,
+      ),
+    ).toEqual([
       ['body', 'nodes', 0],
       ['body', 'edges', 0],
     ]);

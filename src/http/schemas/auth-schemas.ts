@@ -167,8 +167,7 @@ export const APIKeyResponseSchema = {
   $id: 'APIKeyResponse',
   type: 'object',
   title: 'APIKeyResponse',
-  description:
-    'Schema for API key response. `api_key` is the key itself only in the answer that created it; lists show its prefix.',
+  description: 'Schema for API key response. `api_key` is the key itself only in the answer that created it; lists show its prefix.',
   required: ['id', 'api_key', 'api_key_name'],
   properties: {
     id: { type: 'string', title: 'Id', description: 'Id of this key (what `DELETE /api/v1/auth/api-key?key_id=` takes)' },

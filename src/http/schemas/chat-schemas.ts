@@ -17,7 +17,11 @@ export const ChatRequestSchema = {
     workflow_definition_id: nullable({ type: 'string', maxLength: 128 }),
     workflow_template_name: nullable({ type: 'string', maxLength: 128 }),
     // What this service does not have: accepted off (the frontend sends them), 422 when asked for.
-    enable_retrieval: { type: 'boolean', default: false, description: 'Must be false: this service has no documents or retrieval (true: 422)' },
+    enable_retrieval: {
+      type: 'boolean',
+      default: false,
+      description: 'Must be false: this service has no documents or retrieval (true: 422)',
+    },
     // No schema defaults: absent means "the profile's setting" (then false / true).
     enable_tools: { type: 'boolean', description: "Run chat_with_tools; absent: the profile's enable_tools, else false" },
     enable_memory: { type: 'boolean', description: "Send the history; absent: the profile's memory_enabled, else true" },

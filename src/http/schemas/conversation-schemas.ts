@@ -82,7 +82,8 @@ export const ConversationUpdateSchema = {
   $id: 'ConversationUpdate',
   type: 'object',
   title: 'ConversationUpdate',
-  description: 'Schema for updating a conversation. Absent fields are left as they are; `null` clears a field (title and status cannot be cleared: `null` leaves them).',
+  description:
+    'Schema for updating a conversation. Absent fields are left as they are; `null` clears a field (title and status cannot be cleared: `null` leaves them).',
   properties: {
     title: { ...nullable({ type: 'string', minLength: 1, maxLength: 500 }), title: 'Title', description: 'Conversation title' },
     description: { ...nullable({ type: 'string', maxLength: 10_000 }), title: 'Description', description: 'Conversation description' },

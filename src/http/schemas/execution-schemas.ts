@@ -24,7 +24,11 @@ export const WorkflowExecutionResponseSchema = {
   properties: {
     input_data: nullable('object', 'Input Data', 'Execution input data'),
     id: { type: 'string', title: 'Id', description: 'Execution ID' },
-    definition_id: { type: 'string', title: 'Definition Id', description: 'The stored workflow definition the run executed, else the workflow it used (chat, chat_with_tools, custom)' },
+    definition_id: {
+      type: 'string',
+      title: 'Definition Id',
+      description: 'The stored workflow definition the run executed, else the workflow it used (chat, chat_with_tools, custom)',
+    },
     owner_id: { type: 'string', title: 'Owner Id', description: 'Owner user ID' },
     status: {
       type: 'string',

@@ -8,7 +8,13 @@ const nullable = <T extends object>(schema: T) => ({ anyOf: [schema, { type: 'nu
 const MAX_PRICE_PER_MTOK = 1_000_000;
 const MAX_PAGE = 500;
 
-const provider = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$', description: 'Provider (`openai`, `anthropic`, `local`, …)' } as const;
+const provider = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9_.:-]+$',
+  description: 'Provider (`openai`, `anthropic`, `local`, …)',
+} as const;
 const modelPattern = {
   type: 'string',
   minLength: 1,
@@ -28,8 +34,20 @@ export const PriceVersionSchema = {
   type: 'object',
   description: 'One price version.',
   required: [
-    'id', 'provider', 'model_pattern', 'valid_from', 'input_per_mtok', 'cache_read_per_mtok', 'cache_write_per_mtok',
-    'output_per_mtok', 'source', 'active', 'created_at', 'created_by', 'retired_at', 'retired_by',
+    'id',
+    'provider',
+    'model_pattern',
+    'valid_from',
+    'input_per_mtok',
+    'cache_read_per_mtok',
+    'cache_write_per_mtok',
+    'output_per_mtok',
+    'source',
+    'active',
+    'created_at',
+    'created_by',
+    'retired_at',
+    'retired_by',
   ],
   properties: {
     id: { type: 'string', description: 'Price id, recorded on every model call costed with it' },
@@ -87,7 +105,11 @@ export const PriceCreateBodySchema = {
   properties: {
     provider,
     model_pattern: modelPattern,
-    valid_from: { type: 'string', format: 'date-time', description: 'From when the price applies (default: now); earlier to correct a past price' },
+    valid_from: {
+      type: 'string',
+      format: 'date-time',
+      description: 'From when the price applies (default: now); earlier to correct a past price',
+    },
     input_per_mtok: perMTok('uncached input'),
     cache_read_per_mtok: perMTok('cache-read input'),
     cache_write_per_mtok: perMTok('cache-write input'),
@@ -130,9 +152,23 @@ const decimal = (description: string) => ({ type: 'string', pattern: '^-?\\d+\\.
 export const RecomputeResponseSchema = {
   type: 'object',
   required: [
-    'provider', 'model', 'from', 'to', 'model_calls_examined', 'model_calls_changed', 'model_calls_unpriced', 'runs_changed',
-    'messages_changed', 'conversations_changed', 'users_changed', 'rollup_rows_changed', 'cost_before_usd', 'cost_after_usd',
-    'difference_usd', 'price_ids', 'event_id',
+    'provider',
+    'model',
+    'from',
+    'to',
+    'model_calls_examined',
+    'model_calls_changed',
+    'model_calls_unpriced',
+    'runs_changed',
+    'messages_changed',
+    'conversations_changed',
+    'users_changed',
+    'rollup_rows_changed',
+    'cost_before_usd',
+    'cost_after_usd',
+    'difference_usd',
+    'price_ids',
+    'event_id',
   ],
   properties: {
     provider: { type: 'string' },

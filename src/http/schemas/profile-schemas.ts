@@ -6,7 +6,6 @@
 import { PROFILE_FIELDS } from '../../profiles/profile-fields.js';
 import { createProperties, orNull as nullable, responseProperties, updateProperties } from '../../repositories/record-fields.js';
 
-
 export const ProfileCreateSchema = {
   $id: 'ProfileCreate',
   type: 'object',
@@ -20,7 +19,8 @@ export const ProfileUpdateSchema = {
   $id: 'ProfileUpdate',
   type: 'object',
   title: 'ProfileUpdate',
-  description: 'Schema for updating a profile: absent fields are left as they are; null clears a field that can be empty (and leaves the others).',
+  description:
+    'Schema for updating a profile: absent fields are left as they are; null clears a field that can be empty (and leaves the others).',
   properties: updateProperties(PROFILE_FIELDS),
 } as const;
 

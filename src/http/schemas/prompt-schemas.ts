@@ -6,7 +6,6 @@
 import { PROMPT_FIELDS } from '../../prompts/prompt-fields.js';
 import { createProperties, orNull as nullable, responseProperties, updateProperties } from '../../repositories/record-fields.js';
 
-
 export const PromptCreateSchema = {
   $id: 'PromptCreate',
   type: 'object',
@@ -20,7 +19,8 @@ export const PromptUpdateSchema = {
   $id: 'PromptUpdate',
   type: 'object',
   title: 'PromptUpdate',
-  description: 'Schema for updating a prompt: absent fields are left as they are; null clears a field that can be empty (and leaves the others).',
+  description:
+    'Schema for updating a prompt: absent fields are left as they are; null clears a field that can be empty (and leaves the others).',
   properties: updateProperties(PROMPT_FIELDS),
 } as const;
 
@@ -96,4 +96,10 @@ export const PromptDeleteResponseSchema = {
   properties: { message: { type: 'string', description: 'Success message' } },
 } as const;
 
-export const PROMPT_SCHEMAS = [PromptCreateSchema, PromptUpdateSchema, PromptResponseSchema, PromptListResponseSchema, PromptDeleteResponseSchema] as const;
+export const PROMPT_SCHEMAS = [
+  PromptCreateSchema,
+  PromptUpdateSchema,
+  PromptResponseSchema,
+  PromptListResponseSchema,
+  PromptDeleteResponseSchema,
+] as const;

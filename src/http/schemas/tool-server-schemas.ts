@@ -125,7 +125,18 @@ const toolProperties = {
 
 export const ServerToolResponseSchema = {
   type: 'object',
-  required: ['name', 'display_name', 'id', 'server_id', 'status', 'is_available', 'total_calls', 'total_errors', 'created_at', 'updated_at'],
+  required: [
+    'name',
+    'display_name',
+    'id',
+    'server_id',
+    'status',
+    'is_available',
+    'total_calls',
+    'total_errors',
+    'created_at',
+    'updated_at',
+  ],
   properties: toolProperties,
 } as const;
 
@@ -140,7 +151,10 @@ export const ToolServerResponseSchema = {
     base_url: { ...nullable({ type: 'string' }), description: 'null for the built-in server' },
     transport_type: { type: 'string' },
     oauth_config: { type: 'null' },
-    headers: { ...nullable({ type: 'object', additionalProperties: { type: 'string' } }), description: `Values shown as "${REDACTED_HEADER_VALUE}"` },
+    headers: {
+      ...nullable({ type: 'object', additionalProperties: { type: 'string' } }),
+      description: `Values shown as "${REDACTED_HEADER_VALUE}"`,
+    },
     timeout: { type: 'integer' },
     auto_start: { type: 'boolean' },
     auto_update: { type: 'boolean' },

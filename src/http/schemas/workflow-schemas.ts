@@ -15,8 +15,8 @@ const timestamps = {
 const definitionFields = {
   name: { type: 'string', maxLength: 255, minLength: 1, description: 'Workflow name' },
   description: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Workflow description' },
-  nodes: { items: { '$ref': 'WorkflowNode#' }, type: 'array', maxItems: MAX_NODES, description: 'Workflow nodes' },
-  edges: { items: { '$ref': 'WorkflowEdge#' }, type: 'array', maxItems: MAX_EDGES, description: 'Workflow edges' },
+  nodes: { items: { $ref: 'WorkflowNode#' }, type: 'array', maxItems: MAX_NODES, description: 'Workflow nodes' },
+  edges: { items: { $ref: 'WorkflowEdge#' }, type: 'array', maxItems: MAX_EDGES, description: 'Workflow edges' },
   metadata: { anyOf: [{ additionalProperties: true, type: 'object' }, { type: 'null' }], description: 'Additional metadata' },
   tags: { anyOf: [{ items: { type: 'string' }, type: 'array' }, { type: 'null' }], description: 'Workflow tags' },
   template_id: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Source template ID if created from template' },
@@ -35,7 +35,7 @@ const templateFields = {
 } as const;
 
 export const WorkflowNodeDataSchema = {
-  '$id': 'WorkflowNodeData',
+  $id: 'WorkflowNodeData',
   properties: {
     label: { type: 'string', description: 'Node display label' },
     nodeType: { type: 'string', description: 'Type of the node' },
@@ -47,12 +47,12 @@ export const WorkflowNodeDataSchema = {
 } as const;
 
 export const WorkflowNodeSchema = {
-  '$id': 'WorkflowNode',
+  $id: 'WorkflowNode',
   properties: {
     id: { type: 'string', minLength: 1, maxLength: 128, description: 'Unique node identifier' },
     type: { type: 'string', maxLength: 64, description: 'Node type' },
     position: { additionalProperties: { type: 'number' }, type: 'object', description: 'Node position (x, y)' },
-    data: { '$ref': 'WorkflowNodeData#', description: 'Node data' },
+    data: { $ref: 'WorkflowNodeData#', description: 'Node data' },
     selected: { anyOf: [{ type: 'boolean' }, { type: 'null' }], description: 'Whether node is selected', default: false },
     dragging: { anyOf: [{ type: 'boolean' }, { type: 'null' }], description: 'Whether node is being dragged', default: false },
   },
@@ -62,7 +62,7 @@ export const WorkflowNodeSchema = {
 } as const;
 
 export const WorkflowEdgeDataSchema = {
-  '$id': 'WorkflowEdgeData',
+  $id: 'WorkflowEdgeData',
   properties: {
     condition: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Edge condition' },
     label: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Edge label' },
@@ -72,7 +72,7 @@ export const WorkflowEdgeDataSchema = {
 } as const;
 
 export const WorkflowEdgeSchema = {
-  '$id': 'WorkflowEdge',
+  $id: 'WorkflowEdge',
   properties: {
     id: { type: 'string', minLength: 1, maxLength: 128, description: 'Unique edge identifier' },
     source: { type: 'string', maxLength: 128, description: 'Source node ID' },
@@ -80,7 +80,7 @@ export const WorkflowEdgeSchema = {
     sourceHandle: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Source handle ID' },
     targetHandle: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Target handle ID' },
     type: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Edge type', default: 'default' },
-    data: { anyOf: [{ '$ref': 'WorkflowEdgeData#' }, { type: 'null' }], description: 'Edge data' },
+    data: { anyOf: [{ $ref: 'WorkflowEdgeData#' }, { type: 'null' }], description: 'Edge data' },
   },
   type: 'object',
   required: ['id', 'source', 'target'],
@@ -88,7 +88,7 @@ export const WorkflowEdgeSchema = {
 } as const;
 
 export const WorkflowDefinitionCreateSchema = {
-  '$id': 'WorkflowDefinitionCreate',
+  $id: 'WorkflowDefinitionCreate',
   properties: {
     ...definitionFields,
     is_public: { type: 'boolean', description: 'Whether workflow is publicly visible', default: false },
@@ -99,12 +99,18 @@ export const WorkflowDefinitionCreateSchema = {
 } as const;
 
 export const WorkflowDefinitionUpdateSchema = {
-  '$id': 'WorkflowDefinitionUpdate',
+  $id: 'WorkflowDefinitionUpdate',
   properties: {
     name: { anyOf: [{ type: 'string', maxLength: 255, minLength: 1 }, { type: 'null' }], description: 'Workflow name' },
     description: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Workflow description' },
-    nodes: { anyOf: [{ items: { '$ref': 'WorkflowNode#' }, type: 'array', maxItems: MAX_NODES }, { type: 'null' }], description: 'Workflow nodes' },
-    edges: { anyOf: [{ items: { '$ref': 'WorkflowEdge#' }, type: 'array', maxItems: MAX_EDGES }, { type: 'null' }], description: 'Workflow edges' },
+    nodes: {
+      anyOf: [{ items: { $ref: 'WorkflowNode#' }, type: 'array', maxItems: MAX_NODES }, { type: 'null' }],
+      description: 'Workflow nodes',
+    },
+    edges: {
+      anyOf: [{ items: { $ref: 'WorkflowEdge#' }, type: 'array', maxItems: MAX_EDGES }, { type: 'null' }],
+      description: 'Workflow edges',
+    },
     metadata: { anyOf: [{ additionalProperties: true, type: 'object' }, { type: 'null' }], description: 'Additional metadata' },
   },
   type: 'object',
@@ -112,7 +118,7 @@ export const WorkflowDefinitionUpdateSchema = {
 } as const;
 
 export const WorkflowDefinitionResponseSchema = {
-  '$id': 'WorkflowDefinitionResponse',
+  $id: 'WorkflowDefinitionResponse',
   properties: {
     ...definitionFields,
     is_public: { type: 'boolean', description: 'Whether workflow is public', default: false },
@@ -127,9 +133,9 @@ export const WorkflowDefinitionResponseSchema = {
 } as const;
 
 export const WorkflowDefinitionsResponseSchema = {
-  '$id': 'WorkflowDefinitionsResponse',
+  $id: 'WorkflowDefinitionsResponse',
   properties: {
-    definitions: { items: { '$ref': 'WorkflowDefinitionResponse#' }, type: 'array', description: 'Workflow definitions' },
+    definitions: { items: { $ref: 'WorkflowDefinitionResponse#' }, type: 'array', description: 'Workflow definitions' },
     total_count: { type: 'integer', description: 'Total number of definitions' },
   },
   type: 'object',
@@ -138,7 +144,7 @@ export const WorkflowDefinitionsResponseSchema = {
 } as const;
 
 export const WorkflowDeleteResponseSchema = {
-  '$id': 'WorkflowDeleteResponse',
+  $id: 'WorkflowDeleteResponse',
   properties: {
     message: { type: 'string', description: 'Deletion confirmation message' },
     workflow_id: { type: 'string', description: 'ID of the deleted workflow' },
@@ -149,7 +155,7 @@ export const WorkflowDeleteResponseSchema = {
 } as const;
 
 export const WorkflowDefinitionFromTemplateRequestSchema = {
-  '$id': 'WorkflowDefinitionFromTemplateRequest',
+  $id: 'WorkflowDefinitionFromTemplateRequest',
   properties: {
     template_id: { type: 'string', description: 'Template ID to instantiate' },
     name_suffix: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Optional suffix for the definition name' },
@@ -165,11 +171,11 @@ export const WorkflowDefinitionFromTemplateRequestSchema = {
 } as const;
 
 export const WorkflowValidationResponseSchema = {
-  '$id': 'WorkflowValidationResponse',
+  $id: 'WorkflowValidationResponse',
   properties: {
     is_valid: { type: 'boolean', description: 'Whether workflow is valid' },
-    errors: { items: { '$ref': 'ValidationError#' }, type: 'array', description: 'Validation errors' },
-    warnings: { items: { '$ref': 'ValidationError#' }, type: 'array', description: 'Validation warnings' },
+    errors: { items: { $ref: 'ValidationError#' }, type: 'array', description: 'Validation errors' },
+    warnings: { items: { $ref: 'ValidationError#' }, type: 'array', description: 'Validation warnings' },
     suggestions: { items: { type: 'string' }, type: 'array', description: 'Validation suggestions' },
   },
   type: 'object',
@@ -178,7 +184,7 @@ export const WorkflowValidationResponseSchema = {
 } as const;
 
 export const WorkflowExecutionRequestSchema = {
-  '$id': 'WorkflowExecutionRequest',
+  $id: 'WorkflowExecutionRequest',
   properties: {
     input_data: { anyOf: [{ additionalProperties: true, type: 'object' }, { type: 'null' }], description: 'Execution input data' },
     definition_id: { type: 'string', description: 'Workflow definition ID' },
@@ -190,7 +196,7 @@ export const WorkflowExecutionRequestSchema = {
 } as const;
 
 export const ComplexityMetricsSchema = {
-  '$id': 'ComplexityMetrics',
+  $id: 'ComplexityMetrics',
   properties: {
     score: { type: 'integer', description: 'Overall complexity score' },
     node_count: { type: 'integer', description: 'Number of nodes' },
@@ -206,7 +212,7 @@ export const ComplexityMetricsSchema = {
 } as const;
 
 export const BottleneckInfoSchema = {
-  '$id': 'BottleneckInfo',
+  $id: 'BottleneckInfo',
   properties: {
     node_id: { type: 'string', description: 'Node ID with bottleneck' },
     node_type: { type: 'string', description: 'Node type' },
@@ -220,7 +226,7 @@ export const BottleneckInfoSchema = {
 } as const;
 
 export const OptimizationSuggestionSchema = {
-  '$id': 'OptimizationSuggestion',
+  $id: 'OptimizationSuggestion',
   properties: {
     type: { type: 'string', description: 'Suggestion type' },
     description: { type: 'string', description: 'Suggestion description' },
@@ -233,11 +239,11 @@ export const OptimizationSuggestionSchema = {
 } as const;
 
 export const WorkflowAnalyticsResponseSchema = {
-  '$id': 'WorkflowAnalyticsResponse',
+  $id: 'WorkflowAnalyticsResponse',
   properties: {
-    complexity: { '$ref': 'ComplexityMetrics#', description: 'Complexity metrics' },
-    bottlenecks: { items: { '$ref': 'BottleneckInfo#' }, type: 'array', description: 'Identified bottlenecks' },
-    optimization_suggestions: { items: { '$ref': 'OptimizationSuggestion#' }, type: 'array', description: 'Optimization suggestions' },
+    complexity: { $ref: 'ComplexityMetrics#', description: 'Complexity metrics' },
+    bottlenecks: { items: { $ref: 'BottleneckInfo#' }, type: 'array', description: 'Identified bottlenecks' },
+    optimization_suggestions: { items: { $ref: 'OptimizationSuggestion#' }, type: 'array', description: 'Optimization suggestions' },
     execution_paths: { type: 'integer', description: 'Number of possible execution paths' },
     estimated_execution_time_ms: { anyOf: [{ type: 'integer' }, { type: 'null' }], description: 'Estimated execution time' },
     risk_factors: { items: { type: 'string' }, type: 'array', description: 'Identified risk factors' },
@@ -282,7 +288,7 @@ export const WorkflowAnalyticsResponseSchema = {
 } as const;
 
 export const WorkflowTemplateCreateSchema = {
-  '$id': 'WorkflowTemplateCreate',
+  $id: 'WorkflowTemplateCreate',
   properties: {
     ...templateFields,
     workflow_definition_id: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Source workflow definition ID' },
@@ -294,7 +300,7 @@ export const WorkflowTemplateCreateSchema = {
 } as const;
 
 export const WorkflowTemplateUpdateSchema = {
-  '$id': 'WorkflowTemplateUpdate',
+  $id: 'WorkflowTemplateUpdate',
   properties: {
     name: { anyOf: [{ type: 'string', maxLength: 255, minLength: 1 }, { type: 'null' }], description: 'Template name' },
     description: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'null' }], description: 'Template description' },
@@ -310,7 +316,7 @@ export const WorkflowTemplateUpdateSchema = {
 } as const;
 
 export const WorkflowTemplateResponseSchema = {
-  '$id': 'WorkflowTemplateResponse',
+  $id: 'WorkflowTemplateResponse',
   properties: {
     ...templateFields,
     id: { type: 'string', description: 'Unique node identifier' },
@@ -326,8 +332,8 @@ export const WorkflowTemplateResponseSchema = {
     config_hash: { type: 'string', description: 'Configuration hash' },
     estimated_complexity: { anyOf: [{ type: 'integer' }, { type: 'null' }], description: 'Estimated complexity score' },
     // This service's own fields: the template's graph and where it came from.
-    nodes: { type: 'array', items: { '$ref': 'WorkflowNode#' }, description: 'The graph in the builder format' },
-    edges: { type: 'array', items: { '$ref': 'WorkflowEdge#' } },
+    nodes: { type: 'array', items: { $ref: 'WorkflowNode#' }, description: 'The graph in the builder format' },
+    edges: { type: 'array', items: { $ref: 'WorkflowEdge#' } },
     workflow_definition_id: { type: ['string', 'null'], description: 'The definition the graph was copied from' },
     ...timestamps,
   },
@@ -337,9 +343,9 @@ export const WorkflowTemplateResponseSchema = {
 } as const;
 
 export const WorkflowTemplatesResponseSchema = {
-  '$id': 'WorkflowTemplatesResponse',
+  $id: 'WorkflowTemplatesResponse',
   properties: {
-    templates: { items: { '$ref': 'WorkflowTemplateResponse#' }, type: 'array', description: 'Workflow templates' },
+    templates: { items: { $ref: 'WorkflowTemplateResponse#' }, type: 'array', description: 'Workflow templates' },
     total_count: { type: 'integer', description: 'Total number of templates' },
   },
   type: 'object',
@@ -348,7 +354,7 @@ export const WorkflowTemplatesResponseSchema = {
 } as const;
 
 export const WorkflowTemplateExportResponseSchema = {
-  '$id': 'WorkflowTemplateExportResponse',
+  $id: 'WorkflowTemplateExportResponse',
   properties: {
     template: { additionalProperties: true, type: 'object', description: 'Complete template data including metadata' },
     export_format: { type: 'string', description: 'Export format version', default: 'json' },
@@ -360,7 +366,7 @@ export const WorkflowTemplateExportResponseSchema = {
 } as const;
 
 export const WorkflowTemplateImportRequestSchema = {
-  '$id': 'WorkflowTemplateImportRequest',
+  $id: 'WorkflowTemplateImportRequest',
   properties: {
     template: { additionalProperties: true, type: 'object', description: 'Template data to import' },
     override_name: { anyOf: [{ type: 'string' }, { type: 'null' }], description: 'Optional name override for imported template' },
@@ -372,7 +378,7 @@ export const WorkflowTemplateImportRequestSchema = {
 } as const;
 
 export const WorkflowTemplateValidationRequestSchema = {
-  '$id': 'WorkflowTemplateValidationRequest',
+  $id: 'WorkflowTemplateValidationRequest',
   properties: { template: { additionalProperties: true, type: 'object', description: 'Template data to validate' } },
   type: 'object',
   required: ['template'],
@@ -380,7 +386,7 @@ export const WorkflowTemplateValidationRequestSchema = {
 } as const;
 
 export const WorkflowTemplateValidationResponseSchema = {
-  '$id': 'WorkflowTemplateValidationResponse',
+  $id: 'WorkflowTemplateValidationResponse',
   properties: {
     is_valid: { type: 'boolean', description: 'Whether template is valid' },
     errors: { items: { type: 'string' }, type: 'array', description: 'Validation errors' },
@@ -396,7 +402,7 @@ export const WorkflowTemplateValidationResponseSchema = {
 } as const;
 
 export const WorkflowTemplateExecutionRequestSchema = {
-  '$id': 'WorkflowTemplateExecutionRequest',
+  $id: 'WorkflowTemplateExecutionRequest',
   properties: {
     input_data: {
       anyOf: [{ additionalProperties: true, type: 'object' }, { type: 'null' }],

@@ -47,8 +47,7 @@ export const loadDashboards = (directory: string): { file: string; dashboard: Da
     .map((file) => ({ file, dashboard: JSON.parse(readFileSync(join(directory, file), 'utf8')) as Dashboard }));
 
 /** Panels including those nested in rows. */
-export const allPanels = (dashboard: Dashboard): Panel[] =>
-  dashboard.panels.flatMap((panel) => [panel, ...(panel.panels ?? [])]);
+export const allPanels = (dashboard: Dashboard): Panel[] => dashboard.panels.flatMap((panel) => [panel, ...(panel.panels ?? [])]);
 
 const variableQuery = (variable: Variable): string | undefined =>
   typeof variable.query === 'string' ? variable.query : variable.query?.query;
@@ -123,10 +122,7 @@ const VARIABLE = /\$\{(\w+)(?::([\w]+))?\}|\[\[(\w+)(?::([\w]+))?\]\]|\$(\w+)/g;
  * dashboard variables by `.*` (their "All" value). A dashboard variable may hold several
  * values, so it must sit inside a regex matcher (`=~"$var"`); elsewhere it is reported.
  */
-export const substitutePromqlVariables = (
-  expr: string,
-  variableNames: ReadonlySet<string>,
-): { text: string; problems: string[] } => {
+export const substitutePromqlVariables = (expr: string, variableNames: ReadonlySet<string>): { text: string; problems: string[] } => {
   const problems: string[] = [];
   const text = expr.replace(VARIABLE, (match, n1?: string, _f1?: string, n2?: string, _f2?: string, n3?: string, offset?: number) => {
     const name = n1 ?? n2 ?? n3 ?? '';
@@ -148,7 +144,22 @@ export const substitutePromqlVariables = (
 };
 
 const PROMQL_KEYWORDS = new Set([
-  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'atan2', 'inf', 'nan', 'start', 'end',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'atan2',
+  'inf',
+  'nan',
+  'start',
+  'end',
 ]);
 
 /** The metric names a PromQL expression selects (bare identifiers that are not functions or keywords). */
@@ -186,7 +197,10 @@ export const expandSqlMacros = (text: string): string =>
     .replace(/\$__timeGroupAlias\(([^,)]+)(?:,[^)]*)?\)/g, (_m, column: string) => `date_trunc('hour', ${column.trim()}) AS "time"`)
     .replace(/\$__timeGroup\(([^,)]+)(?:,[^)]*)?\)/g, (_m, column: string) => `date_trunc('hour', ${column.trim()})`)
     .replace(/\$__time\(([^)]+)\)/g, (_m, column: string) => `${column.trim()} AS "time"`)
-    .replace(/\$__unixEpochFilter\(([^)]+)\)/g, (_m, column: string) => `${column.trim()} BETWEEN extract(epoch FROM ${TIME_FROM}) AND extract(epoch FROM ${TIME_TO})`)
+    .replace(
+      /\$__unixEpochFilter\(([^)]+)\)/g,
+      (_m, column: string) => `${column.trim()} BETWEEN extract(epoch FROM ${TIME_FROM}) AND extract(epoch FROM ${TIME_TO})`,
+    )
     .replace(/\$__(\w+)/g, (macro) => {
       throw new Error(`unsupported Grafana SQL macro ${macro} (teach expandSqlMacros in test/deploy/helpers/grafana-queries.ts)`);
     });

@@ -39,7 +39,10 @@ export const freePort = async (): Promise<number> => {
 export type PromSeries = { readonly metric: Readonly<Record<string, string>>; readonly value?: readonly [number, string] };
 
 export type PromResponse =
-  | { readonly status: 'success'; readonly data: { readonly resultType: string; readonly result: readonly PromSeries[] | readonly [number, string] } }
+  | {
+      readonly status: 'success';
+      readonly data: { readonly resultType: string; readonly result: readonly PromSeries[] | readonly [number, string] };
+    }
   | { readonly status: 'error'; readonly errorType: string; readonly error: string };
 
 export type PrometheusServer = {

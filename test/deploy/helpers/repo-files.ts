@@ -68,7 +68,10 @@ export const environmentOf = (service: ComposeService): Record<string, string> =
     );
   }
   return Object.fromEntries(
-    Object.entries(environment as Record<string, string | number | boolean | null>).map(([key, value]) => [key, value === null ? '' : String(value)]),
+    Object.entries(environment as Record<string, string | number | boolean | null>).map(([key, value]) => [
+      key,
+      value === null ? '' : String(value),
+    ]),
   );
 };
 
@@ -88,7 +91,10 @@ export const dockerfileContextSources = (dockerfile: string): string[] =>
     .map((line) => line.trim())
     .filter((line) => /^(COPY|ADD)\s/i.test(line) && !/--from=/i.test(line))
     .flatMap((line) => {
-      const words = line.split(/\s+/).slice(1).filter((word) => !word.startsWith('--'));
+      const words = line
+        .split(/\s+/)
+        .slice(1)
+        .filter((word) => !word.startsWith('--'));
       return words.slice(0, -1);
     });
 
@@ -118,4 +124,3 @@ export const includedInContext = (path: string, patterns: readonly string[]): bo
   }
   return included;
 };
-

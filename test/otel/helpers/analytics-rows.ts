@@ -25,13 +25,15 @@ export const AnalyticsRowSchema = z.object({
 export type AnalyticsRow = z.infer<typeof AnalyticsRowSchema>;
 
 const byKey = (a: AnalyticsRow, b: AnalyticsRow): number =>
-  a.bucket_start.localeCompare(b.bucket_start) || a.user_id.localeCompare(b.user_id) ||
-  a.provider.localeCompare(b.provider) || a.model.localeCompare(b.model);
+  a.bucket_start.localeCompare(b.bucket_start) ||
+  a.user_id.localeCompare(b.user_id) ||
+  a.provider.localeCompare(b.provider) ||
+  a.model.localeCompare(b.model);
 
 /** Every analytics_hourly row, in key order (sorted here, whatever the database collation). */
 export const readAnalyticsRows = async (db: CommonQueryMethods): Promise<AnalyticsRow[]> =>
   [
-  ...(await db.any(sql.type(AnalyticsRowSchema)`
+    ...(await db.any(sql.type(AnalyticsRowSchema)`
     SELECT bucket_start, user_id, provider, model, input_tokens, cache_read_tokens, cache_write_tokens,
       output_tokens, reasoning_tokens, cost, model_calls, runs_total, runs_by_status, errors,
       latency_sum_ms, latency_count, latency_buckets
@@ -64,10 +66,24 @@ export const expectedAnalyticsRows = (runs: readonly FinishedRun[]): AnalyticsRo
     let current = rows.get(key);
     if (current === undefined) {
       current = {
-        bucket_start: hourOf(at), user_id: userId, provider, model,
-        input_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 0, reasoning_tokens: 0,
-        cost: 0, costUnits: 0, model_calls: 0, runs_total: 0, runs_by_status: {}, errors: 0,
-        latency_sum_ms: 0, latency_count: 0, latency_buckets: LATENCY_BOUNDS_MS.map(() => 0),
+        bucket_start: hourOf(at),
+        user_id: userId,
+        provider,
+        model,
+        input_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
+        output_tokens: 0,
+        reasoning_tokens: 0,
+        cost: 0,
+        costUnits: 0,
+        model_calls: 0,
+        runs_total: 0,
+        runs_by_status: {},
+        errors: 0,
+        latency_sum_ms: 0,
+        latency_count: 0,
+        latency_buckets: LATENCY_BOUNDS_MS.map(() => 0),
       };
       rows.set(key, current);
     }
@@ -96,7 +112,5 @@ export const expectedAnalyticsRows = (runs: readonly FinishedRun[]): AnalyticsRo
     target.runs_by_status[run.status] = (target.runs_by_status[run.status] ?? 0) + 1;
     target.errors += run.status === 'failed' ? 1 : 0;
   }
-  return [...rows.values()]
-    .map(({ costUnits, ...rest }) => ({ ...rest, cost: costUnits / 1e10 }))
-    .sort(byKey);
+  return [...rows.values()].map(({ costUnits, ...rest }) => ({ ...rest, cost: costUnits / 1e10 })).sort(byKey);
 };

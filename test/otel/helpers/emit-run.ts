@@ -183,9 +183,14 @@ export const startRun = (options: EmitRunOptions): RunInProgress => {
   const gapMs = options.gapMs ?? 5;
   const common = { [ATTR_RUN_ID]: runId, [ATTR_CORRELATION_ID]: correlationId };
 
-  const http = options.httpParent === false
-    ? undefined
-    : tracer.startSpan('POST /api/v1/chat', { kind: SpanKind.SERVER, startTime: startAt - 1, attributes: { [ATTR_CORRELATION_ID]: correlationId } });
+  const http =
+    options.httpParent === false
+      ? undefined
+      : tracer.startSpan('POST /api/v1/chat', {
+          kind: SpanKind.SERVER,
+          startTime: startAt - 1,
+          attributes: { [ATTR_CORRELATION_ID]: correlationId },
+        });
   const parent: Context = http === undefined ? context.active() : trace.setSpan(context.active(), http);
   const root = tracer.startSpan(
     `${SPAN_INVOKE_WORKFLOW} ${workflow}`,
@@ -339,5 +344,4 @@ export const startRun = (options: EmitRunOptions): RunInProgress => {
 };
 
 /** Emits a whole run: its child spans, then the root's end with `status`. */
-export const emitRun = (options: EmitRunOptions & { readonly status?: RunStatus }): FinishedRun =>
-  startRun(options).finish(options.status);
+export const emitRun = (options: EmitRunOptions & { readonly status?: RunStatus }): FinishedRun => startRun(options).finish(options.status);

@@ -131,7 +131,10 @@ const jsonAttributes = (keyValues: JsonKeyValue[] = []): Record<string, string |
   Object.fromEntries(
     keyValues.map(({ key, value }) => [
       key,
-      value.stringValue ?? value.boolValue ?? (value.intValue === undefined ? value.doubleValue : Number(value.intValue)) ?? '(unsupported value)',
+      value.stringValue ??
+        value.boolValue ??
+        (value.intValue === undefined ? value.doubleValue : Number(value.intValue)) ??
+        '(unsupported value)',
     ]),
   );
 
@@ -140,7 +143,12 @@ export const decodeJsonRequest = (body: Buffer): ReceivedSpan[] =>
   ((JSON.parse(body.toString('utf8')) as JsonRequest).resourceSpans ?? []).flatMap((resourceSpans) => {
     const resource = jsonAttributes(resourceSpans.resource?.attributes);
     return (resourceSpans.scopeSpans ?? []).flatMap((scopeSpans) =>
-      (scopeSpans.spans ?? []).map((span) => ({ traceId: span.traceId, name: span.name, attributes: jsonAttributes(span.attributes), resource })),
+      (scopeSpans.spans ?? []).map((span) => ({
+        traceId: span.traceId,
+        name: span.name,
+        attributes: jsonAttributes(span.attributes),
+        resource,
+      })),
     );
   });
 
@@ -203,7 +211,9 @@ export const startGrpcReceiver = async (): Promise<OtlpReceiver> => {
   };
   server.addService(TRACE_SERVICE, implementation);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error))),
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) =>
+      error === null ? resolve(bound) : reject(error),
+    ),
   );
   return {
     url: `http://127.0.0.1:${port}`,

@@ -3,7 +3,12 @@ import type { AddressInfo } from 'node:net';
 
 export type Sample = { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly value: number };
 
-export type Scrape = { readonly status: number; readonly contentType: string | null; readonly text: string; readonly samples: readonly Sample[] };
+export type Scrape = {
+  readonly status: number;
+  readonly contentType: string | null;
+  readonly text: string;
+  readonly samples: readonly Sample[];
+};
 
 /** GETs /metrics from `handler` served by a real HTTP server on 127.0.0.1:0. */
 export const scrape = async (handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<Scrape> => {
