@@ -1,6 +1,6 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createAnalyticsQueries } from '../../src/analytics/analytics-queries.js';
+import { createAnalyticsQueries } from '../helpers/hourly-rollup-queries.js';
 import { LATENCY_BOUNDS_MS, latencyBucketIndex, percentileFromBuckets } from '../../src/analytics/latency-histogram.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertUsers } from './helpers/analytics-rows.js';

@@ -1,6 +1,7 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAnalyticsBreakdownQueries, createAnalyticsQueries, type AnalyticsRange } from '../../src/analytics/analytics-queries.js';
+import type { AnalyticsRange } from '../../src/analytics/analytics-queries.js';
+import { createAnalyticsBreakdownQueries, createAnalyticsQueries } from '../helpers/hourly-rollup-queries.js';
 import { readRollupSummary } from '../../src/analytics/analytics-rollup-summary.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertUsers } from './helpers/analytics-rows.js';

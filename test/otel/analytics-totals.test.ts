@@ -1,7 +1,7 @@
 import { sql } from 'slonik';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createAnalyticsBreakdownQueries, createAnalyticsQueries } from '../../src/analytics/analytics-queries.js';
+import { createAnalyticsBreakdownQueries, createAnalyticsQueries } from '../helpers/hourly-rollup-queries.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { insertUsers } from './helpers/analytics-rows.js';
 import { createRecordPath, type RecordPath, type RunPlan } from './helpers/record-path.js';
