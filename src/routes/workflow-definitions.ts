@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { CONDITION_SYNTAX } from '../graphs/conditions.js';
 import { MEMORY_WINDOW } from '../graphs/templates.js';
 import { HttpError, RequestValidationError } from '../http/errors.js';
@@ -16,7 +16,7 @@ import {
 } from '../workflows/builder-graph.js';
 import { graphShape } from '../workflows/graph-shape.js';
 import { createWorkflowExecutor, executionInputOf } from '../workflows/workflow-executor.js';
-import { asRequestError, builtinTemplates, workflowResolverFor } from '../workflows/workflow-resolver.js';
+import { builtinTemplates, workflowResolverFor } from '../workflows/workflow-resolver.js';
 import { createWorkflowTemplatesRepository } from '../repositories/workflow-templates-repository.js';
 import { presentExecution } from './executions.js';
 import { sharedResourceAccess } from './shared-resource-access.js';
@@ -47,6 +47,15 @@ type FromTemplateBody = {
 
 const NODE_TYPES = ['model', 'tool', 'memory', 'conditional', 'start', 'end'] as const;
 
+/** A workflow route's schema: the contract's tag, summary and operationId, bearer auth, and its parts. */
+export const workflowRouteSchema = (summary: string, operationId: string, parts: Record<string, unknown>) => ({
+  tags: ['Workflows'],
+  summary,
+  operationId,
+  security: bearerSecurity,
+  ...parts,
+});
+
 /**
  * `/api/v1/workflows/definitions/*` and `/defaults`: the caller's workflow definitions
  * (the builder's nodes and edges, checked to run on every write), their validation,
@@ -67,27 +76,10 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
 
   app.addHook('onRequest', app.authenticate);
 
-  /** The graph translated for the caller, or 422 naming its nodes and edges. */
-  const checked = async (request: FastifyRequest, graph: Graph) => {
-    try {
-      return await workflows.translate(request.user.id, graph.nodes, graph.edges);
-    } catch (error) {
-      throw error instanceof WorkflowValidationError ? asRequestError(error) : error;
-    }
-  };
-
-  const schema = (summary: string, operationId: string, parts: Record<string, unknown>) => ({
-    tags: ['Workflows'],
-    summary,
-    operationId,
-    security: bearerSecurity,
-    ...parts,
-  });
-
   app.get(
     '/definitions',
     {
-      schema: schema('List Workflow Definitions', 'list_workflow_definitions_api_v1_workflows_definitions_get', {
+      schema: workflowRouteSchema('List Workflow Definitions', 'list_workflow_definitions_api_v1_workflows_definitions_get', {
         response: { 200: { $ref: 'WorkflowDefinitionsResponse#' }, ...errorResponses(401) },
       }),
     },
@@ -100,14 +92,14 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.post<{ Body: DefinitionBody }>(
     '/definitions',
     {
-      schema: schema('Create Workflow Definition', 'create_workflow_definition_api_v1_workflows_definitions_post', {
+      schema: workflowRouteSchema('Create Workflow Definition', 'create_workflow_definition_api_v1_workflows_definitions_post', {
         description: 'Stores a definition whose graph can run (422 naming each node and edge that cannot).',
         body: { $ref: 'WorkflowDefinitionCreate#' },
         response: { 200: { $ref: 'WorkflowDefinitionResponse#' }, ...errorResponses(401) },
       }),
     },
     async (request) => {
-      await checked(request, request.body);
+      await workflows.check(request.user.id, request.body);
       return definitions.create(request.user.id, request.body);
     },
   );
@@ -115,7 +107,7 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.post<{ Body: FromTemplateBody }>(
     '/definitions/from-template',
     {
-      schema: schema(
+      schema: workflowRouteSchema(
         'Create Workflow Definition From Template',
         'create_workflow_definition_from_template_api_v1_workflows_definitions_from_template_post',
         {
@@ -131,7 +123,7 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
       // Like a chat's profile_id: a template the caller may not read is missing, whoever owns it.
       if (source === null) throw new HttpError(404, 'Workflow template not found', 'workflow_template_not_found');
       const graph = { nodes: source.nodes as BuilderNode[], edges: source.edges as BuilderEdge[] };
-      await checked(request, graph);
+      await workflows.check(request.user.id, graph);
       return definitions.create(request.user.id, {
         name: `${source.name}${suffix ?? ''}`.slice(0, 255),
         description: source.description,
@@ -145,11 +137,16 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.post<{ Body: Partial<Graph> & Record<string, unknown> }>(
     '/definitions/validate',
     {
-      schema: schema('Validate Workflow Definition', 'validate_workflow_definition_api_v1_workflows_definitions_validate_post', {
-        description: 'Whether the graph can run for the caller; `errors` name each node and edge that cannot (`loc` points into the body).',
-        body: { type: 'object', additionalProperties: true },
-        response: { 200: { $ref: 'WorkflowValidationResponse#' }, ...errorResponses(401) },
-      }),
+      schema: workflowRouteSchema(
+        'Validate Workflow Definition',
+        'validate_workflow_definition_api_v1_workflows_definitions_validate_post',
+        {
+          description:
+            'Whether the graph can run for the caller; `errors` name each node and edge that cannot (`loc` points into the body).',
+          body: { type: 'object', additionalProperties: true },
+          response: { 200: { $ref: 'WorkflowValidationResponse#' }, ...errorResponses(401) },
+        },
+      ),
     },
     async (request) => {
       const { nodes, edges } = request.body;
@@ -171,7 +168,7 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.post<{ Querystring: CustomQuery; Body: Graph }>(
     '/definitions/custom/execute',
     {
-      schema: schema('Execute Custom Workflow', 'execute_custom_workflow_api_v1_workflows_definitions_custom_execute_post', {
+      schema: workflowRouteSchema('Execute Custom Workflow', 'execute_custom_workflow_api_v1_workflows_definitions_custom_execute_post', {
         description: 'Runs a graph sent with the request (not stored) as one chat turn; answers the execution and the reply.',
         querystring: {
           type: 'object',
@@ -234,7 +231,7 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.get<{ Params: DefinitionParams }>(
     '/definitions/:workflow_id',
     {
-      schema: schema('Get Workflow Definition', 'get_workflow_definition_api_v1_workflows_definitions__workflow_id__get', {
+      schema: workflowRouteSchema('Get Workflow Definition', 'get_workflow_definition_api_v1_workflows_definitions__workflow_id__get', {
         params: DefinitionParams,
         response: { 200: { $ref: 'WorkflowDefinitionResponse#' }, ...errorResponses(401, 404) },
       }),
@@ -245,12 +242,16 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.put<{ Params: DefinitionParams; Body: Partial<DefinitionBody> }>(
     '/definitions/:workflow_id',
     {
-      schema: schema('Update Workflow Definition', 'update_workflow_definition_api_v1_workflows_definitions__workflow_id__put', {
-        description: 'Changes the fields given (the owner only); a changed graph is checked as a whole and moves `version`.',
-        params: DefinitionParams,
-        body: { $ref: 'WorkflowDefinitionUpdate#' },
-        response: { 200: { $ref: 'WorkflowDefinitionResponse#' }, ...errorResponses(401, 404) },
-      }),
+      schema: workflowRouteSchema(
+        'Update Workflow Definition',
+        'update_workflow_definition_api_v1_workflows_definitions__workflow_id__put',
+        {
+          description: 'Changes the fields given (the owner only); a changed graph is checked as a whole and moves `version`.',
+          params: DefinitionParams,
+          body: { $ref: 'WorkflowDefinitionUpdate#' },
+          response: { 200: { $ref: 'WorkflowDefinitionResponse#' }, ...errorResponses(401, 404) },
+        },
+      ),
     },
     async (request) => {
       const current = await owned(request, request.params.workflow_id);
@@ -261,7 +262,7 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
         ...(edges === null || edges === undefined ? {} : { edges }),
       };
       if (changes.nodes !== undefined || changes.edges !== undefined) {
-        await checked(request, {
+        await workflows.check(request.user.id, {
           nodes: (changes.nodes ?? current.nodes) as BuilderNode[],
           edges: (changes.edges ?? current.edges) as BuilderEdge[],
         });
@@ -273,11 +274,15 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.delete<{ Params: DefinitionParams }>(
     '/definitions/:workflow_id',
     {
-      schema: schema('Delete Workflow Definition', 'delete_workflow_definition_api_v1_workflows_definitions__workflow_id__delete', {
-        description: 'Deletes the definition (the owner only); its runs stay, with its id.',
-        params: DefinitionParams,
-        response: { 200: { $ref: 'WorkflowDeleteResponse#' }, ...errorResponses(401, 404) },
-      }),
+      schema: workflowRouteSchema(
+        'Delete Workflow Definition',
+        'delete_workflow_definition_api_v1_workflows_definitions__workflow_id__delete',
+        {
+          description: 'Deletes the definition (the owner only); its runs stay, with its id.',
+          params: DefinitionParams,
+          response: { 200: { $ref: 'WorkflowDeleteResponse#' }, ...errorResponses(401, 404) },
+        },
+      ),
     },
     async (request) => {
       const row = await owned(request, request.params.workflow_id);
@@ -289,7 +294,7 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.post<{ Params: DefinitionParams; Body: ExecutionBody }>(
     '/definitions/:workflow_id/execute',
     {
-      schema: schema('Execute Workflow', 'execute_workflow_api_v1_workflows_definitions__workflow_id__execute_post', {
+      schema: workflowRouteSchema('Execute Workflow', 'execute_workflow_api_v1_workflows_definitions__workflow_id__execute_post', {
         description:
           'Runs the definition as one chat turn (`input_data.message`, optionally `conversation_id`, `provider`, `model`, `temperature`, `max_tokens`) and answers its execution once the run is saved.',
         params: DefinitionParams,
@@ -312,18 +317,22 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.get<{ Params: DefinitionParams; Querystring: { limit: number; offset: number } }>(
     '/definitions/:workflow_id/executions',
     {
-      schema: schema('List Workflow Executions', 'list_workflow_executions_api_v1_workflows_definitions__workflow_id__executions_get', {
-        description: "The caller's runs of the definition, newest first.",
-        params: DefinitionParams,
-        querystring: {
-          type: 'object',
-          properties: {
-            limit: { type: 'integer', minimum: 1, maximum: 100, default: 100 },
-            offset: { type: 'integer', minimum: 0, maximum: INT4_MAX, default: 0 },
+      schema: workflowRouteSchema(
+        'List Workflow Executions',
+        'list_workflow_executions_api_v1_workflows_definitions__workflow_id__executions_get',
+        {
+          description: "The caller's runs of the definition, newest first.",
+          params: DefinitionParams,
+          querystring: {
+            type: 'object',
+            properties: {
+              limit: { type: 'integer', minimum: 1, maximum: 100, default: 100 },
+              offset: { type: 'integer', minimum: 0, maximum: INT4_MAX, default: 0 },
+            },
           },
+          response: { 200: { type: 'array', items: { $ref: 'WorkflowExecutionResponse#' } }, ...errorResponses(401, 404) },
         },
-        response: { 200: { type: 'array', items: { $ref: 'WorkflowExecutionResponse#' } }, ...errorResponses(401, 404) },
-      }),
+      ),
     },
     async (request) => {
       const row = await visible(request, request.params.workflow_id);
@@ -335,12 +344,16 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.get<{ Params: DefinitionParams }>(
     '/definitions/:workflow_id/analytics',
     {
-      schema: schema('Get Workflow Analytics', 'get_workflow_analytics_api_v1_workflows_definitions__workflow_id__analytics_get', {
-        description:
-          "The graph's structure (complexity, paths, loops) and, in `runs`, the caller's runs of it: counts by outcome, tokens, cost, p50/p95 duration, from the run rows.",
-        params: DefinitionParams,
-        response: { 200: { $ref: 'WorkflowAnalyticsResponse#' }, ...errorResponses(401, 404) },
-      }),
+      schema: workflowRouteSchema(
+        'Get Workflow Analytics',
+        'get_workflow_analytics_api_v1_workflows_definitions__workflow_id__analytics_get',
+        {
+          description:
+            "The graph's structure (complexity, paths, loops) and, in `runs`, the caller's runs of it: counts by outcome, tokens, cost, p50/p95 duration, from the run rows.",
+          params: DefinitionParams,
+          response: { 200: { $ref: 'WorkflowAnalyticsResponse#' }, ...errorResponses(401, 404) },
+        },
+      ),
     },
     async (request) => {
       const row = await visible(request, request.params.workflow_id);
@@ -396,7 +409,7 @@ export const workflowDefinitionRoutes: FastifyPluginAsync<WorkflowRoutesOptions>
   app.get<{ Querystring: { node_type?: (typeof NODE_TYPES)[number] } }>(
     '/defaults',
     {
-      schema: schema('Get Workflow Defaults', 'get_workflow_defaults_api_v1_workflows_defaults_get', {
+      schema: workflowRouteSchema('Get Workflow Defaults', 'get_workflow_defaults_api_v1_workflows_defaults_get', {
         description:
           "What a builder node gets when its config leaves a field out, per node type (`node_type` picks one), with the caller's tools and the run limits.",
         querystring: { type: 'object', properties: { node_type: { type: 'string', enum: NODE_TYPES } } },

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { HttpError, RequestValidationError } from '../http/errors.js';
-import { bearerSecurity, errorResponses } from '../http/schemas/common-schemas.js';
+import { errorResponses } from '../http/schemas/common-schemas.js';
 import { createWorkflowDefinitionsRepository } from '../repositories/workflow-definitions-repository.js';
 import {
   createWorkflowTemplatesRepository,
@@ -11,16 +11,10 @@ import {
 } from '../repositories/workflow-templates-repository.js';
 import { WorkflowValidationError, type BuilderEdge, type BuilderNode } from '../workflows/builder-graph.js';
 import { createWorkflowExecutor, executionInputOf } from '../workflows/workflow-executor.js';
-import {
-  asRequestError,
-  builtinTemplates,
-  isBuiltinTemplate,
-  workflowResolverFor,
-  type BuiltinTemplate,
-} from '../workflows/workflow-resolver.js';
+import { builtinTemplates, isBuiltinTemplate, workflowResolverFor, type BuiltinTemplate } from '../workflows/workflow-resolver.js';
 import { presentExecution } from './executions.js';
 import { sharedResourceAccess } from './shared-resource-access.js';
-import type { WorkflowRoutesOptions } from './workflow-definitions.js';
+import { workflowRouteSchema, type WorkflowRoutesOptions } from './workflow-definitions.js';
 
 const TemplateParams = {
   type: 'object',
@@ -133,14 +127,6 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
 
   app.addHook('onRequest', app.authenticate);
 
-  const schema = (summary: string, operationId: string, parts: Record<string, unknown>) => ({
-    tags: ['Workflows'],
-    summary,
-    operationId,
-    security: bearerSecurity,
-    ...parts,
-  });
-
   const builtin = async (request: FastifyRequest, id: string) => {
     const template = builtinTemplates().find((candidate) => candidate.id === id);
     return template === undefined ? undefined : presentBuiltin(template, await templates.builtinUsage(id, request.user.id));
@@ -157,19 +143,10 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
       );
   };
 
-  /** The graph checked for the caller, or 422 naming its nodes and edges under `prefix`. */
-  const checked = async (request: FastifyRequest, graph: Graph, prefix: string[]): Promise<void> => {
-    try {
-      await workflows.translate(request.user.id, graph.nodes as BuilderNode[], graph.edges as BuilderEdge[]);
-    } catch (error) {
-      throw error instanceof WorkflowValidationError ? asRequestError(error, prefix) : error;
-    }
-  };
-
   app.get(
     '/templates',
     {
-      schema: schema('List Workflow Templates', 'list_workflow_templates_api_v1_workflows_templates_get', {
+      schema: workflowRouteSchema('List Workflow Templates', 'list_workflow_templates_api_v1_workflows_templates_get', {
         response: { 200: { $ref: 'WorkflowTemplatesResponse#' }, ...errorResponses(401) },
       }),
     },
@@ -183,7 +160,7 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
   app.post<{ Body: CreateBody }>(
     '/templates',
     {
-      schema: schema('Create Workflow Template', 'create_workflow_template_api_v1_workflows_templates_post', {
+      schema: workflowRouteSchema('Create Workflow Template', 'create_workflow_template_api_v1_workflows_templates_post', {
         description:
           'A template of the graph of `workflow_definition_id` (a definition you may read) or of `base_template_id` (a template, built-in ones included).',
         body: { $ref: 'WorkflowTemplateCreate#' },
@@ -215,7 +192,7 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
           },
         ]);
       }
-      await checked(request, graph, []);
+      await workflows.check(request.user.id, graph, []);
       return presentTemplate(await templates.create(request.user.id, { ...body, nodes: graph.nodes, edges: graph.edges }));
     },
   );
@@ -223,7 +200,7 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
   app.post<{ Body: ImportBody }>(
     '/templates/import',
     {
-      schema: schema('Import Workflow Template', 'import_workflow_template_api_v1_workflows_templates_import_post', {
+      schema: workflowRouteSchema('Import Workflow Template', 'import_workflow_template_api_v1_workflows_templates_import_post', {
         description:
           "Creates a template from an export's `template` (name, description, nodes, edges and catalogue fields), checked to run; always a new template.",
         body: { $ref: 'WorkflowTemplateImportRequest#' },
@@ -235,7 +212,7 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
       const problems = importProblems(template, overrideName);
       if (problems.length > 0) throw new RequestValidationError(problems);
       const graph = { nodes: template['nodes'] as Record<string, unknown>[], edges: template['edges'] as Record<string, unknown>[] };
-      await checked(request, graph, ['template']);
+      await workflows.check(request.user.id, graph, ['template']);
       return presentTemplate(
         await templates.create(request.user.id, {
           ...graph,
@@ -254,7 +231,7 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
   app.post<{ Body: { template: Record<string, unknown> } }>(
     '/templates/validate',
     {
-      schema: schema('Validate Workflow Template', 'validate_workflow_template_api_v1_workflows_templates_validate_post', {
+      schema: workflowRouteSchema('Validate Workflow Template', 'validate_workflow_template_api_v1_workflows_templates_validate_post', {
         description: 'Whether `template` would import and run for the caller; each error names the field, node or edge.',
         body: { $ref: 'WorkflowTemplateValidationRequest#' },
         response: { 200: { $ref: 'WorkflowTemplateValidationResponse#' }, ...errorResponses(401) },
@@ -290,7 +267,7 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
   app.put<{ Params: TemplateParams; Body: WorkflowTemplateChanges }>(
     '/templates/:template_id',
     {
-      schema: schema('Update Workflow Template', 'update_workflow_template_api_v1_workflows_templates__template_id__put', {
+      schema: workflowRouteSchema('Update Workflow Template', 'update_workflow_template_api_v1_workflows_templates__template_id__put', {
         description:
           'Changes the catalogue fields given (the owner only; the graph stays: import a new template to change it). Built-in templates: 403.',
         params: TemplateParams,
@@ -311,7 +288,7 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
   app.delete<{ Params: TemplateParams }>(
     '/templates/:template_id',
     {
-      schema: schema('Delete Workflow Template', 'delete_workflow_template_api_v1_workflows_templates__template_id__delete', {
+      schema: workflowRouteSchema('Delete Workflow Template', 'delete_workflow_template_api_v1_workflows_templates__template_id__delete', {
         description: 'Deletes the template (the owner only); built-in templates: 403.',
         params: TemplateParams,
         response: { 200: { $ref: 'WorkflowDeleteResponse#' }, ...errorResponses(401, 403, 404) },
@@ -328,11 +305,15 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
   app.get<{ Params: TemplateParams }>(
     '/templates/:template_id/export',
     {
-      schema: schema('Export Workflow Template', 'export_workflow_template_api_v1_workflows_templates__template_id__export_get', {
-        description: 'The template with its graph, as `POST /templates/import` takes it back.',
-        params: TemplateParams,
-        response: { 200: { $ref: 'WorkflowTemplateExportResponse#' }, ...errorResponses(401, 404) },
-      }),
+      schema: workflowRouteSchema(
+        'Export Workflow Template',
+        'export_workflow_template_api_v1_workflows_templates__template_id__export_get',
+        {
+          description: 'The template with its graph, as `POST /templates/import` takes it back.',
+          params: TemplateParams,
+          response: { 200: { $ref: 'WorkflowTemplateExportResponse#' }, ...errorResponses(401, 404) },
+        },
+      ),
     },
     async (request) => ({
       template: await readable(request, request.params.template_id),
@@ -344,13 +325,17 @@ export const workflowTemplateRoutes: FastifyPluginAsync<WorkflowRoutesOptions> =
   app.post<{ Params: TemplateParams; Body: { input_data?: Record<string, unknown> | null; debug_mode?: boolean } }>(
     '/templates/:template_id/execute',
     {
-      schema: schema('Execute Workflow Template', 'execute_workflow_template_api_v1_workflows_templates__template_id__execute_post', {
-        description:
-          'Runs the template as one chat turn (`input_data` as for a definition) and answers its execution once the run is saved.',
-        params: TemplateParams,
-        body: { $ref: 'WorkflowTemplateExecutionRequest#' },
-        response: { 200: { $ref: 'WorkflowExecutionResponse#' }, ...errorResponses(401, 404, 409, 429) },
-      }),
+      schema: workflowRouteSchema(
+        'Execute Workflow Template',
+        'execute_workflow_template_api_v1_workflows_templates__template_id__execute_post',
+        {
+          description:
+            'Runs the template as one chat turn (`input_data` as for a definition) and answers its execution once the run is saved.',
+          params: TemplateParams,
+          body: { $ref: 'WorkflowTemplateExecutionRequest#' },
+          response: { 200: { $ref: 'WorkflowExecutionResponse#' }, ...errorResponses(401, 404, 409, 429) },
+        },
+      ),
     },
     async (request, reply) => {
       const id = request.params.template_id;

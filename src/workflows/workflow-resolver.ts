@@ -82,6 +82,23 @@ export const createWorkflowResolver = ({ pool, toolsFor }: { pool: DatabasePool;
     translateWorkflow(nodes, edges, { toolNames: await toolNames(userId), entry });
 
   /**
+   * A graph a request sends to be stored, translated for the user.
+   * @param prefix where the graph sits in the request body, for the 422's `loc`.
+   * @throws RequestValidationError 422 naming its nodes and edges when it cannot run.
+   */
+  const check = async (
+    userId: string,
+    graph: { readonly nodes: unknown; readonly edges: unknown },
+    prefix: readonly (string | number)[] = [],
+  ) => {
+    try {
+      return await translate(userId, graph.nodes as BuilderNode[], graph.edges as BuilderEdge[]);
+    } catch (error) {
+      throw error instanceof WorkflowValidationError ? asRequestError(error, prefix) : error;
+    }
+  };
+
+  /**
    * @param prefix where a sent graph sits in the request body, for the 422's `loc`.
    * @throws HttpError 404, RequestValidationError 422
    */
@@ -121,7 +138,7 @@ export const createWorkflowResolver = ({ pool, toolsFor }: { pool: DatabasePool;
     }
   };
 
-  return { resolve, translate, toolNames };
+  return { resolve, translate, check, toolNames };
 };
 
 export type WorkflowResolver = ReturnType<typeof createWorkflowResolver>;
